@@ -1,0 +1,127 @@
+"""Grad-CAM (pytorch-grad-cam) for right and wrong faces, for the predicted and the true class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from .data import ImageSet, find_data_root, load_folder, resolve_eval_folder, to_unit_float
+from .evaluation import predict, save_json
+from .plots import save_figure
+from .runtime import pick_device
+from .training import load_checkpoint
+
+
+def select_samples(y_true: np.ndarray, probs: np.ndarray, per_class: int = 2) -> list[dict]:
+    """Per true class, the `per_class` most confident right and the `per_class` most confident wrong.
+
+    Deterministic: ties are broken by index (a stable sort).
+    """
+    y_pred, conf = probs.argmax(1), probs.max(1)
+    picks = []
+    for c in range(probs.shape[1]):
+        for correct in (True, False):
+            idx = np.flatnonzero((y_true == c) & ((y_pred == c) == correct))
+            idx = idx[np.argsort(-conf[idx], kind="stable")][:per_class]
+            picks += [{"index": int(i), "true": int(c), "pred": int(y_pred[i]), "confidence": float(conf[i]),
+                       "correct": correct} for i in idx]
+    return picks
+
+
+def compute_cams(model: torch.nn.Module, images: torch.Tensor, targets: list[int],
+                 batch_size: int = 32) -> np.ndarray:
+    """Grad-CAM maps (N x H x W, each scaled to [0, 1]) of float images for the given target classes.
+
+    The CAM object is built once and used as a context manager, so its hooks are always removed. The
+    input is copied, never modified.
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    maps = []
+    with GradCAM(model=model, target_layers=[model.cam_layer]) as cam:
+        for start in range(0, len(images), batch_size):
+            # requires_grad on a copy: with frozen features the target layer would otherwise get no gradient
+            x = images[start:start + batch_size].detach().clone().float().to(device).requires_grad_(True)
+            t = [ClassifierOutputTarget(int(k)) for k in targets[start:start + batch_size]]
+            maps.append(cam(input_tensor=x, targets=t))
+    model.train(was_training)
+    return np.concatenate(maps) if maps else np.zeros((0,) + tuple(images.shape[-2:]), np.float32)
+
+
+def overlay(image: torch.Tensor, mask: np.ndarray, weight: float = 0.55) -> np.ndarray:
+    """A CAM heat map laid over a [0, 1] image, as uint8 RGB."""
+    rgb = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    return show_cam_on_image(rgb, mask, use_rgb=True, image_weight=weight)
+
+
+def cam_grid(picks: list[dict], images: torch.Tensor, cams_pred: np.ndarray, cams_true: np.ndarray,
+             classes, correct: bool, title: str | None = None):
+    """One row per class: each face, its CAM for the predicted class and (wrong ones) for the true class."""
+    rows = [[i for i, p in enumerate(picks) if p["true"] == c and p["correct"] == correct]
+            for c in range(len(classes))]
+    per_row = max((len(r) for r in rows), default=0)
+    panels = 2 if correct else 3
+    fig, axes = plt.subplots(len(classes), max(1, per_row * panels),
+                             figsize=(1.55 * max(1, per_row * panels), 1.75 * len(classes)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, row in enumerate(rows):
+        axes[r, 0].text(-0.12, 0.5, classes[r], transform=axes[r, 0].transAxes, ha="right", va="center")
+        for k, i in enumerate(row):
+            p, img = picks[i], images[i]
+            cells = [(img.permute(1, 2, 0).numpy(), f"conf {p['confidence']:.2f}"),
+                     (overlay(img, cams_pred[i]), f"pred {classes[p['pred']]}")]
+            if not correct:
+                cells.append((overlay(img, cams_true[i]), f"true {classes[p['true']]}"))
+            for j, (pic, label) in enumerate(cells):
+                ax = axes[r, k * panels + j]
+                ax.imshow(pic)
+                ax.set_title(label, fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def cam_analysis(model, data: ImageSet, per_class: int = 2, max_batches: int | None = None) -> dict:
+    """Predict on `data`, pick right and wrong faces per class, and compute their CAMs."""
+    probs, labels = predict(model, data, max_batches=max_batches)
+    picks = select_samples(labels, probs, per_class)
+    index = [p["index"] for p in picks]
+    images = to_unit_float(data.images[index]) if index else torch.zeros(0, 3, 1, 1)
+    cams_pred = compute_cams(model, images, [p["pred"] for p in picks])
+    cams_true = compute_cams(model, images, [p["true"] for p in picks])
+    for p in picks:
+        p["path"] = data.paths[p["index"]]
+    return {"picks": picks, "images": images, "cams_pred": cams_pred, "cams_true": cams_true,
+            "classes": list(data.classes)}
+
+
+def save_cam_figures(analysis: dict, out_dir: str | Path, label: str = "") -> list[Path]:
+    """Write cam_correct and cam_wrong grids (PNG and PDF) and cam_samples.json."""
+    out_dir = Path(out_dir)
+    paths = []
+    for correct, name in ((True, "cam_correct"), (False, "cam_wrong")):
+        kind = "correctly" if correct else "wrongly"
+        fig = cam_grid(analysis["picks"], analysis["images"], analysis["cams_pred"], analysis["cams_true"],
+                       analysis["classes"], correct, f"Grad-CAM{label}: {kind} classified validation faces")
+        paths += save_figure(fig, out_dir / name)[:1]
+        plt.close(fig)
+    paths.append(save_json(analysis["picks"], out_dir / "cam_samples.json"))
+    return paths
+
+
+def cam_report(checkpoint, data, out_dir, per_class: int = 2, max_batches: int | None = None,
+               device: str = "auto") -> list[Path]:
+    """The `fer cam` command: CAM grids of a checkpoint on a dataset's validation split."""
+    model, ckpt = load_checkpoint(checkpoint, pick_device(device))
+    folder = resolve_eval_folder(data if data is not None else find_data_root(None))
+    images = load_folder(folder, model.input_size, tuple(ckpt["classes"]))
+    return save_cam_figures(cam_analysis(model, images, per_class, max_batches), out_dir)

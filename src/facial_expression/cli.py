@@ -1,0 +1,169 @@
+"""The `fer` command: stats, train, evaluate, cam and summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from .config import AugmentConfig, TrainConfig
+from .errors import FERError
+
+
+def _none_or_int(s: str) -> int | None:
+    return None if s.lower() in ("none", "0") else int(s)
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--model", choices=("light-vgg", "vgg16"), default=d.model)
+    p.add_argument("--data", default=None, help="dataset root (default: $FER_DATA, then data/affectnet)")
+    p.add_argument("--out", default=None, help="output folder (default: results/<model>)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default=d.optimizer)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--schedule", choices=("onecycle", "cosine", "none"), default=d.schedule)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--class-weights", action="store_true", help="inverse-frequency class weights")
+    p.add_argument("--patience", type=_none_or_int, default=d.patience, help="early-stopping patience (epochs)")
+    p.add_argument("--augment", choices=("none", "standard", "strong"), default=d.augment)
+    p.add_argument("--tune-fraction", type=float, default=d.tune_fraction)
+    p.add_argument("--input-size", type=int, default=None, help="default: 128 LightVGG, 224 VGG16")
+    p.add_argument("--batch-norm", action="store_true", help="LightVGG: batch-norm after each layer")
+    p.add_argument("--dropout", type=float, default=d.dropout, help="LightVGG: dropout after dense layers")
+    p.add_argument("--gaussian-dropout", type=float, default=d.gaussian_dropout,
+                   help="LightVGG: Gaussian dropout after each pool")
+    p.add_argument("--weights", default=d.weights, help="VGG16: imagenet | none | PATH to a .pth file")
+    p.add_argument("--freeze", choices=("none", "features", "all-but-last-block"), default=d.freeze)
+    p.add_argument("--head-lr-mult", type=float, default=d.head_lr_mult)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto | cpu | cuda | mps")
+    p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=d.amp)
+    p.add_argument("--max-batches", type=_none_or_int, default=None, help="smoke runs: batches per epoch")
+    p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fer", description=__doc__,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser("stats", help="split statistics of a dataset", formatter_class=fmt)
+    p.add_argument("data", nargs="?", default=None, help="dataset root (default: $FER_DATA)")
+    p.add_argument("--tune-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="also write the statistics to this JSON file")
+
+    p = sub.add_parser("train", help="train a model and evaluate it on every split", formatter_class=fmt)
+    _add_train_args(p)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a folder of class folders",
+                       formatter_class=fmt)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True, help="a dataset root (its validation split) or a class-folder dir")
+    p.add_argument("--out", required=True)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--max-batches", type=_none_or_int, default=None)
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("cam", help="Grad-CAM grids of right and wrong validation faces", formatter_class=fmt)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", default=None, help="dataset root or class-folder dir (default: $FER_DATA)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--per-class", type=int, default=2, help="correct and wrong faces per class")
+    p.add_argument("--max-batches", type=_none_or_int, default=None)
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("summary", help="torchinfo summary and parameter counts", formatter_class=fmt)
+    p.add_argument("--model", choices=("light-vgg", "vgg16"), default="light-vgg")
+    p.add_argument("--num-classes", type=int, default=8)
+    p.add_argument("--input-size", type=int, default=None)
+    p.add_argument("--batch-norm", action="store_true")
+    return parser
+
+
+def _config_from_args(args) -> TrainConfig:
+    names = {f.name for f in fields(TrainConfig)}
+    kw = {k: v for k, v in vars(args).items() if k in names}
+    if isinstance(kw.get("weights"), str) and kw["weights"].lower() == "none":
+        kw["weights"] = None
+    return TrainConfig(**kw)
+
+
+def cmd_stats(args) -> None:
+    from .data import load_splits, split_statistics, statistics_table
+    from .evaluation import save_json
+    splits = load_splits(args.data, 48, args.tune_fraction, args.seed)
+    stats = split_statistics(splits)
+    print(f"dataset: {stats['root']}")
+    print(statistics_table(stats).to_string())
+    print(f"image sizes: {stats['image_sizes']}")
+    print(f"colour modes: {stats['colour_modes']}")
+    if args.json:
+        print(f"wrote {save_json(stats, Path(args.json))}")
+
+
+def cmd_train(args) -> None:
+    from .experiment import run_experiment
+    cfg = _config_from_args(args)
+    result = run_experiment(cfg, resume=not args.no_resume)
+    m = result.metrics["validation"]
+    state = " (interrupted)" if result.history.interrupted else ""
+    print(f"validation{state}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+          f"macro-AUC {m['macro_auc']:.4f}  (best tune epoch {result.history.best_epoch})")
+    print(f"wrote {result.out_dir}/ (config.json, history.json, metrics.json, best.pt, last.pt, figures/)")
+    if result.history.interrupted:
+        raise SystemExit(130)
+
+
+def cmd_evaluate(args) -> None:
+    from .experiment import evaluate_checkpoint
+    m = evaluate_checkpoint(args.checkpoint, args.data, args.out, args.batch_size, args.max_batches, args.device)
+    print(f"{m['n']} images: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+          f"macro-AUC {m['macro_auc'] if m['macro_auc'] is None else round(m['macro_auc'], 4)}")
+    print(f"wrote {args.out}/ (metrics.json, predictions.npz, classification_report.txt, figures/)")
+
+
+def cmd_cam(args) -> None:
+    from .cam import cam_report
+    paths = cam_report(args.checkpoint, args.data, args.out, args.per_class, args.max_batches, args.device)
+    print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def cmd_summary(args) -> None:
+    from .models import build_model, count_parameters, summary
+    opts = {"input_size": args.input_size} if args.input_size else {}
+    if args.model == "vgg16":
+        opts["weights"] = None  # architecture only: no download needed
+    else:
+        opts["batch_norm"] = args.batch_norm
+    model = build_model(args.model, args.num_classes, **opts)
+    print(summary(model))
+    print(json.dumps(count_parameters(model)))
+
+
+COMMANDS = {"stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam,
+            "summary": cmd_summary}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (FERError, ValueError) as e:
+        print(f"fer {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"fer {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Paths and the experiment configuration: the one place that knows where things live."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+PROJ_ROOT = Path(__file__).resolve().parents[2]
+RESULTS_DIR = PROJ_ROOT / "results"
+NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
+REPORT_DIR = PROJ_ROOT / "report"
+REPORT_FIG_DIR = REPORT_DIR / "figures"
+DEFAULT_DATA_DIR = PROJ_ROOT / "data" / "affectnet"
+
+
+def cache_dir() -> Path:
+    """Where decoded-image caches go: $FER_CACHE, else ~/.cache/facial_expression (never the data folder)."""
+    return Path(os.environ.get("FER_CACHE", Path.home() / ".cache" / "facial_expression"))
+
+
+@dataclass
+class AugmentConfig:
+    """An on-line augmentation policy; the defaults are the 'standard' policy of part (a)."""
+
+    name: str = "standard"
+    hflip: float = 0.5
+    rotation: float = 10.0  # degrees, +-
+    translate: float = 0.08  # fraction of the side, +-
+    scale: tuple[float, float] = (0.95, 1.05)
+    brightness: float = 0.2
+    contrast: float = 0.2
+    erasing: float = 0.0  # probability of one random-erasing patch
+
+    @classmethod
+    def preset(cls, name: str) -> "AugmentConfig":
+        """The named policies: 'none', 'standard' and 'strong'."""
+        if name == "none":
+            return cls(name="none", hflip=0.0, rotation=0.0, translate=0.0, scale=(1.0, 1.0),
+                       brightness=0.0, contrast=0.0, erasing=0.0)
+        if name == "standard":
+            return cls()
+        if name == "strong":
+            return cls(name="strong", rotation=15.0, translate=0.1, scale=(0.9, 1.1),
+                       brightness=0.3, contrast=0.3, erasing=0.25)
+        raise ValueError(f"unknown augmentation policy {name!r}; choose none, standard or strong")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of one training run; saved as config.json next to its checkpoint."""
+
+    model: str = "light-vgg"  # light-vgg | vgg16
+    # LightVGG options (the authors' Keras code); the paper's table is all False.
+    batch_norm: bool = False
+    dropout: float = 0.0
+    gaussian_dropout: float = 0.0
+    # VGG16 options
+    weights: str | None = "imagenet"  # imagenet | none | path to a .pth state dict
+    freeze: str = "features"  # none | features | all-but-last-block
+    head_lr_mult: float = 10.0
+    input_size: int | None = None  # None: the model's own (128 LightVGG, 224 VGG16)
+    # data
+    data: str | None = None
+    tune_fraction: float = 0.1
+    augment: str = "standard"
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "onecycle"  # onecycle | cosine | none
+    warmup_epochs: float = 1.0  # for cosine
+    label_smoothing: float = 0.0
+    class_weights: bool = False
+    patience: int | None = None  # early stopping on tune accuracy
+    # runtime
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"  # auto | off | bf16 | fp16
+    max_batches: int | None = None
+    eval_batch_size: int = 256
+    out: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Rebuild from a saved dict, ignoring keys this version no longer knows."""
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        for key in ("betas",):
+            if key in kw and kw[key] is not None:
+                kw[key] = tuple(kw[key])
+        return cls(**kw)
+
+    def resolved_input_size(self) -> int:
+        if self.input_size is not None:
+            return self.input_size
+        return 224 if self.model == "vgg16" else 128
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2))

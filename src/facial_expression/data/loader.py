@@ -1,0 +1,58 @@
+"""Batches from a decoded ImageSet: shuffled and augmented per sample, moved to the device."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .augment import augment_batch, build_augmentation, to_unit_float
+from .cache import ImageSet
+
+
+class BatchLoader:
+    """Iterates over (float images in [0, 1], labels) batches of an ImageSet.
+
+    No worker processes: images are already decoded, and on a 2-core machine workers would compete
+    with the model for the same cores. Shuffling uses its own generator, seeded per epoch, so a
+    resumed run sees the same order. Evaluation loaders never shuffle.
+    """
+
+    def __init__(self, data: ImageSet, batch_size: int, *, shuffle: bool = False, augment=None,
+                 device: torch.device | str = "cpu", seed: int = 0, max_batches: int | None = None,
+                 drop_last: bool = False, channels_last: bool = True):
+        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+        self.transform = build_augmentation(augment) if augment not in (None, "none") else None
+        self.device, self.seed, self.max_batches = torch.device(device), seed, max_batches
+        self.drop_last, self.channels_last = drop_last, channels_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Fix the shuffle order and augmentation draws of an epoch (for exact resumes)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.data) // self.batch_size if self.drop_last else math.ceil(len(self.data) / self.batch_size)
+        return min(n, self.max_batches) if self.max_batches else n
+
+    def __iter__(self):
+        n = len(self.data)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = torch.arange(n)
+        if self.shuffle:
+            torch.manual_seed(self.seed * 100_019 + self.epoch)  # augmentation and dropout draws
+        pin = self.device.type == "cuda"
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            x = self.data.images[idx]
+            y = self.data.labels[idx]
+            if pin:
+                x, y = x.pin_memory(), y.pin_memory()
+            x = x.to(self.device, non_blocking=True)
+            x = augment_batch(self.transform, x) if self.transform is not None else to_unit_float(x)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y.to(self.device, non_blocking=True)

@@ -1,0 +1,102 @@
+"""Predictions and metrics: accuracy, macro-F1, kappa, confusion matrix and one-vs-rest ROC/AUC."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import (accuracy_score, classification_report, cohen_kappa_score, confusion_matrix,
+                             f1_score, precision_recall_fscore_support, roc_auc_score, roc_curve)
+
+from .data import BatchLoader, ImageSet
+from .runtime import autocast
+
+
+def predict(model, data: ImageSet, batch_size: int = 256, amp=None,
+            max_batches: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities (N x C) and true labels (N) of a model on an ImageSet, in eval mode."""
+    device = next(model.parameters()).device
+    model.eval()
+    probs, labels = [], []
+    with torch.inference_mode(), autocast(device, amp):
+        for x, y in BatchLoader(data, batch_size, device=device, max_batches=max_batches):
+            probs.append(torch.softmax(model(x).float(), 1).cpu())
+            labels.append(y.cpu())
+    return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+
+
+def roc_curves(y_true: np.ndarray, probs: np.ndarray, classes) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """One-vs-rest ROC per class present in y_true: name -> (fpr, tpr, auc)."""
+    out = {}
+    for i, name in enumerate(classes):
+        positives = y_true == i
+        if positives.all() or not positives.any():
+            continue  # undefined without both positives and negatives
+        fpr, tpr, _ = roc_curve(positives, probs[:, i])
+        out[name] = (fpr, tpr, float(roc_auc_score(positives, probs[:, i])))
+    return out
+
+
+def compute_metrics(y_true: np.ndarray, probs: np.ndarray, classes) -> dict:
+    """All metrics of one split. AUCs are one-vs-rest; the macro AUC averages the classes present."""
+    classes = list(classes)
+    labels = list(range(len(classes)))
+    y_pred = probs.argmax(1)
+    prec, rec, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    curves = roc_curves(y_true, probs, classes)
+    present = [c for c in classes if c in curves]
+    micro = None
+    if len(present) >= 2:
+        onehot = np.eye(len(classes))[y_true]
+        micro = float(roc_auc_score(onehot.ravel(), probs.ravel()))
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "macro_auc": float(np.mean([curves[c][2] for c in present])) if present else None,
+        "micro_auc": micro,
+        "cohen_kappa": float(cohen_kappa_score(y_true, y_pred, labels=labels)),
+        "n": int(len(y_true)),
+        "classes": classes,
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "per_class": {
+            c: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]),
+                "support": int(support[i]), "auc": curves[c][2] if c in curves else None}
+            for i, c in enumerate(classes)
+        },
+    }
+
+
+def report_text(y_true: np.ndarray, probs: np.ndarray, classes) -> str:
+    """scikit-learn's classification report."""
+    return classification_report(y_true, probs.argmax(1), labels=list(range(len(classes))),
+                                 target_names=list(classes), digits=3, zero_division=0)
+
+
+def save_json(obj, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2))
+    return path
+
+
+def measure_latency(model, input_size: int, device=None, repeats: int = 50, warmup: int = 10) -> dict:
+    """Single-image inference latency in ms (median and p90) on `device`."""
+    device = torch.device(device) if device else next(model.parameters()).device
+    model = model.to(device).eval()
+    x = torch.rand(1, 3, input_size, input_size, device=device)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append((time.perf_counter() - t0) * 1000)
+    return {"device": str(device), "median_ms": float(np.median(times)),
+            "p90_ms": float(np.percentile(times, 90)), "repeats": repeats}

@@ -1,0 +1,125 @@
+"""One experiment end to end: data, model, fit, evaluation on every split, figures and metrics.json.
+
+The CLI and the notebooks both call `run_experiment`, so the same config and seed give the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .config import RESULTS_DIR, TrainConfig
+from .data import ImageSet, Splits, load_folder, load_splits, resolve_eval_folder, split_statistics
+from .evaluation import compute_metrics, predict, report_text, save_json
+from .models import build_model, count_parameters, model_options
+from .plots import plot_confusions, plot_history, plot_roc, save_figure
+from .runtime import amp_dtype, pick_device, seed_everything, set_threads
+from .training import History, fit, load_checkpoint
+
+DEFAULT_NAMES = {"light-vgg": "light_vgg", "vgg16": "vgg16_transfer"}
+
+
+@dataclass
+class ExperimentResult:
+    """What a finished run leaves behind, in memory and under `out_dir`."""
+
+    cfg: TrainConfig
+    out_dir: Path
+    splits: Splits
+    model: torch.nn.Module
+    history: History
+    metrics: dict  # split -> metrics dict
+    predictions: dict  # split -> (probs, labels)
+
+
+def output_dir(cfg: TrainConfig) -> Path:
+    return Path(cfg.out) if cfg.out else RESULTS_DIR / DEFAULT_NAMES.get(cfg.model, cfg.model)
+
+
+def evaluate_splits(model, data: dict[str, ImageSet], out_dir: Path, classes, batch_size: int = 256,
+                    amp=None, max_batches: int | None = None, extra: dict | None = None,
+                    figures: bool = True) -> tuple[dict, dict]:
+    """Metrics, predictions.npz, metrics.json and ROC/confusion figures for each split given.
+
+    metrics.json's top level holds the last split given (validation, the reported one); every split is
+    under "splits".
+    """
+    out_dir = Path(out_dir)
+    metrics, preds = {}, {}
+    for split, images in data.items():
+        probs, labels = predict(model, images, batch_size, amp, max_batches)
+        metrics[split], preds[split] = compute_metrics(labels, probs, classes), (probs, labels)
+    reported = list(data)[-1]
+    summary = {**metrics[reported], "evaluated_split": reported, **(extra or {}),
+               "splits": {s: {k: m[k] for k in ("accuracy", "macro_f1", "macro_auc", "micro_auc",
+                                                 "cohen_kappa", "n", "confusion_matrix")}
+                          for s, m in metrics.items()}}
+    save_json(summary, out_dir / "metrics.json")
+    np.savez_compressed(out_dir / "predictions.npz",
+                        **{f"{s}_probs": p for s, (p, _) in preds.items()},
+                        **{f"{s}_labels": y for s, (_, y) in preds.items()})
+    probs, labels = preds[reported]
+    (out_dir / "classification_report.txt").write_text(report_text(labels, probs, classes))
+    if figures:
+        fig_dir = out_dir / "figures"
+        for split, (p, y) in preds.items():
+            fig = plot_roc(y, p, classes, f"ROC, {split} (one-vs-rest)")
+            save_figure(fig, fig_dir / f"roc_{split}")
+            plt.close(fig)
+        for normalize, name in ((False, "confusion_counts"), (True, "confusion_normalised")):
+            fig = plot_confusions(metrics, normalize)
+            save_figure(fig, fig_dir / name)
+            plt.close(fig)
+    return metrics, preds
+
+
+def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
+                   splits: Splits | None = None) -> ExperimentResult:
+    """Train the configured model and evaluate its best (tune-selected) checkpoint on all splits."""
+    seed_everything(cfg.seed)
+    set_threads()
+    device = pick_device(cfg.device)
+    out_dir = output_dir(cfg)
+    size = cfg.resolved_input_size()
+    if splits is None:
+        splits = load_splits(cfg.data, size, cfg.tune_fraction, cfg.seed, progress=progress)
+    cfg.data = str(splits.layout.root)
+    save_json(split_statistics(splits), out_dir / "split_stats.json")
+    options = model_options(cfg)
+    model = build_model(cfg.model, len(splits.classes), **options)
+    model = model.to(device).to(memory_format=torch.channels_last)
+    history = fit(model, splits, cfg, out_dir, options, resume=resume, progress=progress)
+    fig = plot_history(history.to_dict(), title=f"{cfg.model}: loss and accuracy")
+    save_figure(fig, out_dir / "figures" / "history")
+    plt.close(fig)
+
+    best = out_dir / "best.pt"
+    if best.exists():
+        model, _ = load_checkpoint(best, device)
+        model = model.to(memory_format=torch.channels_last)
+    extra = {"model": cfg.model, "parameters": count_parameters(model), "best_epoch": history.best_epoch,
+             "epochs_run": len(history.epochs), "wall_seconds": history.wall_seconds,
+             "device": history.device, "amp": history.amp, "data": cfg.data,
+             "interrupted": history.interrupted, "max_batches": cfg.max_batches}
+    metrics, preds = evaluate_splits(model, dict(splits.items()), out_dir, splits.classes,
+                                     cfg.eval_batch_size, amp_dtype(device, cfg.amp), cfg.max_batches, extra)
+    return ExperimentResult(cfg, out_dir, splits, model, history, metrics, preds)
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out_dir: str | Path,
+                        batch_size: int = 256, max_batches: int | None = None, device: str = "auto",
+                        progress: bool = True) -> dict:
+    """Evaluate a saved model on a folder of class sub-folders, matching classes by name."""
+    dev = pick_device(device)
+    model, ckpt = load_checkpoint(checkpoint, dev)
+    folder = resolve_eval_folder(data)
+    images = load_folder(folder, model.input_size, tuple(ckpt["classes"]), progress=progress)
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    extra = {"model": ckpt["model_name"], "checkpoint": str(checkpoint), "data": str(folder)}
+    metrics, _ = evaluate_splits(model, {folder.name: images}, Path(out_dir), ckpt["classes"], batch_size,
+                                 amp_dtype(dev, cfg.amp), max_batches, extra)
+    return metrics[folder.name]

@@ -1,0 +1,51 @@
+"""Models: the light VGG of Hewitt & Gunes and VGG16 transfer, built by name."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchinfo import summary as _torchinfo_summary
+
+from .light_vgg import GaussianDropout, LightVGG, light_vgg_param_count
+from .vgg16 import VGG16Transfer, load_imagenet_state_dict
+
+MODEL_NAMES = ("light-vgg", "vgg16")
+
+
+def build_model(name: str, num_classes: int, **options) -> nn.Module:
+    """A model by name; `options` are the constructor's keyword arguments."""
+    if num_classes < 2:
+        raise ValueError(f"need at least 2 classes, got {num_classes}")
+    if name == "light-vgg":
+        return LightVGG(num_classes, **options)
+    if name == "vgg16":
+        return VGG16Transfer(num_classes, **options)
+    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+
+
+def model_options(cfg) -> dict:
+    """The constructor options of the model a TrainConfig asks for."""
+    size = cfg.resolved_input_size()
+    if cfg.model == "light-vgg":
+        return {"input_size": size, "batch_norm": cfg.batch_norm, "dropout": cfg.dropout,
+                "gaussian_dropout": cfg.gaussian_dropout}
+    return {"input_size": size, "weights": cfg.weights, "freeze": cfg.freeze}
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    """Total and trainable parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable, "frozen": total - trainable}
+
+
+def summary(model: nn.Module, input_size: int | None = None, batch_size: int = 1, verbose: int = 0):
+    """A torchinfo summary at the model's own input size."""
+    size = input_size or model.input_size
+    return _torchinfo_summary(model, input_size=(batch_size, 3, size, size), device="cpu",
+                              col_names=("output_size", "num_params", "trainable"), verbose=verbose,
+                              row_settings=("var_names",))
+
+
+__all__ = ["GaussianDropout", "LightVGG", "VGG16Transfer", "build_model", "count_parameters",
+           "light_vgg_param_count", "load_imagenet_state_dict", "model_options", "summary", "MODEL_NAMES"]
