@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=8)
     p.add_argument("--input-size", type=int, default=None)
     p.add_argument("--batch-norm", action="store_true")
+    for subparser in sub.choices.values():  # every option shows its default in --help
+        for action in subparser._actions:
+            if not action.help and action.dest != "help":
+                action.help = action.dest.replace("_", " ")
     return parser
 
 

@@ -1,0 +1,59 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from facial_expression.cli import main
+
+
+def fer(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "facial_expression", *map(str, args)],
+                          capture_output=True, text=True, env=env)
+
+
+def test_help_lists_every_command_with_defaults():
+    out = fer("--help").stdout
+    for cmd in ("stats", "train", "evaluate", "cam", "summary"):
+        assert cmd in out
+    assert "(default: 30)" in fer("train", "--help").stdout
+
+
+def test_expected_errors_are_one_line_without_traceback(tmp_path):
+    r = fer("stats", tmp_path / "missing")
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"fer stats: error: dataset folder {tmp_path / 'missing'} does not exist"
+    r = fer("evaluate", "--checkpoint", tmp_path / "none.pt", "--data", tmp_path, "--out", tmp_path / "o")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "does not exist" in r.stderr
+
+
+def test_summary_prints_the_parameter_count(capsys):
+    assert main(["summary", "--model", "light-vgg", "--num-classes", "8"]) == 0
+    out = capsys.readouterr().out
+    assert '"total": 3744664' in out
+
+
+def test_stats_on_the_synthetic_set(tiny_dataset, tmp_path, capsys):
+    assert main(["stats", str(tiny_dataset), "--json", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["totals"]["validation"] == 12
+
+
+@pytest.mark.slow
+def test_real_data_train_evaluate_cam_smoke(real_data, tmp_path):
+    """One epoch of 3 batches on the real sample, then evaluate and CAM the checkpoint."""
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(real_data), "--epochs", "1", "--max-batches", "3",
+                 "--out", str(run)]) == 0
+    for name in ("config.json", "history.json", "metrics.json", "best.pt", "last.pt", "split_stats.json",
+                 "figures/history.png", "figures/roc_validation.png", "figures/confusion_counts.png",
+                 "figures/confusion_normalised.pdf"):
+        assert (run / name).exists(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"accuracy", "macro_f1", "macro_auc", "classes", "confusion_matrix", "per_class"} <= set(metrics)
+    assert len(metrics["classes"]) == 7 and metrics["splits"]["train"]["n"] > 0
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(real_data),
+                 "--out", str(tmp_path / "eval"), "--max-batches", "2"]) == 0
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["n"] == 512
+    assert main(["cam", "--checkpoint", str(run / "best.pt"), "--data", str(real_data),
+                 "--out", str(tmp_path / "cam"), "--max-batches", "2"]) == 0
+    assert (tmp_path / "cam" / "cam_correct.png").exists() and (tmp_path / "cam" / "cam_wrong.png").exists()

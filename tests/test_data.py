@@ -1,0 +1,169 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from facial_expression.config import AugmentConfig
+from facial_expression.data import (BatchLoader, SkippedFilesWarning, augmentation_counts, augmented_views,
+                                    expand_offline, find_data_root, load_folder, load_splits,
+                                    resolve_eval_folder, resolve_layout, split_statistics, split_train_tune,
+                                    statistics_table)
+from facial_expression.errors import DataError
+
+from conftest import make_split
+
+
+def load(ds, size=32, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)
+        return load_splits(ds, size, progress=False, **kw)
+
+
+def test_layout_classes_come_from_folders(tiny_dataset):
+    layout = resolve_layout(tiny_dataset)
+    assert layout.classes == ("angry", "happy", "sad")
+    assert layout.eval_dir.name == "validation"
+
+
+@pytest.mark.parametrize("name", ["val", "test"])
+def test_alternative_eval_split_names(tiny_dataset, name):
+    (tiny_dataset / "validation").rename(tiny_dataset / name)
+    assert resolve_layout(tiny_dataset).eval_dir.name == name
+
+
+def test_images_are_rgb_uint8_at_model_size_and_scale_to_unit_range(tiny_dataset):
+    splits = load(tiny_dataset, size=64)
+    imgs = splits.train.images
+    assert imgs.dtype == torch.uint8 and imgs.shape[1:] == (3, 64, 64)
+    assert set(splits.train.modes) == {"RGB", "L", "RGBA", "CMYK"}
+    x, _ = next(iter(BatchLoader(splits.train, 8)))
+    assert x.dtype == torch.float32 and 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5
+
+
+def test_bad_files_are_skipped_with_a_warning_naming_them(tiny_dataset):
+    with pytest.warns(SkippedFilesWarning) as record:
+        data = load_folder(tiny_dataset / "train", 32, use_disk_cache=False, progress=False)
+    text = str(record[0].message)
+    assert "skipped 3 file(s)" in text
+    for name in ("broken.jpg", ".DS_Store", "notes.txt"):
+        assert name in text
+    assert len(data) == 36
+
+
+def test_disk_cache_gives_the_same_images(tiny_dataset):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)
+        a = load_folder(tiny_dataset / "train", 32, progress=False)
+        b = load_folder(tiny_dataset / "train", 32, progress=False)  # from the cache
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels) and a.paths == b.paths
+
+
+def test_tune_split_is_stratified_disjoint_and_seeded(tiny_dataset):
+    splits = load(tiny_dataset)
+    full = len(splits.train) + len(splits.tune)
+    assert len(splits.tune) == round(0.1 * full) or len(splits.tune) == int(0.1 * full) + 1
+    assert not set(splits.train.paths) & set(splits.tune.paths)
+    assert set(splits.tune.counts().values()) <= {1, 2}  # stratified: every class represented
+    again = load(tiny_dataset)
+    assert again.tune.paths == splits.tune.paths
+    other = split_train_tune(load_folder(tiny_dataset / "validation", 32, progress=False), 0.25, seed=5)[1]
+    assert sorted(other.counts().values()) == [1, 1, 1]
+
+
+def test_split_statistics_table_and_json(tiny_dataset):
+    stats = split_statistics(load(tiny_dataset))
+    assert stats["totals"]["validation"] == 12
+    assert stats["totals"]["train"] + stats["totals"]["tune"] == 36
+    assert stats["image_sizes"] == {"32x32": 48}
+    table = statistics_table(stats)
+    assert table.loc["total", "all"] == 48 and list(table.columns) == ["train", "tune", "validation", "all"]
+
+
+def test_missing_class_in_one_split_is_an_error(tiny_dataset):
+    import shutil
+    shutil.rmtree(tiny_dataset / "validation" / "sad")
+    with pytest.raises(DataError, match="missing from validation/: sad"):
+        resolve_layout(tiny_dataset)
+
+
+def test_different_class_sets_are_an_error(tiny_dataset):
+    (tiny_dataset / "validation" / "sad").rename(tiny_dataset / "validation" / "contempt")
+    with pytest.raises(DataError, match="class folders differ"):
+        resolve_layout(tiny_dataset)
+
+
+def test_empty_class_is_an_error(tiny_dataset):
+    for f in (tiny_dataset / "validation" / "happy").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match="holds no images"):
+        resolve_layout(tiny_dataset)
+
+
+def test_empty_split_and_missing_split_are_errors(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "validation").mkdir()
+    with pytest.raises(DataError, match="is empty"):
+        resolve_layout(tmp_path)
+    with pytest.raises(DataError, match="no validation"):
+        resolve_layout(make_split(tmp_path / "x" / "train", ["a", "b"], 2).parent)
+    with pytest.raises(DataError, match="does not exist"):
+        find_data_root(tmp_path / "nowhere")
+
+
+def test_data_root_from_environment(tiny_dataset, monkeypatch):
+    monkeypatch.setenv("FER_DATA", str(tiny_dataset))
+    assert find_data_root() == tiny_dataset
+
+
+def test_eval_folder_matches_classes_by_name(tiny_dataset):
+    import shutil
+    shutil.rmtree(tiny_dataset / "validation" / "angry")  # a subset is fine
+    folder = resolve_eval_folder(tiny_dataset / "validation")
+    data = load_folder(folder, 32, classes=("angry", "happy", "sad"), progress=False)
+    assert set(data.labels.tolist()) == {1, 2}
+    (tiny_dataset / "validation" / "sad").rename(tiny_dataset / "validation" / "bored")
+    with pytest.raises(DataError, match="does not know: bored"):
+        load_folder(folder, 32, classes=("angry", "happy", "sad"), progress=False)
+
+
+@pytest.mark.parametrize("policy", ["none", "standard", "strong"])
+def test_augmented_views_shape_range_and_no_side_effect(tiny_dataset, policy):
+    data = load(tiny_dataset).validation
+    before = data.images.clone()
+    views = augmented_views(data.images[:4], policy, n_views=3, seed=1)
+    assert views.shape == (4, 3, 3, 32, 32) and views.dtype == torch.float32
+    assert 0 <= views.min() and views.max() <= 1
+    assert torch.equal(data.images, before)
+    assert torch.equal(views, augmented_views(data.images[:4], policy, n_views=3, seed=1))
+    if policy != "none":
+        assert not torch.equal(views[:, 0], views[:, 1])
+
+
+def test_unknown_policy_is_an_error():
+    with pytest.raises(ValueError, match="unknown augmentation policy"):
+        AugmentConfig.preset("wild")
+
+
+def test_augmentation_counts_and_offline_expansion(tiny_dataset):
+    counts = augmentation_counts(6300, 30, "standard", offline_factor=2)
+    assert counts["distinct_samples_seen_over_run"] == 189_000
+    assert counts["stored_after_offline_expansion"] == 18_900
+    assert augmentation_counts(100, 30, "none")["distinct_samples_seen_over_run"] == 100
+    data = load(tiny_dataset).validation
+    imgs, labels = expand_offline(data.images, data.labels, "standard", factor=2)
+    assert len(imgs) == 3 * len(data) and imgs.dtype == torch.uint8
+    assert torch.equal(labels[len(data):len(data) + 2], data.labels[:1].repeat(2))
+
+
+def test_loader_is_seeded_per_epoch_and_eval_never_shuffles(tiny_dataset):
+    data = load(tiny_dataset).train
+    loader = BatchLoader(data, 8, shuffle=True, augment="standard", seed=3)
+    loader.set_epoch(1)
+    a = [x for x, _ in loader]
+    loader.set_epoch(1)
+    b = [x for x, _ in loader]
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    ys = torch.cat([y for _, y in BatchLoader(data, 8)])
+    assert torch.equal(ys, data.labels)
+    assert len(BatchLoader(data, 8, max_batches=2)) == 2
