@@ -125,3 +125,36 @@ def cam_report(checkpoint, data, out_dir, per_class: int = 2, max_batches: int |
     folder = resolve_eval_folder(data if data is not None else find_data_root(None))
     images = load_folder(folder, model.input_size, tuple(ckpt["classes"]))
     return save_cam_figures(cam_analysis(model, images, per_class, max_batches), out_dir)
+
+
+def region_shares(cams: np.ndarray) -> dict[str, float]:
+    """Mean share of CAM mass in face regions of an aligned crop: border ring, eyes band, mouth band.
+
+    Bands are fractions of the height: eyes 25-50%, mouth 60-85%; the border is the outer 12.5% ring.
+    """
+    n, h, w = cams.shape
+    total = cams.reshape(n, -1).sum(1) + 1e-8
+    b = max(1, h // 8)
+    inner = cams[:, b:h - b, b:w - b].reshape(n, -1).sum(1)
+    eyes = cams[:, int(0.25 * h):int(0.5 * h), :].reshape(n, -1).sum(1)
+    mouth = cams[:, int(0.6 * h):int(0.85 * h), :].reshape(n, -1).sum(1)
+    return {"border": float(np.mean(1 - inner / total)), "eyes_band": float(np.mean(eyes / total)),
+            "mouth_band": float(np.mean(mouth / total))}
+
+
+def photo_style_check(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray, classes) -> "pd.DataFrame":
+    """Per class: accuracy on FFHQ portraits (files named ffhq_*) and on the other images.
+
+    In our sample `happy` and `neutral` are mostly FFHQ photos; how often a non-happy/neutral face is
+    predicted happy or neutral when it *is* an FFHQ photo shows whether photo style is a shortcut.
+    """
+    import pandas as pd
+    ffhq = np.array([Path(p).name.startswith("ffhq") for p in paths])
+    rows = []
+    for c, name in enumerate(classes):
+        sel = y_true == c
+        row = {"class": name, "ffhq_images": int((sel & ffhq).sum()), "other_images": int((sel & ~ffhq).sum())}
+        for tag, mask in (("ffhq", sel & ffhq), ("other", sel & ~ffhq)):
+            row[f"accuracy_{tag}"] = float((y_pred[mask] == c).mean()) if mask.any() else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("class")

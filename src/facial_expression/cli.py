@@ -85,6 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=8)
     p.add_argument("--input-size", type=int, default=None)
     p.add_argument("--batch-norm", action="store_true")
+    p = sub.add_parser("notebooks", help="execute the P5 notebooks in order with papermill",
+                       formatter_class=fmt)
+    p.add_argument("--smoke", action="store_true",
+                   help="1 epoch, 2 batches, random VGG16 allowed; writes into --output-dir or a temp folder")
+    p.add_argument("--only", nargs="*", default=None, help="notebook names (default: all four)")
+    p.add_argument("--output-dir", default=None)
+    p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                   help="a notebook parameter, e.g. -p epochs 30 -p data /path (values parsed as JSON if they can be)")
+    p = sub.add_parser("results", help="the README's results table from results/*/metrics.json",
+                       formatter_class=fmt)
+    p.add_argument("--results", default=None, help="results folder (default: the repository's results/)")
     for subparser in sub.choices.values():  # every option shows its default in --help
         for action in subparser._actions:
             if not action.help and action.dest != "help":
@@ -152,7 +163,25 @@ def cmd_summary(args) -> None:
     print(json.dumps(count_parameters(model)))
 
 
-COMMANDS = {"stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam,
+def cmd_notebooks(args) -> None:
+    from .notebooks import NOTEBOOKS, run_notebooks
+    params = {}
+    for name, value in args.param:
+        try:
+            params[name] = json.loads(value)
+        except json.JSONDecodeError:
+            params[name] = value
+    written = run_notebooks(args.only or NOTEBOOKS, params, args.smoke, args.output_dir)
+    print("wrote " + ", ".join(str(p) for p in written))
+
+
+def cmd_results(args) -> None:
+    from .config import RESULTS_DIR
+    from .experiment import results_markdown
+    print(results_markdown(args.results or RESULTS_DIR))
+
+
+COMMANDS = {"notebooks": cmd_notebooks, "results": cmd_results, "stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam,
             "summary": cmd_summary}
 
 

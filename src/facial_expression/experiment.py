@@ -123,3 +123,39 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out_dir: str |
     metrics, _ = evaluate_splits(model, {folder.name: images}, Path(out_dir), ckpt["classes"], batch_size,
                                  amp_dtype(dev, cfg.amp), max_batches, extra)
     return metrics[folder.name]
+
+
+def model_card(out_dir: str | Path, name: str) -> dict:
+    """Parameters, size on disk, measured latency and validation metrics of a saved run, or 'not run'."""
+    from .evaluation import measure_latency
+    out_dir = Path(out_dir)
+    metrics_path, best = out_dir / "metrics.json", out_dir / "best.pt"
+    if not (metrics_path.exists() and best.exists()):
+        return {"model": name, "status": f"not run (no {metrics_path.name} / {best.name} in {out_dir})"}
+    import json
+    m = json.loads(metrics_path.read_text())
+    model, _ = load_checkpoint(best, "cpu")
+    card = {"model": name, "status": "trained", "parameters": count_parameters(model)["total"],
+            "trainable": count_parameters(model)["trainable"],
+            "checkpoint_MB": round(best.stat().st_size / 2**20, 1),
+            "cpu_latency_ms": round(measure_latency(model, model.input_size, "cpu")["median_ms"], 2)}
+    if torch.cuda.is_available():
+        card["gpu_latency_ms"] = round(measure_latency(model, model.input_size, "cuda")["median_ms"], 2)
+    card.update({k: m[k] for k in ("accuracy", "macro_f1", "macro_auc")})
+    card["epochs_run"], card["smoke"] = m.get("epochs_run"), bool(m.get("max_batches"))
+    return card
+
+
+def results_markdown(results_dir: str | Path = RESULTS_DIR) -> str:
+    """The README's results table, generated from results/*/metrics.json (validation split)."""
+    import json
+    lines = ["| experiment | model | epochs run (best) | val. accuracy | val. macro-F1 | val. macro-AUC | "
+             "parameters | wall time | device |", "|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted(Path(results_dir).glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        if "epochs_run" not in m or m.get("max_batches"):
+            continue  # evaluations and smoke runs are not results
+        lines.append(f"| `{path.parent.name}` | {m['model']} | {m['epochs_run']} ({m['best_epoch']}) | "
+                     f"{m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['macro_auc']:.4f} | "
+                     f"{m['parameters']['total']:,} | {m['wall_seconds'] / 60:.1f} min | {m['device']} |")
+    return "\n".join(lines)

@@ -187,6 +187,12 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     if resume and last_path.exists():
         state = torch.load(last_path, map_location="cpu", weights_only=False)
+        ignore = {"out", "data", "device", "epochs", "patience", "eval_batch_size"}
+        changed = sorted(k for k, v in cfg.to_dict().items()
+                         if k not in ignore and json.dumps(state["config"].get(k)) != json.dumps(v))
+        if changed:
+            raise FERError(f"{last_path} was trained with other settings ({', '.join(changed)}); "
+                           "use another output folder or start over (--no-resume)")
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):

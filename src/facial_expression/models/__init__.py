@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchinfo import summary as _torchinfo_summary
 
-from .light_vgg import GaussianDropout, LightVGG, light_vgg_param_count
+from .light_vgg import GaussianDropout, LightVGG, architecture_table, light_vgg_param_count
 from .vgg16 import VGG16Transfer, load_imagenet_state_dict
 
 MODEL_NAMES = ("light-vgg", "vgg16")
@@ -47,5 +47,5 @@ def summary(model: nn.Module, input_size: int | None = None, batch_size: int = 1
                               row_settings=("var_names",))
 
 
-__all__ = ["GaussianDropout", "LightVGG", "VGG16Transfer", "build_model", "count_parameters",
+__all__ = ["architecture_table", "GaussianDropout", "LightVGG", "VGG16Transfer", "build_model", "count_parameters",
            "light_vgg_param_count", "load_imagenet_state_dict", "model_options", "summary", "MODEL_NAMES"]

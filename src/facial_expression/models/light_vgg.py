@@ -109,3 +109,32 @@ def light_vgg_param_count(num_classes: int, input_size: int = 128) -> int:
         c_in = width
     flat = WIDTHS[-1] * (input_size // 32) ** 2
     return convs + (flat + 1) * DENSE + (DENSE + 1) * DENSE + (DENSE + 1) * num_classes
+
+
+def architecture_table(model: LightVGG):
+    """The paper's layers next to ours: output shape and parameter count per block."""
+    import pandas as pd
+    rows, size, c_in = [], model.input_size, 3
+    for i, width in enumerate(WIDTHS):
+        size //= 2
+        block = model.features[i]
+        rows.append({"block": f"conv block {i + 1}",
+                     "paper (Hewitt & Gunes 2018)": f"2 x conv3x3, {width} filters, ReLU; maxpool 2x2",
+                     "ours": ", ".join(type(m).__name__ for m in block),
+                     "output": f"{width} x {size} x {size}",
+                     "parameters": sum(p.numel() for p in block.parameters())})
+    dense = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    for j, lin in enumerate(dense):
+        last = j == len(dense) - 1
+        rows.append({"block": "output" if last else f"dense {j + 1}",
+                     "paper (Hewitt & Gunes 2018)": "dense, 8 classes (softmax)" if last else "dense 1024, ReLU",
+                     "ours": f"Linear({lin.in_features}, {lin.out_features})",
+                     "output": str(lin.out_features),
+                     "parameters": sum(p.numel() for p in lin.parameters())})
+    other = sum(p.numel() for p in model.classifier.parameters()) - sum(r["parameters"] for r in rows[len(WIDTHS):])
+    if other:
+        rows.append({"block": "batch-norm (dense)", "paper (Hewitt & Gunes 2018)": "-", "ours": "BatchNorm1d",
+                     "output": "", "parameters": other})
+    table = pd.DataFrame(rows).set_index("block")
+    table.loc["total"] = ["", "", "", int(table["parameters"].sum())]
+    return table

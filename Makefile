@@ -1,0 +1,13 @@
+# make notebooks [EPOCHS=30] [DATA=path] [BATCH_SIZE=64]   execute the four notebooks in place
+# make smoke                                                 the same in smoke mode, into a temp folder
+# make test                                                  the test suite
+PY ?= python
+PARAMS := $(if $(EPOCHS),-p epochs $(EPOCHS)) $(if $(DATA),-p data $(DATA)) $(if $(BATCH_SIZE),-p batch_size $(BATCH_SIZE))
+
+.PHONY: notebooks smoke test
+notebooks:
+	$(PY) -m facial_expression notebooks $(PARAMS)
+smoke:
+	$(PY) -m facial_expression notebooks --smoke $(PARAMS)
+test:
+	$(PY) -m pytest -q
