@@ -4,10 +4,14 @@
 PY ?= python
 PARAMS := $(if $(EPOCHS),-p epochs $(EPOCHS)) $(if $(DATA),-p data $(DATA)) $(if $(BATCH_SIZE),-p batch_size $(BATCH_SIZE))
 
-.PHONY: notebooks smoke test
+.PHONY: notebooks smoke test report
 notebooks:
 	$(PY) -m facial_expression notebooks $(PARAMS)
 smoke:
 	$(PY) -m facial_expression notebooks --smoke $(PARAMS)
 test:
 	$(PY) -m pytest -q
+
+.PHONY: report
+report:   ## tables and figures from results/, then report/report.pdf (fails on LaTeX problems)
+	$(PY) -m facial_expression report

@@ -98,7 +98,7 @@ def _overfit(model, size, steps, lr):
 
 def test_light_vgg_overfits_a_tiny_batch():
     torch.manual_seed(0)
-    loss, acc = _overfit(build_model("light-vgg", 4), 128, steps=40, lr=1e-3)
+    loss, acc = _overfit(build_model("light-vgg", 4), 128, steps=40, lr=3e-4)
     assert loss < 0.05 and acc == 1.0
 
 

@@ -112,7 +112,7 @@ def save_cam_figures(analysis: dict, out_dir: str | Path, label: str = "") -> li
         kind = "correctly" if correct else "wrongly"
         fig = cam_grid(analysis["picks"], analysis["images"], analysis["cams_pred"], analysis["cams_true"],
                        analysis["classes"], correct, f"Grad-CAM{label}: {kind} classified validation faces")
-        paths += save_figure(fig, out_dir / name)[:1]
+        paths += save_figure(fig, out_dir / name, photo=True)[::2]
         plt.close(fig)
     paths.append(save_json(analysis["picks"], out_dir / "cam_samples.json"))
     return paths
@@ -158,3 +158,47 @@ def photo_style_check(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray, 
             row[f"accuracy_{tag}"] = float((y_pred[mask] == c).mean()) if mask.any() else float("nan")
         rows.append(row)
     return pd.DataFrame(rows).set_index("class")
+
+
+def guided_maps(model: torch.nn.Module, image: torch.Tensor, target: int) -> tuple[np.ndarray, np.ndarray]:
+    """Guided backpropagation (H x W x 3) and guided Grad-CAM of one [0, 1] image for a class.
+
+    Guided backprop (Springenberg et al.) passes a gradient back through a ReLU only where both the
+    forward input and the backward gradient are positive; multiplied by the Grad-CAM map it gives
+    guided Grad-CAM.
+    """
+    import copy
+    from pytorch_grad_cam import GuidedBackpropReLUModel
+    twin = copy.deepcopy(model).eval()  # the guided model swaps ReLUs in place: keep the original intact
+    gb = GuidedBackpropReLUModel(model=twin, device=next(model.parameters()).device)
+    guided = gb(image[None].clone(), target_category=target)
+    cam = compute_cams(model, image[None], [target])[0]
+    return guided, guided * cam[..., None]
+
+
+def _normalise_signed(g: np.ndarray) -> np.ndarray:
+    g = g - g.mean()
+    g = g / (g.std() + 1e-8) * 0.15 + 0.5
+    return np.clip(g, 0, 1)
+
+
+def guided_figure(checkpoint, data=None, per_class: int = 1, max_classes: int = 4):
+    """Rows of faces: image, Grad-CAM overlay, guided backprop and guided Grad-CAM for the predicted class."""
+    model, ckpt = load_checkpoint(checkpoint, "cpu")
+    folder = resolve_eval_folder(data if data is not None else find_data_root(None))
+    images = load_folder(folder, model.input_size, tuple(ckpt["classes"]), progress=False)
+    probs, labels = predict(model, images)
+    picks = [p for p in select_samples(labels, probs, per_class) if p["correct"]][:max_classes]
+    fig, axes = plt.subplots(len(picks), 4, figsize=(7.2, 1.9 * len(picks)), squeeze=False)
+    for r, p in enumerate(picks):
+        img = to_unit_float(images.images[p["index"]])
+        guided, guided_cam = guided_maps(model, img, p["pred"])
+        cam = compute_cams(model, img[None], [p["pred"]])[0]
+        cells = [(img.permute(1, 2, 0).numpy(), images.classes[p["true"]]), (overlay(img, cam), "Grad-CAM"),
+                 (_normalise_signed(guided), "guided backprop"), (_normalise_signed(guided_cam), "guided Grad-CAM")]
+        for ax, (pic, title) in zip(axes[r], cells):
+            ax.imshow(pic)
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    fig.tight_layout()
+    return fig

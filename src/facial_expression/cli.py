@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("results", help="the README's results table from results/*/metrics.json",
                        formatter_class=fmt)
     p.add_argument("--results", default=None, help="results folder (default: the repository's results/)")
+    p = sub.add_parser("report-tables", help="LaTeX tables, macros and figures for report/ from results/",
+                       formatter_class=fmt)
+    p.add_argument("--data", default=None, help="dataset root for the guided-backprop faces (default: $FER_DATA)")
+    p = sub.add_parser("report", help="report-tables, then build report/report.pdf with latexmk and check it",
+                       formatter_class=fmt)
+    p.add_argument("--data", default=None, help="dataset root for the guided-backprop faces (default: $FER_DATA)")
     for subparser in sub.choices.values():  # every option shows its default in --help
         for action in subparser._actions:
             if not action.help and action.dest != "help":
@@ -181,7 +187,19 @@ def cmd_results(args) -> None:
     print(results_markdown(args.results or RESULTS_DIR))
 
 
-COMMANDS = {"notebooks": cmd_notebooks, "results": cmd_results, "stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam,
+def cmd_report_tables(args) -> None:
+    from .report import write_analytic_figures, write_report_inputs
+    written = write_report_inputs() + write_analytic_figures(data=args.data)
+    print(f"wrote {len(written)} files under report/ (generated/ and figures/)")
+
+
+def cmd_report(args) -> None:
+    from .report import build_pdf
+    cmd_report_tables(args)
+    print(f"wrote {build_pdf()}")
+
+
+COMMANDS = {"notebooks": cmd_notebooks, "report": cmd_report, "report-tables": cmd_report_tables, "results": cmd_results, "stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam,
             "summary": cmd_summary}
 
 

@@ -125,24 +125,38 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out_dir: str |
     return metrics[folder.name]
 
 
-def model_card(out_dir: str | Path, name: str) -> dict:
-    """Parameters, size on disk, measured latency and validation metrics of a saved run, or 'not run'."""
+def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dict] | None = None) -> dict:
+    """Parameters, size on disk, measured latency and validation metrics of a saved run.
+
+    A run that does not exist is marked "not run"; if `architecture` (model name, classes, options) is
+    given, its parameter count and latency are still measured on random weights, which is fine for speed.
+    """
+    import json
     from .evaluation import measure_latency
     out_dir = Path(out_dir)
     metrics_path, best = out_dir / "metrics.json", out_dir / "best.pt"
-    if not (metrics_path.exists() and best.exists()):
-        return {"model": name, "status": f"not run (no {metrics_path.name} / {best.name} in {out_dir})"}
-    import json
-    m = json.loads(metrics_path.read_text())
-    model, _ = load_checkpoint(best, "cpu")
-    card = {"model": name, "status": "trained", "parameters": count_parameters(model)["total"],
-            "trainable": count_parameters(model)["trainable"],
-            "checkpoint_MB": round(best.stat().st_size / 2**20, 1),
-            "cpu_latency_ms": round(measure_latency(model, model.input_size, "cpu")["median_ms"], 2)}
+    trained = metrics_path.exists() and best.exists()
+    if trained:
+        model, _ = load_checkpoint(best, "cpu")
+        card = {"model": name, "status": "trained", "checkpoint_MB": round(best.stat().st_size / 2**20, 1)}
+    elif architecture is not None:
+        model = build_model(architecture[0], architecture[1], **architecture[2]).eval()
+        card = {"model": name, "status": f"not run (no {metrics_path.name} in {out_dir.name}/); "
+                                         "size and latency of the architecture with random weights"}
+    else:
+        return {"model": name, "status": f"not run (no {metrics_path.name} in {out_dir.name}/)"}
+    params = count_parameters(model)
+    card.update({"parameters": params["total"], "trainable": params["trainable"],
+                 "fp32_size_MB": round(params["total"] * 4 / 2**20, 1),
+                 "cpu_latency_ms": round(measure_latency(model, model.input_size, "cpu")["median_ms"], 2)})
     if torch.cuda.is_available():
         card["gpu_latency_ms"] = round(measure_latency(model, model.input_size, "cuda")["median_ms"], 2)
-    card.update({k: m[k] for k in ("accuracy", "macro_f1", "macro_auc")})
-    card["epochs_run"], card["smoke"] = m.get("epochs_run"), bool(m.get("max_batches"))
+    if trained:
+        m = json.loads(metrics_path.read_text())
+        card.update({k: round(m[k], 4) for k in ("accuracy", "macro_f1", "macro_auc")})
+        card["epochs_run"] = m.get("epochs_run")
+    else:
+        card.update({k: "not run" for k in ("accuracy", "macro_f1", "macro_auc")})
     return card
 
 

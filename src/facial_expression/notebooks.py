@@ -49,7 +49,7 @@ def settings_table(cfg: TrainConfig, stats: dict | None = None, params: dict | N
                  + (", then ImageNet mean/std" if cfg.model == "vgg16" else ""),
         "augmentation (on-line)": cfg.augment,
         "seed": cfg.seed,
-        "mixed precision": cfg.amp,
+        "mixed precision": cfg.amp if history is None else f"{cfg.amp} ({history.amp or 'off'} used)",
     }
     if cfg.model == "vgg16":
         rows["weights / freezing"] = f"{cfg.weights} / {cfg.freeze}"

@@ -13,13 +13,16 @@ from .data import ImageSet, augmented_views
 from .evaluation import roc_curves
 
 
-def save_figure(fig, stem: str | Path, dpi: int = 110) -> list[Path]:
-    """Write `stem`.png and `stem`.pdf; returns both paths."""
+def save_figure(fig, stem: str | Path, dpi: int = 110, photo: bool = False) -> list[Path]:
+    """Write `stem`.png and `stem`.pdf (and, for grids of photos, a small `stem`.jpg for notebooks)."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=dpi, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
+    if photo:  # photos compress badly as PNG; a JPEG keeps the notebooks light
+        paths.append(stem.with_suffix(".jpg"))
+        fig.savefig(paths[2], dpi=80, bbox_inches="tight", pil_kwargs={"quality": 85})
     return paths
 
 

@@ -1,0 +1,256 @@
+"""`fer report-tables`: turn results/ into the LaTeX tables, macros and figures that the report inputs.
+
+No number in the report is typed by hand: each comes from a results/*/*.json file through this module.
+A result that does not exist is written as "not run" with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from .config import REPORT_DIR, RESULTS_DIR, TrainConfig
+
+NOT_RUN = "not run"
+
+
+def tex_escape(s) -> str:
+    s = str(s)
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
+                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}")):
+        s = s.replace(a, b)
+    return s
+
+
+def _table(df: pd.DataFrame, path: Path, colspec: str | None = None, index: bool = True) -> None:
+    """A booktabs tabular of a DataFrame (cells escaped), written to `path`."""
+    cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
+    colspec = colspec or ("l" * len(cols))
+    lines = [rf"\begin{{tabular}}{{{colspec}}}", r"\toprule", " & ".join(tex_escape(c) for c in cols) + r" \\",
+             r"\midrule"]
+    for idx, row in df.iterrows():
+        cells = ([idx] if index else []) + list(row.values)
+        if str(idx) in ("total", "all"):
+            lines.append(r"\midrule")
+        lines.append(" & ".join(tex_escape(_fmt(c)) for c in cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _fmt(v) -> str:
+    """Integers with thousands separators, other floats with 4 significant digits, NaN as --."""
+    if isinstance(v, float) and v != v:
+        return "--"
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and abs(v) >= 1:
+        return f"{int(v):,}"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _load(path: Path) -> dict | list | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _macro(name: str, value) -> str:
+    return rf"\newcommand{{\{name}}}{{{tex_escape(value)}}}"
+
+
+def experiment_macros(prefix: str, out_dir: Path) -> list[str]:
+    """Validation metrics of one experiment as macros, or 'not run'."""
+    m = _load(out_dir / "metrics.json")
+    if m is None or m.get("max_batches"):
+        reason = f"{NOT_RUN} (no results in {out_dir.relative_to(out_dir.parents[1])})"
+        return [_macro(f"{prefix}{k}", reason) for k in
+                ("Accuracy", "MacroFone", "MacroAUC", "Kappa", "Epochs", "BestEpoch", "WallMin", "Device",
+                 "Params")] + [rf"\newcommand{{\{prefix}Ran}}{{0}}"]
+    return [
+        _macro(f"{prefix}Accuracy", f"{m['accuracy']:.4f}"), _macro(f"{prefix}MacroFone", f"{m['macro_f1']:.4f}"),
+        _macro(f"{prefix}MacroAUC", f"{m['macro_auc']:.4f}"), _macro(f"{prefix}Kappa", f"{m['cohen_kappa']:.4f}"),
+        _macro(f"{prefix}Epochs", m["epochs_run"]), _macro(f"{prefix}BestEpoch", m["best_epoch"]),
+        _macro(f"{prefix}WallMin", f"{m['wall_seconds'] / 60:.1f}"), _macro(f"{prefix}Device", m["device"]),
+        _macro(f"{prefix}Params", f"{m['parameters']['total']:,}"),
+        _macro(f"{prefix}TrainAccuracy", f"{m['splits']['train']['accuracy']:.4f}"),
+        _macro(f"{prefix}TuneAccuracy", f"{m['splits']['tune']['accuracy']:.4f}"),
+        rf"\newcommand{{\{prefix}Ran}}{{1}}",
+    ]
+
+
+def analysis_macros(m: dict, light: Path) -> list[str]:
+    """Numbers the discussion of (c) and (d) quotes: per-class F1, error structure, CAM regions, photo style."""
+    import numpy as np
+    out = [_macro(f"LightFone{c.capitalize()}", f"{v['f1']:.3f}") for c, v in m["per_class"].items()
+           if c.isalpha()]
+    cm, names = np.array(m["confusion_matrix"]), m["classes"]
+    hn = [names.index(c) for c in ("happy", "neutral") if c in names]
+    rest = [i for i in range(len(names)) if i not in hn]
+    errors = int(cm.sum() - np.trace(cm))
+    crossing = int(cm[np.ix_(hn, rest)].sum() + cm[np.ix_(rest, hn)].sum()) if hn else 0
+    out += [_macro("LightErrors", errors), _macro("LightCrossing", crossing),
+            _macro("LightCrossingPct", f"{100 * crossing / max(errors, 1):.1f}")]
+    regions = _load(light / "cam" / "cam_regions.json")
+    if regions:
+        area = "uniform map (area share)"
+        out += [_macro("CamBorderAll", f"{100 * regions['border']['all']:.0f}"),
+                _macro("CamBorderArea", f"{100 * regions['border'].get(area, float('nan')):.0f}"),
+                _macro("CamMouthHappy", f"{100 * regions['mouth_band'].get('happy', float('nan')):.0f}"),
+                _macro("CamMouthArea", f"{100 * regions['mouth_band'].get(area, float('nan')):.0f}")]
+    style = _load(light / "cam" / "photo_style_summary.json")
+    if style and style.get("ffhq_other_predicted_happy_neutral") is not None:
+        out += [_macro("StyleFfhqN", style["ffhq_other_classes"]),
+                _macro("StyleFfhqRate", f"{100 * style['ffhq_other_predicted_happy_neutral']:.0f}"),
+                _macro("StylePlainRate", f"{100 * style['nonffhq_other_predicted_happy_neutral']:.0f}")]
+    return out
+
+
+def settings_tex(out_dir: Path, path: Path) -> bool:
+    """The settings table of one run (config.json + split statistics + history)."""
+    from .models import build_model, count_parameters, model_options
+    from .notebooks import settings_table
+    from .training import History
+    cfg_d = _load(out_dir / "config.json")
+    if cfg_d is None or not (out_dir / "metrics.json").exists():
+        return False
+    cfg = TrainConfig.from_dict(cfg_d)
+    opts = dict(model_options(cfg), **({"weights": None} if cfg.model == "vgg16" else {}))
+    params = count_parameters(build_model(cfg.model, len(_load(out_dir / "metrics.json")["classes"]), **opts))
+    history = History.load(out_dir / "history.json") if (out_dir / "history.json").exists() else None
+    df = settings_table(cfg, _load(out_dir / "split_stats.json"), params, history)
+    _table(df, path, "p{0.3\\linewidth}p{0.62\\linewidth}")
+    return True
+
+
+def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) -> list[Path]:
+    """Regenerate report/generated/*.tex and report/figures/* from results/."""
+    gen, figs = report / "generated", report / "figures"
+    gen.mkdir(parents=True, exist_ok=True)
+    figs.mkdir(parents=True, exist_ok=True)
+    written = []
+    light, vgg = results / "light_vgg", results / "vgg16_transfer"
+    macros = experiment_macros("Light", light) + experiment_macros("Vgg", vgg)
+
+    stats = _load(results / "preprocessing" / "split_stats.json")
+    if stats:
+        from .data import statistics_table
+        t = statistics_table(stats)
+        t.index.name = "class"
+        _table(t, gen / "split_stats.tex", "lrrrr")
+        macros += [_macro("NumClasses", len(stats["classes"])), _macro("NumTrain", stats["totals"]["train"]),
+                   _macro("NumTune", stats["totals"]["tune"]), _macro("NumValidation", stats["totals"]["validation"]),
+                   _macro("ImageSizes", ", ".join(stats["image_sizes"]))]
+    counts = _load(results / "preprocessing" / "augmentation_counts.json")
+    if counts:
+        df = pd.DataFrame({"value": {k.replace("_", " "): v for k, v in counts.items()}})
+        df.index.name = "quantity"
+        _table(df, gen / "augmentation_counts.tex", "lr")
+        macros += [_macro("AugSeen", f"{counts['distinct_samples_seen_over_run']:,}"),
+                   _macro("AugEpochs", counts["epochs"]),
+                   _macro("AugOffline", f"{counts['materialised_offline']:,}")]
+    for name, out in (("light_vgg", light), ("vgg16_transfer", vgg)):
+        if settings_tex(out, gen / f"settings_{name}.tex"):
+            written.append(gen / f"settings_{name}.tex")
+    m = _load(light / "metrics.json")
+    if m:
+        macros += analysis_macros(m, light)
+        per = pd.DataFrame(m["per_class"]).T[["precision", "recall", "f1", "auc", "support"]]
+        per["support"] = per["support"].astype(int)
+        per.index.name = "class"
+        _table(per, gen / "per_class_light_vgg.tex", "lrrrrr")
+    comparison = _load(results / "comparison.json")
+    if comparison:
+        df = pd.DataFrame(comparison).set_index("model").T
+        df.index.name = ""
+        _table(df.fillna("--"), gen / "comparison.tex", "l" + "p{0.36\\linewidth}" * len(df.columns))
+    regions = _load(light / "cam" / "cam_regions.json")
+    if regions:
+        df = pd.DataFrame(regions)
+        df.index.name = "class"
+        _table(df, gen / "cam_regions.tex", "lrrr")
+    style = _load(light / "cam" / "photo_style.json")
+    if style:
+        df = pd.DataFrame(style).set_index("class")
+        _table(df, gen / "photo_style.tex", "lrrrr")
+    try:
+        from .models import architecture_table, build_model
+        arch = architecture_table(build_model("light-vgg", len(m["classes"]) if m else 8))
+        arch.index.name = "block"
+        _table(arch, gen / "architecture_light_vgg.tex", "lp{0.3\\linewidth}p{0.22\\linewidth}lr")
+    except Exception:  # pragma: no cover - the table is optional
+        pass
+    (gen / "macros.tex").write_text("% generated by `fer report-tables` from results/; do not edit\n"
+                                    + "\n".join(macros) + "\n")
+    written.append(gen / "macros.tex")
+
+    copies = {light / "figures" / "history.pdf": "light_history.pdf",
+              light / "figures" / "roc_validation.pdf": "light_roc_validation.pdf",
+              light / "figures" / "roc_train.pdf": "light_roc_train.pdf",
+              light / "figures" / "confusion_counts.pdf": "light_confusion_counts.pdf",
+              light / "figures" / "confusion_normalised.pdf": "light_confusion_normalised.pdf",
+              light / "cam" / "cam_correct.png": "cam_correct.png", light / "cam" / "cam_wrong.png": "cam_wrong.png",
+              results / "preprocessing" / "figures" / "samples.pdf": "samples.pdf",
+              results / "preprocessing" / "figures" / "augmented.pdf": "augmented.pdf"}
+    for src, name in copies.items():
+        if src.exists():
+            shutil.copyfile(src, figs / name)
+            written.append(figs / name)
+    return written
+
+
+def write_analytic_figures(report: Path = REPORT_DIR, data=None) -> list[Path]:
+    """Question 1's equivariance figure and question 2's guided-backprop figure."""
+    import matplotlib.pyplot as plt
+    from .analytic import equivariance_demo, equivariance_figure
+    from .plots import save_figure
+    figs = report / "figures"
+    demo = equivariance_demo()
+    fig = equivariance_figure(demo)
+    written = save_figure(fig, figs / "q1_equivariance")
+    plt.close(fig)
+    gen = report / "generated"
+    gen.mkdir(parents=True, exist_ok=True)
+    (gen / "q1_macros.tex").write_text("\n".join([
+        _macro("QoneInteriorErr", f"{demo['conv_interior_max_error']:.1e}"),
+        _macro("QoneBorderErr", f"{demo['conv_border_max_error']:.2f}"),
+        _macro("QonePoolEvenErr", f"{demo['pool_shift2_interior_max_error']:.1e}"),
+        _macro("QonePoolOddErr", f"{100 * demo['pool_shift1_relative_error']:.0f}")]) + "\n")
+    best = RESULTS_DIR / "light_vgg" / "best.pt"
+    if best.exists():
+        from .cam import guided_figure
+        fig = guided_figure(best, data)
+        written += save_figure(fig, figs / "q2_guided")
+        plt.close(fig)
+    return written
+
+
+def check_latex_log(log: Path, max_overfull_pt: float = 5.0) -> list[str]:
+    """Problems in a LaTeX log: undefined references or citations, missing files, wide overfull boxes."""
+    import re
+    text = log.read_text(errors="replace")
+    problems = []
+    for pattern in (r"LaTeX Warning: Reference `[^']+' on page \d+ undefined",
+                    r"LaTeX Warning: Citation `[^']+' on page \d+ undefined",
+                    r"LaTeX Warning: There were undefined references",
+                    r"File `[^']+' not found", r"! LaTeX Error: [^\n]+"):
+        problems += re.findall(pattern, text)
+    for width in re.findall(r"Overfull \\hbox \((\d+\.?\d*)pt too wide\)", text):
+        if float(width) > max_overfull_pt:
+            problems.append(f"overfull hbox {width}pt too wide")
+    return problems
+
+
+def build_pdf(report: Path = REPORT_DIR) -> Path:
+    """latexmk -pdf report.tex, then fail on undefined references, missing files and wide overfull boxes."""
+    import subprocess
+    from .errors import FERError
+    if shutil.which("latexmk") is None:
+        raise FERError("latexmk not found: apt-get install latexmk texlive-latex-recommended "
+                       "texlive-latex-extra texlive-fonts-recommended (see README), or use Overleaf")
+    r = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
+                       cwd=report, capture_output=True, text=True)
+    problems = check_latex_log(report / "report.log")
+    if r.returncode != 0 or problems:
+        raise FERError(f"report build failed: {'; '.join(problems) or r.stdout[-800:]}")
+    return report / "report.pdf"
