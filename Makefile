@@ -15,3 +15,7 @@ test:
 .PHONY: report
 report:   ## tables and figures from results/, then report/report.pdf (fails on LaTeX problems)
 	$(PY) -m facial_expression report
+
+.PHONY: submission
+submission:   ## checks, then dist/<StudentID>_HW04.zip, then a smoke rerun of the zip's notebooks
+	$(PY) -m facial_expression submission $(if $(ALLOW_PLACEHOLDER),--allow-placeholder) $(if $(SKIP_RERUN),--skip-rerun)

@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="report-tables, then build report/report.pdf with latexmk and check it",
                        formatter_class=fmt)
     p.add_argument("--data", default=None, help="dataset root for the guided-backprop faces (default: $FER_DATA)")
+    p = sub.add_parser("submission", help="check the project and build dist/<StudentID>_HW04.zip",
+                       formatter_class=fmt)
+    p.add_argument("--allow-placeholder", action="store_true", help="accept the placeholder identity (CI only)")
+    p.add_argument("--skip-rerun", action="store_true", help="do not rerun the zip's notebooks in smoke mode")
+    p.add_argument("--data", default=None, help="dataset for the smoke rerun (default: $FER_DATA)")
+    p.add_argument("--out", default=None, help="output folder (default: dist/)")
     for subparser in sub.choices.values():  # every option shows its default in --help
         for action in subparser._actions:
             if not action.help and action.dest != "help":
@@ -199,7 +205,13 @@ def cmd_report(args) -> None:
     print(f"wrote {build_pdf()}")
 
 
-COMMANDS = {"notebooks": cmd_notebooks, "report": cmd_report, "report-tables": cmd_report_tables, "results": cmd_results, "stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam,
+def cmd_submission(args) -> None:
+    from .submission import build_submission
+    build_submission(out_dir=args.out, allow_placeholder=args.allow_placeholder, rerun=not args.skip_rerun,
+                     data=args.data)
+
+
+COMMANDS = {"submission": cmd_submission, "notebooks": cmd_notebooks, "report": cmd_report, "report-tables": cmd_report_tables, "results": cmd_results, "stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam,
             "summary": cmd_summary}
 
 

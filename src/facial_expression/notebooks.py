@@ -88,7 +88,7 @@ def run_notebooks(names=NOTEBOOKS, params: dict | None = None, smoke: bool = Fal
     for name in names:
         src = NOTEBOOKS_DIR / f"{name}.ipynb"
         dst = out / f"{name}.ipynb"
-        print(f"executing {src.name} -> {dst}", flush=True)
+        print(f"executing {src} -> {dst}", flush=True)
         pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name=kernel,
                             cwd=str(NOTEBOOKS_DIR), progress_bar=False)
         written.append(dst)

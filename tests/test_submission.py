@@ -1,0 +1,112 @@
+"""The hand-in zip: exact contents, every refusal, and a smoke rerun from the zip alone."""
+
+import json
+import os
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from facial_expression.config import PROJ_ROOT
+from facial_expression.errors import FERError
+from facial_expression.submission import build_submission, read_identity
+
+pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
+                                reason="latexmk/pdftotext not installed (.ci/run installs them)")
+IDENTITY = ("Ada", "Lovelace", "98765432")
+
+
+def _copy_project(dst: Path) -> Path:
+    for name in ("notebooks", "src", "report", "results", "data"):
+        shutil.copytree(PROJ_ROOT / name, dst / name, ignore=shutil.ignore_patterns(
+            "__pycache__", "*.pt", "*.aux", "*.log", "*.fls", "*.fdb_latexmk", "*.toc", "*.out", "affectnet*"))
+    for name in ("pyproject.toml", "requirements.txt", "README.md"):
+        shutil.copy(PROJ_ROOT / name, dst / name)
+    return dst
+
+
+def _set_identity(root: Path, first: str, last: str, sid: str) -> None:
+    (root / "report" / "student.tex").write_text(
+        f"\\newcommand{{\\StudentFirstName}}{{{first}}}\n\\newcommand{{\\StudentLastName}}{{{last}}}\n"
+        f"\\newcommand{{\\StudentID}}{{{sid}}}\n")
+
+
+def _build_pdf(root: Path) -> None:
+    subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
+                   cwd=root / "report", capture_output=True, check=True)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A copy of the project whose report was built with a test identity."""
+    root = _copy_project(tmp_path_factory.mktemp("project"))
+    _set_identity(root, *IDENTITY)
+    _build_pdf(root)
+    return root
+
+
+@pytest.fixture
+def project(built, tmp_path) -> Path:
+    root = tmp_path / "p"
+    shutil.copytree(built, root)
+    return root
+
+
+def _expected(root: Path) -> set[str]:
+    src = {p.relative_to(root).as_posix() for p in (root / "src").rglob("*.py") if "__pycache__" not in p.parts}
+    nbs = {p.relative_to(root).as_posix() for p in (root / "notebooks").glob("P5_*.ipynb")}
+    return src | nbs | {"pyproject.toml", "requirements.txt", "README.md", "data/README.md", "report/report.pdf"}
+
+
+def test_identity_is_read_from_the_one_student_file(project):
+    from facial_expression.submission import Identity
+    assert read_identity(project) == Identity(*IDENTITY)
+    assert read_identity(PROJ_ROOT).is_placeholder
+
+
+@pytest.mark.slow
+def test_submission_has_exactly_the_expected_files_and_reruns_from_the_zip(project, real_data, capsys):
+    zip_path = build_submission(project, out_dir=project / "dist", rerun=True, data=str(real_data))
+    assert zip_path.name == "98765432_HW04.zip"
+    with zipfile.ZipFile(zip_path) as z:
+        names = set(z.namelist())
+    assert names == _expected(project)
+    assert len([n for n in names if n.startswith("notebooks/")]) == 4
+    out = capsys.readouterr().out
+    assert "rerun from the zip: OK" in out
+
+
+def test_placeholder_identity_is_refused(project):
+    _set_identity(project, "FIRSTNAME", "LASTNAME", "STUDENTID")
+    with pytest.raises(FERError, match="still holds placeholders"):
+        build_submission(project, rerun=False)
+
+
+def test_unexecuted_notebook_is_refused(project):
+    path = project / "notebooks" / "P5_c_light_vgg.ipynb"
+    nb = json.loads(path.read_text())
+    next(c for c in nb["cells"] if c["cell_type"] == "code")["execution_count"] = None
+    path.write_text(json.dumps(nb))
+    with pytest.raises(FERError, match="P5_c_light_vgg.ipynb: 1 code cell\\(s\\) not executed"):
+        build_submission(project, rerun=False)
+
+
+def test_stale_pdf_is_refused(project):
+    metrics = project / "results" / "light_vgg" / "metrics.json"
+    future = (project / "report" / "report.pdf").stat().st_mtime + 60
+    os.utime(metrics, (future, future))
+    with pytest.raises(FERError, match="older than results/light_vgg/metrics.json"):
+        build_submission(project, rerun=False)
+
+
+def test_report_numbers_must_equal_the_results(project):
+    metrics = project / "results" / "light_vgg" / "metrics.json"
+    m = json.loads(metrics.read_text())
+    m["accuracy"] = 0.1234
+    metrics.write_text(json.dumps(m))
+    pdf = project / "report" / "report.pdf"
+    os.utime(pdf, (pdf.stat().st_mtime + 120,) * 2)
+    with pytest.raises(FERError, match="does not show light_vgg's accuracy 0.1234"):
+        build_submission(project, rerun=False)
