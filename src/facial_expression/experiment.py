@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from .config import RESULTS_DIR, TrainConfig
-from .data import ImageSet, Splits, load_folder, load_splits, resolve_eval_folder, split_statistics
+from .data import (ImageSet, Splits, load_folder, load_splits, resolve_eval_folder, resolve_layout,
+                   split_statistics)
 from .evaluation import compute_metrics, predict, report_text, save_json
 from .models import build_model, count_parameters, model_options
 from .plots import plot_confusions, plot_history, plot_roc, save_figure
@@ -85,12 +86,13 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     device = pick_device(cfg.device)
     out_dir = output_dir(cfg)
     size = cfg.resolved_input_size()
+    classes = splits.classes if splits is not None else resolve_layout(cfg.data).classes
+    options = model_options(cfg)
+    model = build_model(cfg.model, len(classes), **options)  # before decoding: missing weights fail fast
     if splits is None:
         splits = load_splits(cfg.data, size, cfg.tune_fraction, cfg.seed, progress=progress)
     cfg.data = str(splits.layout.root)
     save_json(split_statistics(splits), out_dir / "split_stats.json")
-    options = model_options(cfg)
-    model = build_model(cfg.model, len(splits.classes), **options)
     model = model.to(device).to(memory_format=torch.channels_last)
     history = fit(model, splits, cfg, out_dir, options, resume=resume, progress=progress)
     fig = plot_history(history.to_dict(), title=f"{cfg.model}: loss and accuracy")

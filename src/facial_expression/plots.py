@@ -19,7 +19,7 @@ def save_figure(fig, stem: str | Path, dpi: int = 110, photo: bool = False) -> l
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(paths[0], dpi=dpi, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})  # reproducible bytes
     if photo:  # photos compress badly as PNG; a JPEG keeps the notebooks light
         paths.append(stem.with_suffix(".jpg"))
         fig.savefig(paths[2], dpi=80, bbox_inches="tight", pil_kwargs={"quality": 85})
@@ -104,7 +104,7 @@ def plot_roc(y_true: np.ndarray, probs: np.ndarray, classes, title: str = "ROC (
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     for name, (fpr, tpr, auc) in roc_curves(y_true, probs, classes).items():
         ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
-    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8, label="chance")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title(title)

@@ -28,7 +28,7 @@ def tex_escape(s) -> str:
 def _table(df: pd.DataFrame, path: Path, colspec: str | None = None, index: bool = True) -> None:
     """A booktabs tabular of a DataFrame (cells escaped), written to `path`."""
     cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
-    colspec = colspec or ("l" * len(cols))
+    colspec = (colspec or ("l" * len(cols))).replace("p{", r">{\raggedright\arraybackslash}p{")
     lines = [rf"\begin{{tabular}}{{{colspec}}}", r"\toprule", " & ".join(tex_escape(c) for c in cols) + r" \\",
              r"\midrule"]
     for idx, row in df.iterrows():
