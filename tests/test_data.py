@@ -167,3 +167,52 @@ def test_loader_is_seeded_per_epoch_and_eval_never_shuffles(tiny_dataset):
     ys = torch.cat([y for _, y in BatchLoader(data, 8)])
     assert torch.equal(ys, data.labels)
     assert len(BatchLoader(data, 8, max_batches=2)) == 2
+
+
+@pytest.mark.parametrize("policy", ["standard", "strong"])
+def test_batched_augmentation_draws_per_image_and_keeps_the_input(policy):
+    from facial_expression.data import BatchAugment
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    same = x[:1].repeat(8, 1, 1, 1)
+    before = same.clone()
+    out = BatchAugment(policy)(same)
+    assert out.shape == (8, 3, 32, 32) and out.dtype == torch.float32
+    assert 0 <= out.min() and out.max() <= 1
+    assert torch.equal(same, before)
+    assert len({tuple(o.flatten()[:50].tolist()) for o in out}) == 8  # each image its own draw
+
+
+def test_batched_augmentation_with_nothing_to_do_is_the_identity():
+    from facial_expression.data import BatchAugment
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    assert torch.allclose(BatchAugment("none")(x), x.float() / 255, atol=1e-5)
+    flip_only = AugmentConfig.preset("none")
+    flip_only.hflip = 1.0
+    assert torch.allclose(BatchAugment(flip_only)(x), x.flip(-1).float() / 255, atol=1e-5)
+
+
+def test_loader_batched_backend(tiny_dataset):
+    data = load(tiny_dataset).train
+    x, _ = next(iter(BatchLoader(data, 8, shuffle=True, augment="standard", backend="batched")))
+    assert x.shape == (8, 3, 32, 32) and 0 <= x.min() and x.max() <= 1
+    with pytest.raises(ValueError, match="backend"):
+        BatchLoader(data, 8, augment="standard", backend="gpu-magic")
+
+
+def test_large_caches_are_memory_mapped_files(tiny_dataset, monkeypatch):
+    """Above the threshold the decoded cache is a .npy on disk, read through a memory map."""
+    import os
+    from pathlib import Path
+    from facial_expression.data import cache
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)
+        in_memory = load_folder(tiny_dataset / "validation", 32, use_disk_cache=False, progress=False)
+        monkeypatch.setattr(cache, "MMAP_THRESHOLD_BYTES", 1000)
+        first = load_folder(tiny_dataset / "validation", 32, progress=False)   # decoded into the memmap
+        again = load_folder(tiny_dataset / "validation", 32, progress=False)   # read back from disk
+    for data in (first, again):
+        assert data.memory_mapped
+        assert torch.equal(data.images, in_memory.images)
+    assert not in_memory.memory_mapped
+    assert not list(Path(os.environ["FER_CACHE"]).glob("*.tmp.npy"))

@@ -65,6 +65,7 @@ class TrainConfig:
     data: str | None = None
     tune_fraction: float = 0.1
     augment: str = "standard"
+    augment_backend: str = "v2"  # v2 (per image, torchvision) | batched (one grid_sample per batch)
     # optimisation
     epochs: int = 30
     batch_size: int = 64

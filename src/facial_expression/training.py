@@ -173,7 +173,8 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
     cfg.save(out_dir / "config.json")
 
     train_loader = BatchLoader(splits.train, cfg.batch_size, shuffle=True, augment=cfg.augment,
-                               device=device, seed=cfg.seed, max_batches=cfg.max_batches, drop_last=True)
+                               device=device, seed=cfg.seed, max_batches=cfg.max_batches, drop_last=True,
+                               backend=cfg.augment_backend)
     eval_loaders = {name: BatchLoader(data, cfg.eval_batch_size, device=device, max_batches=cfg.max_batches)
                     for name, data in (("tune", splits.tune), ("validation", splits.validation))}
     weight = class_weights(splits.train.counts()).to(device) if cfg.class_weights else None
@@ -188,8 +189,9 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
     if resume and last_path.exists():
         state = torch.load(last_path, map_location="cpu", weights_only=False)
         ignore = {"out", "data", "device", "epochs", "patience", "eval_batch_size"}
+        defaults = TrainConfig().to_dict()  # settings added after a checkpoint was written had their defaults
         changed = sorted(k for k, v in cfg.to_dict().items()
-                         if k not in ignore and json.dumps(state["config"].get(k)) != json.dumps(v))
+                         if k not in ignore and json.dumps(state["config"].get(k, defaults[k])) != json.dumps(v))
         if changed:
             raise FERError(f"{last_path} was trained with other settings ({', '.join(changed)}); "
                            "use another output folder or start over (--no-resume)")

@@ -1,6 +1,6 @@
 """Data: finding a dataset, decoding it once, splitting, augmenting and batching it."""
 
-from .augment import (augment_batch, augmentation_counts, augmented_views, build_augmentation,
+from .augment import (BatchAugment, augment_batch, augmentation_counts, augmented_views, build_augmentation,
                       expand_offline, to_unit_float)
 from .cache import ImageSet, SkippedFilesWarning, decode_image, load_folder
 from .folders import DatasetLayout, find_data_root, resolve_eval_folder, resolve_layout
@@ -8,7 +8,7 @@ from .loader import BatchLoader
 from .splits import Splits, load_splits, split_statistics, split_train_tune, statistics_table
 
 __all__ = [
-    "augment_batch", "augmentation_counts", "augmented_views", "build_augmentation", "expand_offline",
+    "BatchAugment", "augment_batch", "augmentation_counts", "augmented_views", "build_augmentation", "expand_offline",
     "to_unit_float", "ImageSet", "SkippedFilesWarning", "decode_image", "load_folder", "DatasetLayout",
     "find_data_root", "resolve_eval_folder", "resolve_layout", "BatchLoader", "Splits", "load_splits",
     "split_statistics", "split_train_tune", "statistics_table",

@@ -84,3 +84,53 @@ def expand_offline(images: torch.Tensor, labels: torch.Tensor, policy: AugmentCo
     views = augmented_views(images, policy, n_views=factor, seed=seed)  # K x f x 3 x S x S in [0, 1]
     copies = (views.flatten(0, 1) * 255).round().to(torch.uint8)
     return torch.cat([images, copies]), torch.cat([labels, labels.repeat_interleave(factor)])
+
+
+class BatchAugment:
+    """The same policy as `build_augmentation`, drawn independently per image but applied to a whole
+    uint8 batch at once: flip, rotation, scale and shift become one affine grid and one `grid_sample`,
+    brightness and contrast per-image factors, random erasing a per-image mask. Works on any device.
+    """
+
+    def __init__(self, policy: AugmentConfig | str):
+        self.p = AugmentConfig.preset(policy) if isinstance(policy, str) else policy
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        import math
+        import torch.nn.functional as F
+        p, n, dev = self.p, images.shape[0], images.device
+        x = images.to(torch.float32).div_(255.0)
+
+        def uniform(lo, hi, *shape):
+            return torch.empty(n, *shape, device=dev).uniform_(lo, hi)
+        angle = uniform(-p.rotation, p.rotation).mul_(math.pi / 180)
+        scale = uniform(*p.scale)
+        shift = uniform(-p.translate, p.translate, 2).mul_(2)  # normalised coordinates span 2
+        flip = torch.where(torch.rand(n, device=dev) < p.hflip, -1.0, 1.0)
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        # output -> input coordinates: inverse rotation and scale, then the mirror
+        theta = torch.stack([torch.stack([cos * flip, sin * flip, -(cos * shift[:, 0] + sin * shift[:, 1]) * flip], 1),
+                             torch.stack([-sin, cos, sin * shift[:, 0] - cos * shift[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if p.brightness > 0:
+            x.mul_(uniform(1 - p.brightness, 1 + p.brightness, 1, 1, 1))
+        if p.contrast > 0:
+            gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).mean((1, 2)).view(n, 1, 1, 1)
+            x = (x - gray).mul_(uniform(1 - p.contrast, 1 + p.contrast, 1, 1, 1)).add_(gray)
+        x.clamp_(0, 1)
+        if p.erasing > 0:
+            h, w = x.shape[-2:]
+            area = uniform(0.02, 0.12) * h * w
+            ratio = torch.exp(uniform(math.log(0.3), math.log(3.3)))
+            eh = (area * ratio).sqrt().clamp(max=h)
+            ew = (area / ratio).sqrt().clamp(max=w)
+            top = torch.rand(n, device=dev) * (h - eh)
+            left = torch.rand(n, device=dev) * (w - ew)
+            ys = torch.arange(h, device=dev).view(1, h, 1)
+            xs = torch.arange(w, device=dev).view(1, 1, w)
+            box = ((ys >= top.view(n, 1, 1)) & (ys < (top + eh).view(n, 1, 1)) &
+                   (xs >= left.view(n, 1, 1)) & (xs < (left + ew).view(n, 1, 1)))
+            box &= (torch.rand(n, device=dev) < p.erasing).view(n, 1, 1)
+            x = x.masked_fill(box.unsqueeze(1), 0.0)
+        return x

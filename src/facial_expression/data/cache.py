@@ -41,6 +41,7 @@ class ImageSet:
     paths: list[str]
     orig_sizes: list[tuple[int, int]] = field(default_factory=list)
     modes: list[str] = field(default_factory=list)
+    memory_mapped: bool = False  # images read through a memory map of the on-disk cache
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -117,12 +118,13 @@ def load_folder(split_dir: str | os.PathLike, size: int, classes: tuple[str, ...
     if use_disk_cache and npy.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         n = meta["count"]
-        arr = np.load(npy, mmap_mode="r" if npy.stat().st_size > MMAP_THRESHOLD_BYTES else None)[:n]
+        arr = np.load(npy, mmap_mode="c" if npy.stat().st_size > MMAP_THRESHOLD_BYTES else None)[:n]
         skipped += [(Path(p), why) for p, why in meta["skipped"]]
         _warn_skipped(skipped)
-        return ImageSet(torch.from_numpy(np.ascontiguousarray(arr) if not isinstance(arr, np.memmap) else arr),
+        mapped = isinstance(arr, np.memmap)
+        return ImageSet(torch.from_numpy(arr if mapped else np.ascontiguousarray(arr)),
                         torch.tensor(meta["labels"], dtype=torch.long), tuple(classes), meta["paths"],
-                        [tuple(s) for s in meta["sizes"]], meta["modes"])
+                        [tuple(s) for s in meta["sizes"]], meta["modes"], memory_mapped=mapped)
 
     shape = (len(files), 3, size, size)
     big = np.prod(shape) > MMAP_THRESHOLD_BYTES
@@ -150,12 +152,13 @@ def load_folder(split_dir: str | os.PathLike, size: int, classes: tuple[str, ...
         if big:
             arr.flush(); del arr
             os.replace(tmp, npy)
-            arr = np.load(npy, mmap_mode="r")
+            arr = np.load(npy, mmap_mode="c")  # copy-on-write: writable view, file untouched
         else:
             np.save(npy, arr)
         meta_path.write_text(json.dumps({"count": n, "labels": labels, "paths": paths, "sizes": sizes,
                                          "modes": modes, "skipped": [(str(p), w) for p, w in bad]}))
     _warn_skipped(skipped)
     data = arr[:n]
-    return ImageSet(torch.from_numpy(data if isinstance(data, np.memmap) else np.ascontiguousarray(data)),
-                    torch.tensor(labels, dtype=torch.long), tuple(classes), paths, sizes, modes)
+    mapped = isinstance(data, np.memmap)
+    return ImageSet(torch.from_numpy(data if mapped else np.ascontiguousarray(data)),
+                    torch.tensor(labels, dtype=torch.long), tuple(classes), paths, sizes, modes, memory_mapped=mapped)

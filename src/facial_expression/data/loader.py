@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .augment import augment_batch, build_augmentation, to_unit_float
+from .augment import BatchAugment, augment_batch, build_augmentation, to_unit_float
 from .cache import ImageSet
 
 
@@ -20,9 +20,14 @@ class BatchLoader:
 
     def __init__(self, data: ImageSet, batch_size: int, *, shuffle: bool = False, augment=None,
                  device: torch.device | str = "cpu", seed: int = 0, max_batches: int | None = None,
-                 drop_last: bool = False, channels_last: bool = True):
+                 drop_last: bool = False, channels_last: bool = True, backend: str = "v2"):
+        if backend not in ("v2", "batched"):
+            raise ValueError(f"augmentation backend must be v2 or batched, got {backend!r}")
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
-        self.transform = build_augmentation(augment) if augment not in (None, "none") else None
+        self.transform = None
+        if augment not in (None, "none"):
+            # v2: torchvision transforms per image; batched: one grid_sample for the whole batch (faster)
+            self.transform = build_augmentation(augment) if backend == "v2" else BatchAugment(augment)
         self.device, self.seed, self.max_batches = torch.device(device), seed, max_batches
         self.drop_last, self.channels_last = drop_last, channels_last
         self.epoch = 0
@@ -52,7 +57,12 @@ class BatchLoader:
             if pin:
                 x, y = x.pin_memory(), y.pin_memory()
             x = x.to(self.device, non_blocking=True)
-            x = augment_batch(self.transform, x) if self.transform is not None else to_unit_float(x)
+            if self.transform is None:
+                x = to_unit_float(x)
+            elif isinstance(self.transform, BatchAugment):
+                x = self.transform(x)
+            else:
+                x = augment_batch(self.transform, x)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y.to(self.device, non_blocking=True)
