@@ -142,7 +142,7 @@ def region_shares(cams: np.ndarray) -> dict[str, float]:
             "mouth_band": float(np.mean(mouth / total))}
 
 
-def photo_style_check(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray, classes) -> "pd.DataFrame":
+def photo_style_check(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray, classes):
     """Per class: accuracy on FFHQ portraits (files named ffhq_*) and on the other images.
 
     In our sample `happy` and `neutral` are mostly FFHQ photos; how often a non-happy/neutral face is

@@ -8,7 +8,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import AugmentConfig, TrainConfig
+from .config import TrainConfig
 from .errors import FERError
 
 

@@ -100,8 +100,4 @@ def results_dir(results: str | None) -> Path:
     return Path(results) if results else RESULTS_DIR
 
 
-def file_size_mb(path: Path) -> float:
-    return Path(path).stat().st_size / 2**20
-
-
 

@@ -114,7 +114,7 @@ def light_vgg_param_count(num_classes: int, input_size: int = 128) -> int:
 def architecture_table(model: LightVGG):
     """The paper's layers next to ours: output shape and parameter count per block."""
     import pandas as pd
-    rows, size, c_in = [], model.input_size, 3
+    rows, size = [], model.input_size
     for i, width in enumerate(WIDTHS):
         size //= 2
         block = model.features[i]
