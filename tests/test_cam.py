@@ -41,3 +41,26 @@ def test_select_samples_is_deterministic_and_per_class():
         right = [p for p in picks if p["true"] == c and p["correct"]]
         assert len(right) <= 2
         assert all(a["confidence"] >= b["confidence"] for a, b in zip(right, right[1:]))
+
+
+def test_comparison_grid_and_shortcut_summary_on_the_same_faces(tiny_dataset):
+    import warnings
+    import matplotlib.pyplot as plt
+    from facial_expression.cam import comparison_grid, select_samples, shortcut_summary
+    from facial_expression.data import SkippedFilesWarning, load_folder
+    from facial_expression.evaluation import predict
+    from facial_expression.models import build_model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)
+        data = load_folder(tiny_dataset / "validation", 32, ("angry", "happy", "sad"), progress=False)
+    torch.manual_seed(0)
+    plain = build_model("light-vgg", 3, input_size=32).eval()
+    other = build_model("light-vgg", 3, input_size=32, head="gap", mask=True).eval()
+    probs, labels = predict(plain, data)
+    picks = select_samples(labels, probs, per_class=1)
+    fig = comparison_grid({"plain": plain, "improved": other}, data, picks)
+    assert fig.axes[0].get_title().startswith("true ") and len(fig.axes) == 3 * len(picks)
+    plt.close(fig)
+    summary = shortcut_summary(other, data)
+    assert 0 <= summary["border"] <= 1 and 0 <= summary["accuracy"] <= 1
+    assert summary["ffhq_other_classes"] == 0 and summary["ffhq_other_predicted_happy_neutral"] is None

@@ -126,7 +126,7 @@ def test_eval_folder_matches_classes_by_name(tiny_dataset):
         load_folder(folder, 32, classes=("angry", "happy", "sad"), progress=False)
 
 
-@pytest.mark.parametrize("policy", ["none", "standard", "strong"])
+@pytest.mark.parametrize("policy", ["none", "standard", "strong", "photometric", "trivial"])
 def test_augmented_views_shape_range_and_no_side_effect(tiny_dataset, policy):
     data = load(tiny_dataset).validation
     before = data.images.clone()
@@ -168,7 +168,7 @@ def test_loader_is_seeded_per_epoch_and_eval_never_shuffles(tiny_dataset):
     assert len(BatchLoader(data, 8, max_batches=2)) == 2
 
 
-@pytest.mark.parametrize("policy", ["standard", "strong"])
+@pytest.mark.parametrize("policy", ["standard", "strong", "photometric"])
 def test_batched_augmentation_draws_per_image_and_keeps_the_input(policy):
     from facial_expression.data import BatchAugment
     torch.manual_seed(0)
@@ -215,3 +215,21 @@ def test_large_caches_are_memory_mapped_files(tiny_dataset, monkeypatch):
         assert torch.equal(data.images, in_memory.images)
     assert not in_memory.memory_mapped
     assert not list(Path(os.environ["FER_CACHE"]).glob("*.tmp.npy"))
+
+
+def test_batched_grayscale_and_saturation():
+    from facial_expression.data import BatchAugment
+    x = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8)
+    policy = AugmentConfig.preset("none")
+    policy.grayscale = 1.0
+    out = BatchAugment(policy)(x)
+    assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])
+    policy.grayscale, policy.saturation = 0.0, 0.5
+    out = BatchAugment(policy)(x)
+    assert 0 <= out.min() and out.max() <= 1 and not torch.allclose(out, x.float() / 255)
+
+
+def test_trivial_augment_needs_the_per_image_backend():
+    from facial_expression.data import BatchAugment
+    with pytest.raises(ValueError, match="v2 backend"):
+        BatchAugment("trivial")

@@ -140,3 +140,30 @@ def test_vgg16_loads_weights_from_a_local_file(tmp_path, monkeypatch):
 def test_summary_reports_counts():
     text = str(summary(build_model("light-vgg", 8)))
     assert "3,744,664" in text
+
+
+def test_gap_head_cuts_the_dense_layers_and_keeps_the_cam_layer():
+    model = build_model("light-vgg", 7, head="gap")
+    # the five conv blocks of the paper, then 128 -> 7; the 2048 -> 1024 -> 1024 head is gone
+    dense = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(d.in_features, d.out_features) for d in dense] == [(128, 7)]
+    assert count_parameters(model)["total"] == light_vgg_param_count(7) - (2048 * 1024 + 1024 + 1024 * 1024 + 1024
+                                                                          + 1024 * 7 + 7) + 128 * 7 + 7
+    assert model(torch.rand(2, 3, 128, 128)).shape == (2, 7)
+    with pytest.raises(ValueError, match="unknown head"):
+        build_model("light-vgg", 7, head="attention")
+
+
+def test_face_mask_is_a_fixed_buffer_that_hides_the_corners():
+    from facial_expression.models.light_vgg import face_mask
+    mask = face_mask(128)
+    assert mask.shape == (1, 1, 128, 128) and 0 <= mask.min() and mask.max() == 1
+    assert mask[0, 0, 64, 64] == 1 and mask[0, 0, 0, 0] == 0 and mask[0, 0, 127, 127] == 0
+    assert torch.equal(mask, mask.flip(-1))  # symmetric, so flips and flip TTA agree
+    model = build_model("light-vgg", 7, mask=True).eval()
+    assert count_parameters(model)["total"] == light_vgg_param_count(7)  # a buffer, not a parameter
+    assert "mask" in model.state_dict()
+    x = torch.rand(1, 3, 128, 128)
+    corners = x.clone()
+    corners[..., :4, :4] = 0.5  # changing only what the mask hides changes nothing
+    assert torch.equal(model(x), model(corners))

@@ -88,3 +88,31 @@ def test_early_stopping_and_schedules(tiny_dataset, tmp_path):
 def test_class_weights_are_inverse_frequency():
     w = class_weights({"a": 100, "b": 300})
     assert torch.allclose(w, torch.tensor([1.5, 0.5]))
+
+
+@pytest.mark.parametrize("mix", ["mixup", "cutmix", "both"])
+def test_mix_trains_on_soft_labels(tiny_dataset, tmp_path, mix):
+    cfg, splits, model, opts = _setup(tiny_dataset, mix=mix, label_smoothing=0.1)
+    mixer = training.make_mixer(cfg, len(splits.classes))
+    x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
+    mixed, soft = mixer(x, y)
+    assert mixed.shape == x.shape and soft.shape == (4, 3)
+    assert torch.allclose(soft.sum(1), torch.ones(4))
+    history = fit(model, splits, cfg, tmp_path / "run", opts, progress=False)
+    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in history.epochs)
+    with pytest.raises(training.FERError, match="unknown mix"):
+        training.make_mixer(TrainConfig(mix="blend"), 3)
+
+
+def test_flip_tta_averages_the_image_and_its_mirror(tiny_dataset):
+    from facial_expression.data import BatchLoader
+    from facial_expression.evaluation import predict
+    cfg, splits, model, _ = _setup(tiny_dataset)
+    model.eval()
+    probs, labels = predict(model, splits.validation)
+    tta, same_labels = predict(model, splits.validation, tta=True)
+    x = torch.cat([b for b, _ in BatchLoader(splits.validation, 256)])
+    with torch.inference_mode():
+        mirrored = torch.softmax(model(x.flip(-1)), 1).numpy()
+    assert (labels == same_labels).all()
+    assert torch.allclose(torch.from_numpy(tta), torch.from_numpy((probs + mirrored) / 2), atol=1e-6)

@@ -202,3 +202,51 @@ def guided_figure(checkpoint, data=None, per_class: int = 1, max_classes: int = 
             ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def photo_style_summary(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray, classes) -> dict:
+    """How often faces of the five other classes are predicted happy or neutral, FFHQ photos vs the rest."""
+    ffhq = np.array([Path(p).name.startswith("ffhq") for p in paths])
+    hn = [list(classes).index(c) for c in ("happy", "neutral") if c in classes]
+    other = ~np.isin(y_true, hn)
+    out = {}
+    for tag, sel in (("ffhq", ffhq & other), ("nonffhq", ~ffhq & other)):
+        out[f"{tag}_other_classes"] = int(sel.sum())
+        out[f"{tag}_other_predicted_happy_neutral"] = float(np.isin(y_pred[sel], hn).mean()) if sel.any() else None
+    return out
+
+
+def shortcut_summary(model, data: ImageSet, max_batches: int | None = None) -> dict:
+    """Where the predicted-class maps of every face lie (border, eyes, mouth) and the photo-style check."""
+    probs, labels = predict(model, data, max_batches=max_batches)
+    preds = probs.argmax(1)
+    cams = compute_cams(model, to_unit_float(data.images[:len(labels)]), preds.tolist())
+    return {**region_shares(cams), **photo_style_summary(data.paths[:len(labels)], labels, preds, data.classes),
+            "accuracy": float((preds == labels).mean())}
+
+
+def comparison_grid(models: dict, data: ImageSet, picks: list[dict], title: str | None = None):
+    """The same faces under several models: each face, then per model its Grad-CAM for the class that
+    model predicts. `picks` (from select_samples) fixes the faces, usually chosen by the first model."""
+    index = [p["index"] for p in picks]
+    images = to_unit_float(data.images[index])
+    columns = []
+    for name, model in models.items():
+        probs, _ = predict(model, data.subset(index))
+        columns.append((name, probs, compute_cams(model, images, probs.argmax(1).tolist())))
+    fig, axes = plt.subplots(len(picks), 1 + len(models), figsize=(1.7 * (1 + len(models)), 1.8 * len(picks)),
+                             squeeze=False)
+    for r, p in enumerate(picks):
+        axes[r, 0].imshow(images[r].permute(1, 2, 0).numpy())
+        axes[r, 0].set_title(f"true {data.classes[p['true']]}", fontsize=7)
+        for j, (name, probs, cams) in enumerate(columns, start=1):
+            k = int(probs[r].argmax())
+            axes[r, j].imshow(overlay(images[r], cams[r]))
+            mark = "✓" if k == p["true"] else "✗"
+            axes[r, j].set_title(f"{name}: {data.classes[k]} {probs[r, k]:.2f} {mark}", fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

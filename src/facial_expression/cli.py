@@ -8,7 +8,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import TrainConfig
+from .config import AugmentConfig, TrainConfig
 from .errors import FERError
 
 
@@ -28,10 +28,15 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--schedule", choices=("onecycle", "cosine", "none"), default=d.schedule)
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="linear warm-up of cosine")
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--class-weights", action="store_true", help="inverse-frequency class weights")
+    p.add_argument("--mix", choices=("none", "mixup", "cutmix", "both"), default=d.mix,
+                   help="batch-level MixUp/CutMix (both: one of the two per batch)")
+    p.add_argument("--mix-alpha", type=float, default=d.mix_alpha)
+    p.add_argument("--tta", action="store_true", help="report metrics with flip test-time augmentation")
     p.add_argument("--patience", type=_none_or_int, default=d.patience, help="early-stopping patience (epochs)")
-    p.add_argument("--augment", choices=("none", "standard", "strong"), default=d.augment)
+    p.add_argument("--augment", choices=AugmentConfig.PRESETS, default=d.augment)
     p.add_argument("--augment-backend", choices=("v2", "batched"), default=d.augment_backend,
                    help="v2: torchvision per image; batched: one grid_sample per batch (about 2x faster on CPU)")
     p.add_argument("--tune-fraction", type=float, default=d.tune_fraction)
@@ -40,6 +45,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dropout", type=float, default=d.dropout, help="LightVGG: dropout after dense layers")
     p.add_argument("--gaussian-dropout", type=float, default=d.gaussian_dropout,
                    help="LightVGG: Gaussian dropout after each pool")
+    p.add_argument("--head", choices=("dense", "gap"), default=d.head,
+                   help="LightVGG: the paper's dense head or global average pooling")
+    p.add_argument("--mask", action="store_true", help="LightVGG: multiply the input by a soft face ellipse")
     p.add_argument("--weights", default=d.weights, help="VGG16: imagenet | none | PATH to a .pth file")
     p.add_argument("--freeze", choices=("none", "features", "all-but-last-block"), default=d.freeze)
     p.add_argument("--head-lr-mult", type=float, default=d.head_lr_mult)
@@ -87,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=8)
     p.add_argument("--input-size", type=int, default=None)
     p.add_argument("--batch-norm", action="store_true")
+    p = sub.add_parser("ablation", help="part (d): train ablation rows of LightVGG, then print the table",
+                       formatter_class=fmt)
+    p.add_argument("--out", required=True, help="folder of the study; runs go to OUT/<row>_seed<seed>/")
+    p.add_argument("--rows", nargs="*", default=None,
+                   help="changes to try one at a time on the plain model (default: all; 'plain' is the baseline)")
+    p.add_argument("--combine", nargs=2, metavar=("NAME", "CHANGES"), default=None,
+                   help="instead of --rows, one row NAME with the comma-separated CHANGES together")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--data", default=None, help="dataset root (default: $FER_DATA)")
+    p.add_argument("--max-batches", type=_none_or_int, default=None, help="smoke runs: batches per epoch")
+    p.add_argument("--table", action="store_true", help="only print the table of the finished runs")
     p = sub.add_parser("notebooks", help="execute the P5 notebooks in order with papermill",
                        formatter_class=fmt)
     p.add_argument("--smoke", action="store_true",
@@ -177,6 +197,22 @@ def cmd_summary(args) -> None:
     print(json.dumps(count_parameters(model)))
 
 
+def cmd_ablation(args) -> None:
+    from .ablation import CHANGES, run_rows, screening_table
+    if not args.table:
+        if args.combine:
+            name, changes = args.combine
+            rows = {name: [c.strip() for c in changes.split(",") if c.strip()]}
+        else:
+            names = args.rows or list(CHANGES)
+            unknown = [n for n in names if n not in CHANGES]
+            if unknown:
+                raise ValueError(f"unknown rows {', '.join(unknown)}; choose from {', '.join(CHANGES)}")
+            rows = {n: [] if n == "plain" else [n] for n in names}
+        run_rows(rows, args.out, args.epochs, tuple(args.seeds), args.data, max_batches=args.max_batches)
+    print(screening_table(args.out).to_string(float_format=lambda v: f"{v:.4f}"))
+
+
 def cmd_notebooks(args) -> None:
     from .notebooks import NOTEBOOKS, run_notebooks
     params = {}
@@ -213,7 +249,7 @@ def cmd_submission(args) -> None:
                      data=args.data)
 
 
-COMMANDS = {"submission": cmd_submission, "notebooks": cmd_notebooks, "report": cmd_report, "report-tables": cmd_report_tables, "results": cmd_results, "stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam,
+COMMANDS = {"ablation": cmd_ablation, "submission": cmd_submission, "notebooks": cmd_notebooks, "report": cmd_report, "report-tables": cmd_report_tables, "results": cmd_results, "stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam,
             "summary": cmd_summary}
 
 

@@ -31,11 +31,21 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.95, 1.05)
     brightness: float = 0.2
     contrast: float = 0.2
+    saturation: float = 0.0
+    grayscale: float = 0.0  # probability of a grey-scale copy
+    trivial: bool = False  # TrivialAugmentWide (Müller & Hutter 2021); per-image (v2) backend only
     erasing: float = 0.0  # probability of one random-erasing patch
+
+    PRESETS = ("none", "standard", "strong", "photometric", "trivial")
 
     @classmethod
     def preset(cls, name: str) -> "AugmentConfig":
-        """The named policies: 'none', 'standard' and 'strong'."""
+        """The named policies.
+
+        standard: flip, small affine, brightness/contrast. strong: larger affine and random erasing.
+        photometric: standard plus strong colour jitter and grey-scale copies, against the photo-style cue
+        that the CAM analysis found. trivial: flip, TrivialAugmentWide and random erasing.
+        """
         if name == "none":
             return cls(name="none", hflip=0.0, rotation=0.0, translate=0.0, scale=(1.0, 1.0),
                        brightness=0.0, contrast=0.0, erasing=0.0)
@@ -44,7 +54,12 @@ class AugmentConfig:
         if name == "strong":
             return cls(name="strong", rotation=15.0, translate=0.1, scale=(0.9, 1.1),
                        brightness=0.3, contrast=0.3, erasing=0.25)
-        raise ValueError(f"unknown augmentation policy {name!r}; choose none, standard or strong")
+        if name == "photometric":
+            return cls(name="photometric", brightness=0.4, contrast=0.4, saturation=0.4, grayscale=0.2)
+        if name == "trivial":
+            return cls(name="trivial", rotation=0.0, translate=0.0, scale=(1.0, 1.0), brightness=0.0,
+                       contrast=0.0, trivial=True, erasing=0.25)
+        raise ValueError(f"unknown augmentation policy {name!r}; choose one of {', '.join(cls.PRESETS)}")
 
 
 @dataclass
@@ -56,6 +71,8 @@ class TrainConfig:
     batch_norm: bool = False
     dropout: float = 0.0
     gaussian_dropout: float = 0.0
+    head: str = "dense"  # dense (the paper) | gap (global average pooling)
+    mask: bool = False  # multiply the input by a fixed soft face ellipse
     # VGG16 options
     weights: str | None = "imagenet"  # imagenet | none | path to a .pth state dict
     freeze: str = "features"  # none | features | all-but-last-block
@@ -78,6 +95,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0  # for cosine
     label_smoothing: float = 0.0
     class_weights: bool = False
+    mix: str = "none"  # none | mixup | cutmix | both (one of the two per batch)
+    mix_alpha: float = 1.0
+    tta: bool = False  # report metrics averaged over the image and its mirror image
     patience: int | None = None  # early stopping on tune accuracy
     # runtime
     seed: int = 0

@@ -16,14 +16,20 @@ from .runtime import autocast
 
 
 def predict(model, data: ImageSet, batch_size: int = 256, amp=None,
-            max_batches: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities (N x C) and true labels (N) of a model on an ImageSet, in eval mode."""
+            max_batches: int | None = None, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities (N x C) and true labels (N) of a model on an ImageSet, in eval mode.
+
+    With `tta` the probabilities are the mean over each image and its mirror image.
+    """
     device = next(model.parameters()).device
     model.eval()
     probs, labels = [], []
     with torch.inference_mode(), autocast(device, amp):
         for x, y in BatchLoader(data, batch_size, device=device, max_batches=max_batches):
-            probs.append(torch.softmax(model(x).float(), 1).cpu())
+            p = torch.softmax(model(x).float(), 1)
+            if tta:
+                p = (p + torch.softmax(model(x.flip(-1)).float(), 1)) / 2
+            probs.append(p.cpu())
             labels.append(y.cpu())
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
 

@@ -5,6 +5,7 @@ The CLI and the notebooks both call `run_experiment`, so the same config and see
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 from .config import RESULTS_DIR, TrainConfig
 from .data import (ImageSet, Splits, load_folder, load_splits, resolve_eval_folder, resolve_layout,
                    split_statistics)
-from .evaluation import compute_metrics, predict, report_text, save_json
+from .evaluation import compute_metrics, measure_latency, predict, report_text, save_json
 from .models import build_model, count_parameters, model_options
 from .plots import plot_confusions, plot_history, plot_roc, save_figure
 from .runtime import amp_dtype, pick_device, seed_everything, set_threads
@@ -43,22 +44,29 @@ def output_dir(cfg: TrainConfig) -> Path:
 
 def evaluate_splits(model, data: dict[str, ImageSet], out_dir: Path, classes, batch_size: int = 256,
                     amp=None, max_batches: int | None = None, extra: dict | None = None,
-                    figures: bool = True) -> tuple[dict, dict]:
+                    figures: bool = True, tta: bool = False,
+                    alternative_splits: tuple[str, ...] = ("tune", "validation")) -> tuple[dict, dict]:
     """Metrics, predictions.npz, metrics.json and ROC/confusion figures for each split given.
 
     metrics.json's top level holds the last split given (validation, the reported one); every split is
-    under "splits".
+    under "splits". The metrics use flip test-time augmentation if `tta`; the other choice (without TTA,
+    or with it) is measured too on `alternative_splits`, under "flip_tta" or "no_tta".
     """
     out_dir = Path(out_dir)
-    metrics, preds = {}, {}
+    metrics, preds, alternative = {}, {}, {}
     for split, images in data.items():
-        probs, labels = predict(model, images, batch_size, amp, max_batches)
+        probs, labels = predict(model, images, batch_size, amp, max_batches, tta=tta)
         metrics[split], preds[split] = compute_metrics(labels, probs, classes), (probs, labels)
+        if split in alternative_splits:
+            other, _ = predict(model, images, batch_size, amp, max_batches, tta=not tta)
+            m = compute_metrics(labels, other, classes)
+            alternative[split] = {k: m[k] for k in ("accuracy", "macro_f1", "macro_auc")}
     reported = list(data)[-1]
-    summary = {**metrics[reported], "evaluated_split": reported, **(extra or {}),
+    summary = {**metrics[reported], "evaluated_split": reported, "tta": tta, **(extra or {}),
                "splits": {s: {k: m[k] for k in ("accuracy", "macro_f1", "macro_auc", "micro_auc",
                                                  "cohen_kappa", "n", "confusion_matrix")}
-                          for s, m in metrics.items()}}
+                          for s, m in metrics.items()},
+               "no_tta" if tta else "flip_tta": alternative}
     save_json(summary, out_dir / "metrics.json")
     np.savez_compressed(out_dir / "predictions.npz",
                         **{f"{s}_probs": p for s, (p, _) in preds.items()},
@@ -103,12 +111,15 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     if best.exists():
         model, _ = load_checkpoint(best, device)
         model = model.to(memory_format=torch.channels_last)
+    latency = measure_latency(copy.deepcopy(model).float().cpu(), size, "cpu")
     extra = {"model": cfg.model, "parameters": count_parameters(model), "best_epoch": history.best_epoch,
              "epochs_run": len(history.epochs), "wall_seconds": history.wall_seconds,
              "device": history.device, "amp": history.amp, "data": cfg.data,
-             "interrupted": history.interrupted, "max_batches": cfg.max_batches}
+             "interrupted": history.interrupted, "max_batches": cfg.max_batches,
+             "cpu_latency_ms": latency["median_ms"], "cpu_latency_p90_ms": latency["p90_ms"]}
     metrics, preds = evaluate_splits(model, dict(splits.items()), out_dir, splits.classes,
-                                     cfg.eval_batch_size, amp_dtype(device, cfg.amp), cfg.max_batches, extra)
+                                     cfg.eval_batch_size, amp_dtype(device, cfg.amp), cfg.max_batches, extra,
+                                     tta=cfg.tta)
     return ExperimentResult(cfg, out_dir, splits, model, history, metrics, preds)
 
 
@@ -123,7 +134,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out_dir: str |
     cfg = TrainConfig.from_dict(ckpt["config"])
     extra = {"model": ckpt["model_name"], "checkpoint": str(checkpoint), "data": str(folder)}
     metrics, _ = evaluate_splits(model, {folder.name: images}, Path(out_dir), ckpt["classes"], batch_size,
-                                 amp_dtype(dev, cfg.amp), max_batches, extra)
+                                 amp_dtype(dev, cfg.amp), max_batches, extra, tta=cfg.tta)
     return metrics[folder.name]
 
 

@@ -92,17 +92,41 @@ def class_weights(counts: dict[str, int]) -> torch.Tensor:
     return w / w.mean()
 
 
+def make_mixer(cfg: TrainConfig, num_classes: int):
+    """torchvision's batch-level MixUp, CutMix or a random choice of the two; None for "none".
+
+    They turn the labels into class probabilities, which CrossEntropyLoss takes as they are.
+    """
+    from torchvision.transforms import v2
+    if cfg.mix == "none":
+        return None
+    mixup = v2.MixUp(alpha=cfg.mix_alpha, num_classes=num_classes)
+    cutmix = v2.CutMix(alpha=cfg.mix_alpha, num_classes=num_classes)
+    choices = {"mixup": mixup, "cutmix": cutmix, "both": v2.RandomChoice([mixup, cutmix])}
+    if cfg.mix not in choices:
+        raise FERError(f"unknown mix {cfg.mix!r}; choose none, mixup, cutmix or both")
+    return choices[cfg.mix]
+
+
 def train_one_epoch(model, loader, loss_fn, optimizer, scheduler=None, amp=None, scaler=None,
-                    progress: bool = True, desc: str = "train") -> dict:
-    """One pass over the training loader; returns mean loss and accuracy over the batches."""
+                    progress: bool = True, desc: str = "train", mixer=None) -> dict:
+    """One pass over the training loader; returns mean loss and accuracy over the batches.
+
+    With a `mixer` (MixUp/CutMix) the loss uses the mixed soft labels and the accuracy the dominant
+    original label of each image.
+    """
     model.train()
     device = model_device(model)
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for step, (x, y) in enumerate(bar):
+        target = y
+        if mixer is not None:
+            x, target = mixer(x, y)
+            y = target.argmax(1)
         with autocast(device, amp):
             logits = model(x)
-            loss = loss_fn(logits.float(), y)
+            loss = loss_fn(logits.float(), target)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(f"loss became {loss.item()} at batch {step} ({desc}); lower the "
                                      "learning rate or check the data")
@@ -180,6 +204,7 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
     weight = class_weights(splits.train.counts()).to(device) if cfg.class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
     eval_loss_fn = nn.CrossEntropyLoss()
+    mixer = make_mixer(cfg, len(splits.classes))
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, len(train_loader))
     history = History(device=device_name(device), amp=str(amp).replace("torch.", "") if amp else None)
@@ -221,7 +246,7 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
             t0 = time.perf_counter()
             train_loader.set_epoch(epoch)
             train = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, amp, scaler,
-                                    progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+                                    progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", mixer=mixer)
             tune = evaluate(model, eval_loaders["tune"], eval_loss_fn, amp)
             val = evaluate(model, eval_loaders["validation"], eval_loss_fn, amp)
             row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_accuracy": train["accuracy"],

@@ -21,8 +21,12 @@ def build_augmentation(policy: AugmentConfig | str) -> v2.Compose:
     if p.rotation > 0 or p.translate > 0 or tuple(p.scale) != (1.0, 1.0):
         steps.append(v2.RandomAffine(degrees=p.rotation, translate=(p.translate, p.translate),
                                      scale=tuple(p.scale), interpolation=v2.InterpolationMode.BILINEAR))
-    if p.brightness > 0 or p.contrast > 0:
-        steps.append(v2.ColorJitter(brightness=p.brightness, contrast=p.contrast))
+    if p.trivial:
+        steps.append(v2.TrivialAugmentWide(interpolation=v2.InterpolationMode.BILINEAR))
+    if p.brightness > 0 or p.contrast > 0 or p.saturation > 0:
+        steps.append(v2.ColorJitter(brightness=p.brightness, contrast=p.contrast, saturation=p.saturation))
+    if p.grayscale > 0:
+        steps.append(v2.RandomGrayscale(p.grayscale))
     steps.append(v2.ToDtype(torch.float32, scale=True))
     if p.erasing > 0:
         steps.append(v2.RandomErasing(p=p.erasing, scale=(0.02, 0.12), value=0.0))
@@ -94,6 +98,8 @@ class BatchAugment:
 
     def __init__(self, policy: AugmentConfig | str):
         self.p = AugmentConfig.preset(policy) if isinstance(policy, str) else policy
+        if self.p.trivial:
+            raise ValueError("TrivialAugment draws a different operation per image; use the v2 backend")
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         import math
@@ -115,10 +121,18 @@ class BatchAugment:
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if p.brightness > 0:
             x.mul_(uniform(1 - p.brightness, 1 + p.brightness, 1, 1, 1))
-        if p.contrast > 0:
-            gray = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).mean((1, 2)).view(n, 1, 1, 1)
-            x = (x - gray).mul_(uniform(1 - p.contrast, 1 + p.contrast, 1, 1, 1)).add_(gray)
         x.clamp_(0, 1)
+
+        def luma(img):
+            return (0.299 * img[:, 0] + 0.587 * img[:, 1] + 0.114 * img[:, 2]).unsqueeze(1)
+        if p.contrast > 0:
+            gray = luma(x).mean((1, 2, 3), keepdim=True)
+            x = (x - gray).mul_(uniform(1 - p.contrast, 1 + p.contrast, 1, 1, 1)).add_(gray).clamp_(0, 1)
+        if p.saturation > 0:
+            gray = luma(x)
+            x = (x - gray).mul_(uniform(1 - p.saturation, 1 + p.saturation, 1, 1, 1)).add_(gray).clamp_(0, 1)
+        if p.grayscale > 0:
+            x = torch.where((torch.rand(n, device=dev) < p.grayscale).view(n, 1, 1, 1), luma(x).expand_as(x), x)
         if p.erasing > 0:
             h, w = x.shape[-2:]
             area = uniform(0.02, 0.12) * h * w

@@ -27,7 +27,7 @@ def model_options(cfg) -> dict:
     size = cfg.resolved_input_size()
     if cfg.model == "light-vgg":
         return {"input_size": size, "batch_norm": cfg.batch_norm, "dropout": cfg.dropout,
-                "gaussian_dropout": cfg.gaussian_dropout}
+                "gaussian_dropout": cfg.gaussian_dropout, "head": cfg.head, "mask": cfg.mask}
     return {"input_size": size, "weights": cfg.weights, "freeze": cfg.freeze}
 
 

@@ -1,0 +1,159 @@
+"""The ablation of part (d): one change at a time on the plain LightVGG of P5_c, then the combination.
+
+Every row is a full run (`run_experiment`) on the whole training split with the same schedule; the
+tune split picks the epoch and decides which changes help, and validation/ is evaluated once per
+finished run. Runs that already have a metrics.json are not trained again, so an interrupted study
+resumes where it stopped. The tables are built from the saved results, never typed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import TrainConfig
+from .errors import FERError
+
+PARAM_BUDGET = 3_750_000  # the paper's LightVGG budget (Hewitt & Gunes 2018)
+
+# row name -> (what changes, TrainConfig overrides on top of the plain LightVGG of P5_c)
+CHANGES: dict[str, tuple[str, dict]] = {
+    "plain": ("the paper's LightVGG (P5_c)", {}),
+    "batch_norm": ("batch-norm after every conv and dense layer", {"batch_norm": True}),
+    "gaussian_dropout": ("Gaussian dropout 0.2 after each pool", {"gaussian_dropout": 0.2}),
+    "class_weights": ("class-balanced (inverse-frequency) loss", {"class_weights": True}),
+    "label_smoothing": ("label smoothing 0.1", {"label_smoothing": 0.1}),
+    "trivial_augment": ("TrivialAugmentWide and random erasing", {"augment": "trivial"}),
+    "mixup_cutmix": ("MixUp or CutMix per batch (alpha 0.4)", {"mix": "both", "mix_alpha": 0.4}),
+    "adamw_cosine": ("AdamW (decay 0.05), cosine with 1 warm-up epoch",
+                     {"optimizer": "adamw", "weight_decay": 0.05, "schedule": "cosine"}),
+    "gap_head": ("global-average-pooling head", {"head": "gap"}),
+    "face_mask": ("soft face ellipse on the input (CAM: border)", {"mask": True}),
+    "photometric": ("strong colour jitter, grey-scale (CAM: photo style)", {"augment": "photometric"}),
+}
+
+
+def row_config(changes: list[str] | tuple[str, ...], **settings) -> TrainConfig:
+    """The plain LightVGG config with the named changes applied, then `settings` (epochs, seed, out...)."""
+    overrides: dict = {}
+    for name in changes:
+        if name not in CHANGES:
+            raise FERError(f"unknown change {name!r}; choose from {', '.join(CHANGES)}")
+        overrides.update(CHANGES[name][1])
+    return TrainConfig(model="light-vgg", **{**overrides, **settings})
+
+
+def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0,), data: str | None = None,
+             progress: bool = True, **settings) -> list[Path]:
+    """Train every row (name -> list of changes) for every seed into root/<name>_seed<seed>/.
+
+    Rows with a metrics.json are skipped; a row whose last.pt exists resumes. Returns the run folders.
+    """
+    from .data import load_splits
+    from .experiment import run_experiment
+    from .models import build_model, count_parameters, model_options
+    root, done, splits_by_seed = Path(root), [], {}
+    for seed in seeds:
+        for name, changes in rows.items():
+            out = root / f"{name}_seed{seed}"
+            if (out / "metrics.json").exists():
+                print(f"{out.name}: finished earlier, skipped")
+                done.append(out)
+                continue
+            cfg = row_config(changes, epochs=epochs, seed=seed, data=data, out=str(out), **settings)
+            n = count_parameters(build_model("light-vgg", 7, **model_options(cfg)))["total"]
+            if n > PARAM_BUDGET:
+                raise FERError(f"{name}: {n:,} parameters is over the {PARAM_BUDGET:,} budget")
+            if seed not in splits_by_seed:
+                splits_by_seed[seed] = load_splits(data, cfg.resolved_input_size(), cfg.tune_fraction, seed,
+                                                   progress=progress)
+            print(f"== {out.name}: {', '.join(changes) or 'plain'} ({epochs} epochs, seed {seed})", flush=True)
+            run_experiment(cfg, progress=progress, splits=splits_by_seed[seed])
+            done.append(out)
+    return done
+
+
+def load_run(run_dir: str | Path) -> dict:
+    """One finished run as a flat dict: settings, validation and tune metrics, TTA, size and speed."""
+    run_dir = Path(run_dir)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    cfg = json.loads((run_dir / "config.json").read_text())
+    tta_key = "no_tta" if m.get("tta") else "flip_tta"
+    alt = m.get(tta_key, {})
+    return {
+        "run": run_dir.name, "seed": cfg["seed"], "epochs": m["epochs_run"], "best_epoch": m["best_epoch"],
+        "parameters": m["parameters"]["total"], "cpu_latency_ms": m.get("cpu_latency_ms"),
+        "tune_accuracy": m["splits"]["tune"]["accuracy"],
+        "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"], "val_macro_auc": m["macro_auc"],
+        "tta": bool(m.get("tta")),
+        f"tune_accuracy_{tta_key}": alt.get("tune", {}).get("accuracy"),
+        f"val_accuracy_{tta_key}": alt.get("validation", {}).get("accuracy"),
+        "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()},
+        "wall_minutes": m["wall_seconds"] / 60,
+    }
+
+
+def screening_table(root: str | Path, baseline: str = "plain") -> pd.DataFrame:
+    """One row per change (seed 0 runs under root), with its tune and validation effect against the
+    plain row; 'tune Δ' is what the selection uses."""
+    rows = []
+    for run_dir in sorted(Path(root).glob("*_seed0")):
+        if not (run_dir / "metrics.json").exists():
+            continue
+        name = run_dir.name.removesuffix("_seed0")
+        r = load_run(run_dir)
+        rows.append({"row": name, "change": CHANGES[name][0] if name in CHANGES else name,
+                     "parameters": r["parameters"], "CPU ms": r["cpu_latency_ms"], "best epoch": r["best_epoch"],
+                     "tune acc.": r["tune_accuracy"], "tune acc. +flip": r.get("tune_accuracy_flip_tta"),
+                     "val. acc.": r["val_accuracy"], "val. acc. +flip": r.get("val_accuracy_flip_tta"),
+                     "val. macro-F1": r["val_macro_f1"], "val. macro-AUC": r["val_macro_auc"],
+                     "minutes": r["wall_minutes"]})
+    if not rows:
+        raise FERError(f"no finished runs under {root}")
+    table = pd.DataFrame(rows).set_index("row")
+    if baseline in table.index:
+        table.insert(table.columns.get_loc("tune acc.") + 1, "tune Δ",
+                     table["tune acc."] - table.loc[baseline, "tune acc."])
+        table.insert(table.columns.get_loc("val. acc.") + 1, "val. Δ",
+                     table["val. acc."] - table.loc[baseline, "val. acc."])
+        order = [baseline] + table.drop(index=baseline).sort_values("tune Δ", ascending=False).index.tolist()
+        table = table.loc[order]
+    return table
+
+
+def helpful_changes(table: pd.DataFrame, min_gain: float = 0.0) -> list[str]:
+    """The changes whose tune accuracy beat the plain row by more than `min_gain` (tune split only)."""
+    return [name for name, gain in table["tune Δ"].items() if name in CHANGES and name != "plain" and gain > min_gain]
+
+
+def seeds_table(groups: dict[str, list[str | Path]]) -> pd.DataFrame:
+    """Mean ± standard deviation over seeds for each model (name -> its run folders)."""
+    rows = []
+    for name, dirs in groups.items():
+        runs = [load_run(d) for d in dirs if (Path(d) / "metrics.json").exists()]
+        if not runs:
+            continue
+        row = {"model": name, "seeds": ", ".join(str(r["seed"]) for r in runs), "parameters": runs[0]["parameters"],
+               "CPU ms": float(np.mean([r["cpu_latency_ms"] for r in runs if r["cpu_latency_ms"] is not None]
+                                       or [np.nan]))}
+        for key, label in (("tune_accuracy", "tune acc."), ("val_accuracy", "val. acc."),
+                           ("val_macro_f1", "val. macro-F1"), ("val_macro_auc", "val. macro-AUC")):
+            values = np.array([r[key] for r in runs])
+            row[label] = f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0:.4f}"
+            row[label + " mean"] = values.mean()
+        row["minutes per run"] = float(np.mean([r["wall_minutes"] for r in runs]))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+def per_class_f1(groups: dict[str, list[str | Path]]) -> pd.DataFrame:
+    """Validation F1 per class, mean over each model's seeds: classes x models."""
+    cols = {}
+    for name, dirs in groups.items():
+        runs = [load_run(d) for d in dirs if (Path(d) / "metrics.json").exists()]
+        if runs:
+            cols[name] = pd.DataFrame([r["per_class_f1"] for r in runs]).mean()
+    return pd.DataFrame(cols)
