@@ -47,8 +47,9 @@ def row_config(changes: list[str] | tuple[str, ...], **settings) -> TrainConfig:
 
 
 def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0,), data: str | None = None,
-             progress: bool = True, **settings) -> list[Path]:
-    """Train every row (name -> list of changes) for every seed into root/<name>_seed<seed>/.
+             progress: bool = True, dirs: dict[str, str | Path] | None = None, **settings) -> list[Path]:
+    """Train every row (name -> list of changes) for every seed into root/<name>_seed<seed>/, or into
+    dirs["<name>_seed<seed>"] where given.
 
     Rows with a metrics.json are skipped; a row whose last.pt exists resumes. Returns the run folders.
     """
@@ -58,18 +59,19 @@ def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0
     root, done, splits_by_seed = Path(root), [], {}
     for seed in seeds:
         for name, changes in rows.items():
-            out = root / f"{name}_seed{seed}"
+            out = Path((dirs or {}).get(f"{name}_seed{seed}", root / f"{name}_seed{seed}"))
             if (out / "metrics.json").exists():
                 print(f"{out.name}: finished earlier, skipped")
                 done.append(out)
                 continue
             cfg = row_config(changes, epochs=epochs, seed=seed, data=data, out=str(out), **settings)
-            n = count_parameters(build_model("light-vgg", 7, **model_options(cfg)))["total"]
-            if n > PARAM_BUDGET:
-                raise FERError(f"{name}: {n:,} parameters is over the {PARAM_BUDGET:,} budget")
             if seed not in splits_by_seed:
                 splits_by_seed[seed] = load_splits(data, cfg.resolved_input_size(), cfg.tune_fraction, seed,
                                                    progress=progress)
+            classes = len(splits_by_seed[seed].classes)
+            n = count_parameters(build_model("light-vgg", classes, **model_options(cfg)))["total"]
+            if n > PARAM_BUDGET:
+                raise FERError(f"{name}: {n:,} parameters is over the {PARAM_BUDGET:,} budget")
             print(f"== {out.name}: {', '.join(changes) or 'plain'} ({epochs} epochs, seed {seed})", flush=True)
             run_experiment(cfg, progress=progress, splits=splits_by_seed[seed])
             done.append(out)

@@ -15,7 +15,7 @@ import torch
 from .config import NOTEBOOKS_DIR, RESULTS_DIR, TrainConfig
 
 NOTEBOOKS = ("P5_a_preprocessing", "P5_b_transfer_vgg16", "P5_c_light_vgg", "P5_d_cam")
-SMOKE_PARAMS = {"epochs": 1, "max_batches": 2, "vgg16_weights": "none", "smoke": True}
+SMOKE_PARAMS = {"epochs": 1, "max_batches": 2, "vgg16_weights": "none", "smoke": True, "run_ablation": True}
 
 
 def environment_info() -> dict:
