@@ -57,3 +57,18 @@ def test_real_data_train_evaluate_cam_smoke(real_data, tmp_path):
     assert main(["cam", "--checkpoint", str(run / "best.pt"), "--data", str(real_data),
                  "--out", str(tmp_path / "cam"), "--max-batches", "2"]) == 0
     assert (tmp_path / "cam" / "cam_correct.png").exists() and (tmp_path / "cam" / "cam_wrong.png").exists()
+
+
+@pytest.mark.filterwarnings("ignore::facial_expression.data.SkippedFilesWarning")
+def test_ablation_command_screens_and_combines(tiny_dataset, tmp_path, capsys):
+    common = ["--data", str(tiny_dataset), "--epochs", "1", "--max-batches", "1", "--batch-size", "8"]
+    # tiny 32x32 images: the model is still built at 128, the images are resized up on decoding
+    assert main(["ablation", "--out", str(tmp_path / "screen"), "--rows", "plain", "gap_head", *common]) == 0
+    assert "tune Δ" in capsys.readouterr().out
+    assert main(["ablation", "--out", str(tmp_path / "final"), "--combine", "best", "gap_head,label_smoothing",
+                 "--deliver", str(tmp_path / "delivered"), *common]) == 0
+    assert json.loads((tmp_path / "delivered" / "config.json").read_text())["head"] == "gap"
+    assert "best" in capsys.readouterr().out
+    assert main(["ablation", "--out", str(tmp_path / "x"), "--rows", "wider"]) == 2
+    assert main(["ablation", "--out", str(tmp_path / "big"), "--rows", "plain", "--batch-size", "512",
+                 "--data", str(tiny_dataset), "--epochs", "1"]) == 2  # fewer images than one batch

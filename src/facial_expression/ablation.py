@@ -159,3 +159,17 @@ def per_class_f1(groups: dict[str, list[str | Path]]) -> pd.DataFrame:
         if runs:
             cols[name] = pd.DataFrame([r["per_class_f1"] for r in runs]).mean()
     return pd.DataFrame(cols)
+
+
+def study_dirs(results: str | Path) -> dict[str, Path]:
+    """Where the study lives under a results folder: the screening, the 30-epoch runs, the delivered model."""
+    results = Path(results)
+    return {"screen": results / "ablation" / "screen10", "final": results / "ablation" / "final30",
+            "improved": results / "light_vgg_improved", "plain": results / "light_vgg"}
+
+
+def final_groups(results: str | Path) -> dict[str, list[Path]]:
+    """The two models of the final comparison and their run folders (seed 0, seed 1)."""
+    d = study_dirs(results)
+    return {"plain (P5_c)": [d["plain"], d["final"] / "plain_seed1"],
+            "improved": [d["improved"], d["final"] / "improved_seed1"]}

@@ -102,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="changes to try one at a time on the plain model (default: all; 'plain' is the baseline)")
     p.add_argument("--combine", nargs=2, metavar=("NAME", "CHANGES"), default=None,
                    help="instead of --rows, one row NAME with the comma-separated CHANGES together")
+    p.add_argument("--deliver", default=None,
+                   help="with --combine: the seed-0 run goes to this folder (e.g. results/light_vgg_improved)")
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--data", default=None, help="dataset root (default: $FER_DATA)")
     p.add_argument("--max-batches", type=_none_or_int, default=None, help="smoke runs: batches per epoch")
@@ -198,19 +201,27 @@ def cmd_summary(args) -> None:
 
 
 def cmd_ablation(args) -> None:
-    from .ablation import CHANGES, run_rows, screening_table
+    from .ablation import CHANGES, run_rows, screening_table, seeds_table
+    dirs = {}
+    if args.combine:
+        name, changes = args.combine
+        rows = {name: [c.strip() for c in changes.split(",") if c.strip()]}
+        if args.deliver:
+            dirs[f"{name}_seed0"] = args.deliver
+    else:
+        names = args.rows or list(CHANGES)
+        unknown = [n for n in names if n not in CHANGES]
+        if unknown:
+            raise ValueError(f"unknown rows {', '.join(unknown)}; choose from {', '.join(CHANGES)}")
+        rows = {n: [] if n == "plain" else [n] for n in names}
     if not args.table:
-        if args.combine:
-            name, changes = args.combine
-            rows = {name: [c.strip() for c in changes.split(",") if c.strip()]}
-        else:
-            names = args.rows or list(CHANGES)
-            unknown = [n for n in names if n not in CHANGES]
-            if unknown:
-                raise ValueError(f"unknown rows {', '.join(unknown)}; choose from {', '.join(CHANGES)}")
-            rows = {n: [] if n == "plain" else [n] for n in names}
-        run_rows(rows, args.out, args.epochs, tuple(args.seeds), args.data, max_batches=args.max_batches)
-    print(screening_table(args.out).to_string(float_format=lambda v: f"{v:.4f}"))
+        run_rows(rows, args.out, args.epochs, tuple(args.seeds), args.data, dirs=dirs, max_batches=args.max_batches,
+                 batch_size=args.batch_size)
+    if args.combine:
+        runs = [Path(dirs.get(f"{name}_seed{s}", Path(args.out) / f"{name}_seed{s}")) for s in args.seeds]
+        print(seeds_table({name: runs}).to_string())
+    else:
+        print(screening_table(args.out).to_string(float_format=lambda v: f"{v:.4f}"))
 
 
 def cmd_notebooks(args) -> None:

@@ -89,7 +89,10 @@ def run_notebooks(names=NOTEBOOKS, params: dict | None = None, smoke: bool = Fal
         src = NOTEBOOKS_DIR / f"{name}.ipynb"
         dst = out / f"{name}.ipynb"
         print(f"executing {src} -> {dst}", flush=True)
-        pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name=kernel,
+        declared = pm.inspect_notebook(str(src))
+        # smoke settings go only to the notebooks that declare them; the caller's go everywhere
+        nb_params = {k: v for k, v in params.items() if k in declared or k not in SMOKE_PARAMS}
+        pm.execute_notebook(str(src), str(dst), parameters=nb_params, kernel_name=kernel,
                             cwd=str(NOTEBOOKS_DIR), progress_bar=False)
         written.append(dst)
     return written

@@ -123,6 +123,68 @@ def settings_tex(out_dir: Path, path: Path) -> bool:
     return True
 
 
+def ablation_inputs(results: Path, gen: Path, figs: Path) -> tuple[list[str], list[Path]]:
+    """Tables, macros and figures of the part (d) ablation, from results/ablation and light_vgg_improved."""
+    from .ablation import final_groups, per_class_f1, screening_table, seeds_table, study_dirs
+    d, macros, written = study_dirs(results), [], []
+    if any(d["screen"].glob("*/metrics.json")):
+        t = screening_table(d["screen"])
+        pct = lambda v: "--" if v is None or v != v else f"{100 * v:.1f}"  # noqa: E731
+        sign = lambda v: f"{100 * v:+.1f}"  # noqa: E731
+        df = pd.DataFrame({"change": t["change"], "params": t["parameters"].map(lambda v: f"{v / 1e6:.2f}M"),
+                           "CPU ms": t["CPU ms"].map(lambda v: f"{v:.1f}"), "tune": t["tune acc."].map(pct),
+                           "tune gain": t["tune Δ"].map(sign), "val.": t["val. acc."].map(pct),
+                           "val. gain": t["val. Δ"].map(sign), "val. +flip": t["val. acc. +flip"].map(pct),
+                           "F1": t["val. macro-F1"].map(pct), "AUC": t["val. macro-AUC"].map(lambda v: f"{v:.3f}")})
+        df.index.name = "row"
+        _table(df, gen / "ablation_screen.tex", "lp{0.27\\linewidth}rrrrrrrrr")
+        written.append(gen / "ablation_screen.tex")
+        macros.append(_macro("ScreenEpochs", int(json.loads((d["screen"] / "plain_seed0" / "config.json")
+                                                            .read_text())["epochs"])))
+    groups = final_groups(results)
+    if all((p / "metrics.json").exists() for dirs in groups.values() for p in dirs):
+        t = seeds_table(groups)
+        df = t[["seeds", "parameters", "CPU ms", "tune acc.", "val. acc.", "val. macro-F1", "val. macro-AUC"]].copy()
+        df["CPU ms"] = df["CPU ms"].map(lambda v: f"{v:.1f}")
+        df.index.name = "model"
+        _table(df, gen / "ablation_final.tex", "lrrrllll")
+        f1 = per_class_f1(groups)
+        f1["change"] = f1["improved"] - f1["plain (P5_c)"]
+        f1.index.name = "class"
+        _table(f1.round(3), gen / "ablation_per_class.tex", "lrrr")
+        written += [gen / "ablation_final.tex", gen / "ablation_per_class.tex"]
+        plain, imp = t.loc["plain (P5_c)"], t.loc["improved"]
+        macros += [_macro("PlainValMean", f"{100 * plain['val. acc. mean']:.1f}"),
+                   _macro("ImprovedValMean", f"{100 * imp['val. acc. mean']:.1f}"),
+                   _macro("ImprovedGain", f"{100 * (imp['val. acc. mean'] - plain['val. acc. mean']):+.1f}"),
+                   _macro("ImprovedFoneMean", f"{100 * imp['val. macro-F1 mean']:.1f}"),
+                   _macro("PlainFoneMean", f"{100 * plain['val. macro-F1 mean']:.1f}"),
+                   _macro("ImprovedAUCMean", f"{imp['val. macro-AUC mean']:.3f}"),
+                   _macro("PlainAUCMean", f"{plain['val. macro-AUC mean']:.3f}"),
+                   _macro("ImprovedParams", f"{int(imp['parameters']):,}")]
+        cfg = json.loads((d["improved"] / "config.json").read_text())
+        macros.append(_macro("ImprovedEpochs", cfg["epochs"]))
+    shortcuts = _load(d["improved"] / "cam" / "shortcuts.json")
+    if shortcuts:
+        df = pd.DataFrame(shortcuts)
+        df.index.name = "measure"
+        _table(df.rename(index=lambda k: k.replace("_", " ")), gen / "ablation_shortcuts.tex", "lrr")
+        written.append(gen / "ablation_shortcuts.tex")
+        for model, prefix in (("plain", "Plain"), ("improved", "Improved")):
+            m = shortcuts[model]
+            macros += [_macro(f"{prefix}Border", f"{100 * m['border']:.0f}")]
+            if m.get("ffhq_other_predicted_happy_neutral") is not None:
+                macros.append(_macro(f"{prefix}StyleRate", f"{100 * m['ffhq_other_predicted_happy_neutral']:.0f}"))
+    for src, name in ((d["improved"] / "cam" / "cam_comparison.png", "cam_comparison.png"),
+                      (d["improved"] / "figures" / "history.pdf", "improved_history.pdf"),
+                      (d["improved"] / "figures" / "confusion_counts.pdf", "improved_confusion_counts.pdf"),
+                      (d["improved"] / "figures" / "roc_validation.pdf", "improved_roc_validation.pdf")):
+        if src.exists():
+            shutil.copyfile(src, figs / name)
+            written.append(figs / name)
+    return macros, written
+
+
 def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) -> list[Path]:
     """Regenerate report/generated/*.tex and report/figures/* from results/."""
     gen, figs = report / "generated", report / "figures"
@@ -180,6 +242,9 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
         _table(arch, gen / "architecture_light_vgg.tex", "lp{0.3\\linewidth}p{0.22\\linewidth}lr")
     except Exception:  # pragma: no cover - the table is optional
         pass
+    ablation_macros, ablation_written = ablation_inputs(results, gen, figs)
+    macros += ablation_macros
+    written += ablation_written
     (gen / "macros.tex").write_text("% generated by `fer report-tables` from results/; do not edit\n"
                                     + "\n".join(macros) + "\n")
     written.append(gen / "macros.tex")

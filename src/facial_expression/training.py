@@ -201,6 +201,9 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
                                backend=cfg.augment_backend)
     eval_loaders = {name: BatchLoader(data, cfg.eval_batch_size, device=device, max_batches=cfg.max_batches)
                     for name, data in (("tune", splits.tune), ("validation", splits.validation))}
+    if len(train_loader) == 0:
+        raise FERError(f"the training split has {len(splits.train)} images, fewer than one batch of "
+                       f"{cfg.batch_size}; lower the batch size")
     weight = class_weights(splits.train.counts()).to(device) if cfg.class_weights else None
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
     eval_loss_fn = nn.CrossEntropyLoss()
