@@ -14,6 +14,8 @@ def test_row_config_applies_the_changes_on_the_plain_model():
     assert (cfg.epochs, cfg.seed, cfg.optimizer, cfg.schedule) == (3, 2, "adam", "onecycle")
     plain = ablation.row_config([])
     assert not plain.batch_norm and plain.head == "dense" and plain.augment == "standard"
+    assert ablation.row_config(["photometric", "trivial_augment"]).augment == "photometric"  # first wins
+    assert ablation.row_config(["trivial_augment", "photometric"]).augment == "trivial"
     with pytest.raises(FERError, match="unknown change"):
         ablation.row_config(["more_layers"])
 

@@ -37,12 +37,17 @@ CHANGES: dict[str, tuple[str, dict]] = {
 
 
 def row_config(changes: list[str] | tuple[str, ...], **settings) -> TrainConfig:
-    """The plain LightVGG config with the named changes applied, then `settings` (epochs, seed, out...)."""
+    """The plain LightVGG config with the named changes applied, then `settings` (epochs, seed, out...).
+
+    Where two changes set the same setting (the augmentation policies), the first one listed wins;
+    `helpful_changes` lists the larger tune gain first.
+    """
     overrides: dict = {}
     for name in changes:
         if name not in CHANGES:
             raise FERError(f"unknown change {name!r}; choose from {', '.join(CHANGES)}")
-        overrides.update(CHANGES[name][1])
+        for key, value in CHANGES[name][1].items():
+            overrides.setdefault(key, value)
     return TrainConfig(model="light-vgg", **{**overrides, **settings})
 
 
@@ -142,7 +147,10 @@ def seeds_table(groups: dict[str, list[str | Path]]) -> pd.DataFrame:
                "CPU ms": float(np.mean([r["cpu_latency_ms"] for r in runs if r["cpu_latency_ms"] is not None]
                                        or [np.nan]))}
         for key, label in (("tune_accuracy", "tune acc."), ("val_accuracy", "val. acc."),
+                           ("val_accuracy_flip_tta", "val. acc. +flip"),
                            ("val_macro_f1", "val. macro-F1"), ("val_macro_auc", "val. macro-AUC")):
+            if any(r.get(key) is None for r in runs):
+                continue  # runs evaluated before flip TTA was measured
             values = np.array([r[key] for r in runs])
             row[label] = f"{values.mean():.4f} ± {values.std(ddof=1) if len(values) > 1 else 0:.4f}"
             row[label + " mean"] = values.mean()
