@@ -123,6 +123,11 @@ def settings_tex(out_dir: Path, path: Path) -> bool:
     return True
 
 
+ABLATION_MACROS = ("ScreenEpochs", "PlainValMean", "ImprovedValMean", "ImprovedGain", "ImprovedFoneMean",
+                   "PlainFoneMean", "ImprovedAUCMean", "PlainAUCMean", "PlainBorder", "ImprovedBorder",
+                   "PlainStyleRate", "ImprovedStyleRate")
+
+
 def ablation_inputs(results: Path, gen: Path, figs: Path) -> tuple[list[str], list[Path]]:
     """Tables, macros and figures of the part (d) ablation, from results/ablation and light_vgg_improved."""
     from .ablation import final_groups, per_class_f1, screening_table, seeds_table, study_dirs
@@ -160,10 +165,7 @@ def ablation_inputs(results: Path, gen: Path, figs: Path) -> tuple[list[str], li
                    _macro("ImprovedFoneMean", f"{100 * imp['val. macro-F1 mean']:.1f}"),
                    _macro("PlainFoneMean", f"{100 * plain['val. macro-F1 mean']:.1f}"),
                    _macro("ImprovedAUCMean", f"{imp['val. macro-AUC mean']:.3f}"),
-                   _macro("PlainAUCMean", f"{plain['val. macro-AUC mean']:.3f}"),
-                   _macro("ImprovedParams", f"{int(imp['parameters']):,}")]
-        cfg = json.loads((d["improved"] / "config.json").read_text())
-        macros.append(_macro("ImprovedEpochs", cfg["epochs"]))
+                   _macro("PlainAUCMean", f"{plain['val. macro-AUC mean']:.3f}")]
     shortcuts = _load(d["improved"] / "cam" / "shortcuts.json")
     if shortcuts:
         df = pd.DataFrame(shortcuts)
@@ -175,6 +177,8 @@ def ablation_inputs(results: Path, gen: Path, figs: Path) -> tuple[list[str], li
             macros += [_macro(f"{prefix}Border", f"{100 * m['border']:.0f}")]
             if m.get("ffhq_other_predicted_happy_neutral") is not None:
                 macros.append(_macro(f"{prefix}StyleRate", f"{100 * m['ffhq_other_predicted_happy_neutral']:.0f}"))
+    defined = {m.split("{", 2)[1].strip("\\}") for m in macros}
+    macros += [_macro(name, NOT_RUN) for name in ABLATION_MACROS if name not in defined]
     for src, name in ((d["improved"] / "cam" / "cam_comparison.png", "cam_comparison.png"),
                       (d["improved"] / "figures" / "history.pdf", "improved_history.pdf"),
                       (d["improved"] / "figures" / "confusion_counts.pdf", "improved_confusion_counts.pdf"),
@@ -192,7 +196,8 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     figs.mkdir(parents=True, exist_ok=True)
     written = []
     light, vgg = results / "light_vgg", results / "vgg16_transfer"
-    macros = experiment_macros("Light", light) + experiment_macros("Vgg", vgg)
+    macros = (experiment_macros("Light", light) + experiment_macros("Vgg", vgg)
+              + experiment_macros("Improved", results / "light_vgg_improved"))
 
     stats = _load(results / "preprocessing" / "split_stats.json")
     if stats:
