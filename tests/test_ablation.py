@@ -30,15 +30,16 @@ def test_every_change_stays_within_the_paper_budget():
 
 def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     rows = {"plain": [], "label_smoothing": ["label_smoothing"]}
+    study = tmp_path / "results" / "ablation" / "screen10"
     kw = dict(input_size=32, batch_size=8, amp="off", tune_fraction=0.25, max_batches=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)
-        done = ablation.run_rows(rows, tmp_path / "study", 1, seeds=(0, 1), data=str(tiny_dataset),
+        done = ablation.run_rows(rows, study, 1, seeds=(0, 1), data=str(tiny_dataset),
                                  progress=False, **kw)
         assert [d.name for d in done] == ["plain_seed0", "label_smoothing_seed0", "plain_seed1",
                                           "label_smoothing_seed1"]
         before = (done[0] / "metrics.json").stat().st_mtime_ns
-        ablation.run_rows(rows, tmp_path / "study", 1, seeds=(0,), data=str(tiny_dataset), progress=False, **kw)
+        ablation.run_rows(rows, study, 1, seeds=(0,), data=str(tiny_dataset), progress=False, **kw)
     assert (done[0] / "metrics.json").stat().st_mtime_ns == before  # finished rows are not retrained
     assert "finished earlier, skipped" in capsys.readouterr().out
 
@@ -46,7 +47,7 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     assert metrics["tta"] is False and set(metrics["flip_tta"]) == {"tune", "validation"}
     assert metrics["cpu_latency_ms"] > 0
 
-    table = ablation.screening_table(tmp_path / "study")
+    table = ablation.screening_table(study)
     assert list(table.index) == ["plain", "label_smoothing"] and table.loc["plain", "tune Δ"] == 0
     assert table.loc["label_smoothing", "tune Δ"] == pytest.approx(
         table.loc["label_smoothing", "tune acc."] - table.loc["plain", "tune acc."])
@@ -56,5 +57,7 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     assert seeds.loc["plain", "seeds"] == "0, 1" and "±" in seeds.loc["plain", "val. acc."]
     f1 = ablation.per_class_f1({"plain": [done[0], done[2]]})
     assert list(f1.index) == ["angry", "happy", "sad"]
+    markdown = ablation.ablation_markdown(tmp_path / "results")  # the screening only: no final runs yet
+    assert "| `plain` | the paper's LightVGG (P5_c) |" in markdown and "±" not in markdown
     with pytest.raises(FERError, match="no finished runs"):
         ablation.screening_table(tmp_path / "nothing")

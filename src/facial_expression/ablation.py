@@ -181,3 +181,35 @@ def final_groups(results: str | Path) -> dict[str, list[Path]]:
     d = study_dirs(results)
     return {"plain (P5_c)": [d["plain"], d["final"] / "plain_seed1"],
             "improved": [d["improved"], d["final"] / "improved_seed1"]}
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    cols = [df.index.name or ""] + [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join([f"`{i}`" if i in CHANGES else str(i)] + [str(v) for v in row]) + " |"
+              for i, row in df.iterrows()]
+    return "\n".join(lines)
+
+
+def ablation_markdown(results: str | Path) -> str:
+    """The README's part (d) tables: the seeds comparison and the screening, from the saved runs."""
+    d, parts = study_dirs(results), []
+    groups = final_groups(results)
+    if all((p / "metrics.json").exists() for dirs in groups.values() for p in dirs):
+        t = seeds_table(groups)
+        cols = [c for c in ("seeds", "parameters", "CPU ms", "tune acc.", "val. acc.", "val. acc. +flip",
+                            "val. macro-F1", "val. macro-AUC") if c in t.columns]
+        t = t[cols].copy()
+        t["parameters"] = t["parameters"].map(lambda v: f"{int(v):,}")
+        t["CPU ms"] = t["CPU ms"].map(lambda v: f"{v:.1f}")
+        parts.append(_markdown(t))
+    if any(d["screen"].glob("*/metrics.json")):
+        s = screening_table(d["screen"])
+        pct = lambda v: "–" if v is None or v != v else f"{100 * v:.1f}"  # noqa: E731
+        s = pd.DataFrame({"change": s["change"], "parameters": s["parameters"].map(lambda v: f"{v:,}"),
+                          "CPU ms": s["CPU ms"].map(lambda v: f"{v:.1f}"), "tune acc. %": s["tune acc."].map(pct),
+                          "tune Δ": s["tune Δ"].map(lambda v: f"{100 * v:+.1f}"), "val. acc. %": s["val. acc."].map(pct),
+                          "val. +flip %": s["val. acc. +flip"].map(pct), "val. macro-F1 %": s["val. macro-F1"].map(pct)})
+        s.index.name = "row"
+        parts.append(_markdown(s))
+    return "\n\n".join(parts)

@@ -239,7 +239,11 @@ def cmd_notebooks(args) -> None:
 def cmd_results(args) -> None:
     from .config import RESULTS_DIR
     from .experiment import results_markdown
+    from .ablation import ablation_markdown
     print(results_markdown(args.results or RESULTS_DIR))
+    ablation = ablation_markdown(args.results or RESULTS_DIR)
+    if ablation:
+        print("\n" + ablation)
 
 
 def cmd_report_tables(args) -> None:
