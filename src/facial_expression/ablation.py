@@ -146,7 +146,8 @@ def seeds_table(groups: dict[str, list[str | Path]]) -> pd.DataFrame:
         row = {"model": name, "seeds": ", ".join(str(r["seed"]) for r in runs), "parameters": runs[0]["parameters"],
                "CPU ms": float(np.mean([r["cpu_latency_ms"] for r in runs if r["cpu_latency_ms"] is not None]
                                        or [np.nan]))}
-        for key, label in (("tune_accuracy", "tune acc."), ("val_accuracy", "val. acc."),
+        for key, label in (("tune_accuracy", "tune acc."), ("tune_accuracy_flip_tta", "tune acc. +flip"),
+                           ("val_accuracy", "val. acc."),
                            ("val_accuracy_flip_tta", "val. acc. +flip"),
                            ("val_macro_f1", "val. macro-F1"), ("val_macro_auc", "val. macro-AUC")):
             if any(r.get(key) is None for r in runs):
@@ -197,8 +198,8 @@ def ablation_markdown(results: str | Path) -> str:
     groups = final_groups(results)
     if all((p / "metrics.json").exists() for dirs in groups.values() for p in dirs):
         t = seeds_table(groups)
-        cols = [c for c in ("seeds", "parameters", "CPU ms", "tune acc.", "val. acc.", "val. acc. +flip",
-                            "val. macro-F1", "val. macro-AUC") if c in t.columns]
+        cols = [c for c in ("seeds", "parameters", "CPU ms", "tune acc.", "tune acc. +flip", "val. acc.",
+                            "val. acc. +flip", "val. macro-F1", "val. macro-AUC") if c in t.columns]
         t = t[cols].copy()
         t["parameters"] = t["parameters"].map(lambda v: f"{int(v):,}")
         t["CPU ms"] = t["CPU ms"].map(lambda v: f"{v:.1f}")
@@ -207,9 +208,11 @@ def ablation_markdown(results: str | Path) -> str:
         s = screening_table(d["screen"])
         pct = lambda v: "–" if v is None or v != v else f"{100 * v:.1f}"  # noqa: E731
         s = pd.DataFrame({"change": s["change"], "parameters": s["parameters"].map(lambda v: f"{v:,}"),
-                          "CPU ms": s["CPU ms"].map(lambda v: f"{v:.1f}"), "tune acc. %": s["tune acc."].map(pct),
-                          "tune Δ": s["tune Δ"].map(lambda v: f"{100 * v:+.1f}"), "val. acc. %": s["val. acc."].map(pct),
-                          "val. +flip %": s["val. acc. +flip"].map(pct), "val. macro-F1 %": s["val. macro-F1"].map(pct)})
+                          "CPU ms": s["CPU ms"].map(lambda v: f"{v:.1f}"),
+                          "tune acc. %": s["tune acc."].map(pct),
+                          "tune Δ": s["tune Δ"].map(lambda v: f"{100 * v:+.1f}"),
+                          "val. acc. %": s["val. acc."].map(pct), "val. +flip %": s["val. acc. +flip"].map(pct),
+                          "val. macro-F1 %": s["val. macro-F1"].map(pct)})
         s.index.name = "row"
         parts.append(_markdown(s))
     return "\n\n".join(parts)

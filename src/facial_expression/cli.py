@@ -264,8 +264,9 @@ def cmd_submission(args) -> None:
                      data=args.data)
 
 
-COMMANDS = {"ablation": cmd_ablation, "submission": cmd_submission, "notebooks": cmd_notebooks, "report": cmd_report, "report-tables": cmd_report_tables, "results": cmd_results, "stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam,
-            "summary": cmd_summary}
+COMMANDS = {"stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam, "summary": cmd_summary,
+            "ablation": cmd_ablation, "notebooks": cmd_notebooks, "results": cmd_results,
+            "report-tables": cmd_report_tables, "report": cmd_report, "submission": cmd_submission}
 
 
 def main(argv: list[str] | None = None) -> int:

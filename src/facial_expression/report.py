@@ -149,10 +149,12 @@ def ablation_inputs(results: Path, gen: Path, figs: Path) -> tuple[list[str], li
     groups = final_groups(results)
     if all((p / "metrics.json").exists() for dirs in groups.values() for p in dirs):
         t = seeds_table(groups)
-        df = t[["seeds", "parameters", "CPU ms", "tune acc.", "val. acc.", "val. macro-F1", "val. macro-AUC"]].copy()
+        cols = [c for c in ("seeds", "parameters", "CPU ms", "tune acc.", "tune acc. +flip", "val. acc.",
+                            "val. acc. +flip", "val. macro-F1", "val. macro-AUC") if c in t.columns]
+        df = t[cols].copy()
         df["CPU ms"] = df["CPU ms"].map(lambda v: f"{v:.1f}")
         df.index.name = "model"
-        _table(df, gen / "ablation_final.tex", "lrrrllll")
+        _table(df, gen / "ablation_final.tex", "lrrr" + "l" * (len(cols) - 3))
         f1 = per_class_f1(groups)
         f1["change"] = f1["improved"] - f1["plain (P5_c)"]
         f1.index.name = "class"
