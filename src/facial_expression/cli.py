@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("results", help="the README's results table from results/*/metrics.json",
                        formatter_class=fmt)
     p.add_argument("--results", default=None, help="results folder (default: the repository's results/)")
+    p.add_argument("--readme", action="store_true",
+                   help="also write the tables into README.md, between its results:start/end markers")
     p = sub.add_parser("report-tables", help="LaTeX tables, macros and figures for report/ from results/",
                        formatter_class=fmt)
     p.add_argument("--data", default=None, help="dataset root for the guided-backprop faces (default: $FER_DATA)")
@@ -240,10 +242,24 @@ def cmd_results(args) -> None:
     from .config import RESULTS_DIR
     from .experiment import results_markdown
     from .ablation import ablation_markdown
-    print(results_markdown(args.results or RESULTS_DIR))
+    from .config import PROJ_ROOT
+    text = results_markdown(args.results or RESULTS_DIR)
     ablation = ablation_markdown(args.results or RESULTS_DIR)
-    if ablation:
-        print("\n" + ablation)
+    print(text + ("\n\n" + ablation if ablation else ""))
+    if args.readme:
+        readme = PROJ_ROOT / "README.md"
+        start, end = "<!-- results:start -->", "<!-- results:end -->"
+        old = readme.read_text()
+        if start not in old or end not in old:
+            raise FERError(f"README.md has no {start} ... {end} block")
+        head, rest = old.split(start, 1)
+        _, tail = rest.split(end, 1)
+        part_d = ("\n\nPart (d), the ablation (`results/ablation/`, `results/light_vgg_improved/`): the plain "
+                  "and the improved model on the full schedule, mean ± std over seeds 0 and 1, when both have "
+                  "run; then the screening, each change alone on the plain model (seed 0, sorted by the tune "
+                  "gain that selects them):\n\n" + ablation) if ablation else ""
+        readme.write_text(f"{head}{start}\n{text}{part_d}\n{end}{tail}")
+        print(f"wrote {readme}")
 
 
 def cmd_report_tables(args) -> None:

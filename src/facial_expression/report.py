@@ -125,7 +125,10 @@ def settings_tex(out_dir: Path, path: Path) -> bool:
 
 ABLATION_MACROS = ("ScreenEpochs", "PlainValMean", "ImprovedValMean", "ImprovedGain", "ImprovedFoneMean",
                    "PlainFoneMean", "ImprovedAUCMean", "PlainAUCMean", "PlainBorder", "ImprovedBorder",
-                   "PlainStyleRate", "ImprovedStyleRate")
+                   "PlainStyleRate", "ImprovedStyleRate", "PlainFlipMean", "ImprovedFlipMean", "ScreenPlainTune",
+                   "ScreenPlainVal") + tuple(f"Screen{kind}{name}" for kind in ("Tune", "Val") for name in (
+                       "BatchNorm", "TrivialAugment", "FaceMask", "LabelSmoothing", "AdamwCosine", "GaussianDropout",
+                       "Photometric", "MixupCutmix", "GapHead"))
 
 
 def ablation_inputs(results: Path, gen: Path, figs: Path) -> tuple[list[str], list[Path]]:
@@ -146,6 +149,12 @@ def ablation_inputs(results: Path, gen: Path, figs: Path) -> tuple[list[str], li
         written.append(gen / "ablation_screen.tex")
         macros.append(_macro("ScreenEpochs", int(json.loads((d["screen"] / "plain_seed0" / "config.json")
                                                             .read_text())["epochs"])))
+        for row in t.index:  # e.g. \ScreenTuneBatchNorm = +1.7 (points of tune accuracy against plain)
+            name = "".join(part.capitalize() for part in row.split("_"))
+            macros += [_macro(f"ScreenTune{name}", sign(t.loc[row, "tune Δ"])),
+                       _macro(f"ScreenVal{name}", sign(t.loc[row, "val. Δ"]))]
+        macros += [_macro("ScreenPlainTune", pct(t.loc["plain", "tune acc."])),
+                   _macro("ScreenPlainVal", pct(t.loc["plain", "val. acc."]))]
     groups = final_groups(results)
     if all((p / "metrics.json").exists() for dirs in groups.values() for p in dirs):
         t = seeds_table(groups)
@@ -168,6 +177,9 @@ def ablation_inputs(results: Path, gen: Path, figs: Path) -> tuple[list[str], li
                    _macro("PlainFoneMean", f"{100 * plain['val. macro-F1 mean']:.1f}"),
                    _macro("ImprovedAUCMean", f"{imp['val. macro-AUC mean']:.3f}"),
                    _macro("PlainAUCMean", f"{plain['val. macro-AUC mean']:.3f}")]
+        if "val. acc. +flip mean" in t.columns:
+            macros += [_macro("PlainFlipMean", f"{100 * plain['val. acc. +flip mean']:.1f}"),
+                       _macro("ImprovedFlipMean", f"{100 * imp['val. acc. +flip mean']:.1f}")]
     shortcuts = _load(d["improved"] / "cam" / "shortcuts.json")
     if shortcuts:
         df = pd.DataFrame(shortcuts)
