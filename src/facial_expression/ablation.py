@@ -192,27 +192,41 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _pct(v) -> str:
+    return "–" if v is None or v != v else f"{100 * v:.1f}"
+
+
+def screening_summary(root: str | Path) -> pd.DataFrame | None:
+    """The screening table ready to print (accuracies in %, gains in points); None before any run."""
+    if not any(Path(root).glob("*/metrics.json")):
+        return None
+    t = screening_table(root)
+    gain = lambda v: f"{100 * v:+.1f}"  # noqa: E731
+    df = pd.DataFrame({"change": t["change"], "parameters": t["parameters"].map(lambda v: f"{v / 1e6:.3f}M"),
+                       "CPU ms": t["CPU ms"].map(lambda v: f"{v:.1f}"), "tune %": t["tune acc."].map(_pct),
+                       "tune gain": t["tune Δ"].map(gain), "val. %": t["val. acc."].map(_pct),
+                       "val. gain": t["val. Δ"].map(gain), "val. +flip %": t["val. acc. +flip"].map(_pct),
+                       "val. F1 %": t["val. macro-F1"].map(_pct),
+                       "val. AUC": t["val. macro-AUC"].map(lambda v: f"{v:.3f}")})
+    df.index.name = "row"
+    return df
+
+
+def final_summary(results: str | Path) -> pd.DataFrame | None:
+    """The seeds comparison ready to print; None until every run of `final_groups` has finished."""
+    groups = final_groups(results)
+    if not all((p / "metrics.json").exists() for dirs in groups.values() for p in dirs):
+        return None
+    t = seeds_table(groups)
+    cols = [c for c in ("seeds", "parameters", "CPU ms", "tune acc.", "tune acc. +flip", "val. acc.",
+                        "val. acc. +flip", "val. macro-F1", "val. macro-AUC") if c in t.columns]
+    t = t[cols].copy()
+    t["parameters"] = t["parameters"].map(lambda v: f"{int(v):,}")
+    t["CPU ms"] = t["CPU ms"].map(lambda v: f"{v:.1f}")
+    return t
+
+
 def ablation_markdown(results: str | Path) -> str:
     """The README's part (d) tables: the seeds comparison and the screening, from the saved runs."""
-    d, parts = study_dirs(results), []
-    groups = final_groups(results)
-    if all((p / "metrics.json").exists() for dirs in groups.values() for p in dirs):
-        t = seeds_table(groups)
-        cols = [c for c in ("seeds", "parameters", "CPU ms", "tune acc.", "tune acc. +flip", "val. acc.",
-                            "val. acc. +flip", "val. macro-F1", "val. macro-AUC") if c in t.columns]
-        t = t[cols].copy()
-        t["parameters"] = t["parameters"].map(lambda v: f"{int(v):,}")
-        t["CPU ms"] = t["CPU ms"].map(lambda v: f"{v:.1f}")
-        parts.append(_markdown(t))
-    if any(d["screen"].glob("*/metrics.json")):
-        s = screening_table(d["screen"])
-        pct = lambda v: "–" if v is None or v != v else f"{100 * v:.1f}"  # noqa: E731
-        s = pd.DataFrame({"change": s["change"], "parameters": s["parameters"].map(lambda v: f"{v:,}"),
-                          "CPU ms": s["CPU ms"].map(lambda v: f"{v:.1f}"),
-                          "tune acc. %": s["tune acc."].map(pct),
-                          "tune Δ": s["tune Δ"].map(lambda v: f"{100 * v:+.1f}"),
-                          "val. acc. %": s["val. acc."].map(pct), "val. +flip %": s["val. acc. +flip"].map(pct),
-                          "val. macro-F1 %": s["val. macro-F1"].map(pct)})
-        s.index.name = "row"
-        parts.append(_markdown(s))
-    return "\n\n".join(parts)
+    tables = (final_summary(results), screening_summary(study_dirs(results)["screen"]))
+    return "\n\n".join(_markdown(t) for t in tables if t is not None)

@@ -134,37 +134,29 @@ ABLATION_MACROS += tuple(f"Screen{kind}{name}" for kind in ("Tune", "Val") for n
 
 def ablation_inputs(results: Path, gen: Path, figs: Path) -> tuple[list[str], list[Path]]:
     """Tables, macros and figures of the part (d) ablation, from results/ablation and light_vgg_improved."""
-    from .ablation import final_groups, per_class_f1, screening_table, seeds_table, study_dirs
+    from .ablation import (final_groups, final_summary, per_class_f1, screening_summary, screening_table,
+                           seeds_table, study_dirs)
     d, macros, written = study_dirs(results), [], []
-    if any(d["screen"].glob("*/metrics.json")):
-        t = screening_table(d["screen"])
-        pct = lambda v: "--" if v is None or v != v else f"{100 * v:.1f}"  # noqa: E731
-        sign = lambda v: f"{100 * v:+.1f}"  # noqa: E731
-        df = pd.DataFrame({"change": t["change"], "params": t["parameters"].map(lambda v: f"{v / 1e6:.2f}M"),
-                           "CPU ms": t["CPU ms"].map(lambda v: f"{v:.1f}"), "tune": t["tune acc."].map(pct),
-                           "tune gain": t["tune Δ"].map(sign), "val.": t["val. acc."].map(pct),
-                           "val. gain": t["val. Δ"].map(sign), "val. +flip": t["val. acc. +flip"].map(pct),
-                           "F1": t["val. macro-F1"].map(pct), "AUC": t["val. macro-AUC"].map(lambda v: f"{v:.3f}")})
-        df.index.name = "row"
-        _table(df, gen / "ablation_screen.tex", "lp{0.27\\linewidth}rrrrrrrrr")
+    screen = screening_summary(d["screen"])
+    if screen is not None:
+        _table(screen, gen / "ablation_screen.tex", "lp{0.27\\linewidth}rrrrrrrrr")
         written.append(gen / "ablation_screen.tex")
+        t = screening_table(d["screen"])
+        sign = lambda v: f"{100 * v:+.1f}"  # noqa: E731
         macros.append(_macro("ScreenEpochs", int(json.loads((d["screen"] / "plain_seed0" / "config.json")
                                                             .read_text())["epochs"])))
         for row in t.index:  # e.g. \ScreenTuneBatchNorm = +1.7 (points of tune accuracy against plain)
             name = "".join(part.capitalize() for part in row.split("_"))
             macros += [_macro(f"ScreenTune{name}", sign(t.loc[row, "tune Δ"])),
                        _macro(f"ScreenVal{name}", sign(t.loc[row, "val. Δ"]))]
-        macros += [_macro("ScreenPlainTune", pct(t.loc["plain", "tune acc."])),
-                   _macro("ScreenPlainVal", pct(t.loc["plain", "val. acc."]))]
-    groups = final_groups(results)
-    if all((p / "metrics.json").exists() for dirs in groups.values() for p in dirs):
+        macros += [_macro("ScreenPlainTune", f"{100 * t.loc['plain', 'tune acc.']:.1f}"),
+                   _macro("ScreenPlainVal", f"{100 * t.loc['plain', 'val. acc.']:.1f}")]
+    final = final_summary(results)
+    if final is not None:
+        groups = final_groups(results)
+        final.index.name = "model"
+        _table(final, gen / "ablation_final.tex", "lrrr" + "l" * (len(final.columns) - 3))
         t = seeds_table(groups)
-        cols = [c for c in ("seeds", "parameters", "CPU ms", "tune acc.", "tune acc. +flip", "val. acc.",
-                            "val. acc. +flip", "val. macro-F1", "val. macro-AUC") if c in t.columns]
-        df = t[cols].copy()
-        df["CPU ms"] = df["CPU ms"].map(lambda v: f"{v:.1f}")
-        df.index.name = "model"
-        _table(df, gen / "ablation_final.tex", "lrrr" + "l" * (len(cols) - 3))
         f1 = per_class_f1(groups)
         f1["change"] = f1["improved"] - f1["plain (P5_c)"]
         f1.index.name = "class"
