@@ -62,5 +62,5 @@ def test_comparison_grid_and_shortcut_summary_on_the_same_faces(tiny_dataset):
     assert fig.axes[0].get_title().startswith("true ") and len(fig.axes) == 3 * len(picks)
     plt.close(fig)
     summary = shortcut_summary(other, data)
-    assert 0 <= summary["border"] <= 1 and 0 <= summary["accuracy"] <= 1
+    assert 0 <= summary["border"] <= 1 and 0 <= summary["accuracy_fp32"] <= 1
     assert summary["ffhq_other_classes"] == 0 and summary["ffhq_other_predicted_happy_neutral"] is None

@@ -222,7 +222,7 @@ def shortcut_summary(model, data: ImageSet, max_batches: int | None = None) -> d
     preds = probs.argmax(1)
     cams = compute_cams(model, to_unit_float(data.images[:len(labels)]), preds.tolist())
     return {**region_shares(cams), **photo_style_summary(data.paths[:len(labels)], labels, preds, data.classes),
-            "accuracy": float((preds == labels).mean())}
+            "accuracy_fp32": float((preds == labels).mean())}  # fp32 here; metrics.json used the run's autocast
 
 
 def comparison_grid(models: dict, data: ImageSet, picks: list[dict], title: str | None = None):
@@ -248,5 +248,5 @@ def comparison_grid(models: dict, data: ImageSet, picks: list[dict], title: str 
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / len(picks)) if title else None)
     return fig
