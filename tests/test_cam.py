@@ -61,6 +61,9 @@ def test_comparison_grid_and_shortcut_summary_on_the_same_faces(tiny_dataset):
     fig = comparison_grid({"plain": plain, "improved": other}, data, picks)
     assert fig.axes[0].get_title().startswith("true ") and len(fig.axes) == 3 * len(picks)
     plt.close(fig)
+    fig = comparison_grid({"plain": plain, "improved": other}, data, picks, groups=2)
+    assert len(fig.axes) == 6 * -(-len(picks) // 2)
+    plt.close(fig)
     summary = shortcut_summary(other, data)
     assert 0 <= summary["border"] <= 1 and 0 <= summary["accuracy_fp32"] <= 1
     assert summary["ffhq_other_classes"] == 0 and summary["ffhq_other_predicted_happy_neutral"] is None

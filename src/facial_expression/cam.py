@@ -225,28 +225,30 @@ def shortcut_summary(model, data: ImageSet, max_batches: int | None = None) -> d
             "accuracy_fp32": float((preds == labels).mean())}  # fp32 here; metrics.json used the run's autocast
 
 
-def comparison_grid(models: dict, data: ImageSet, picks: list[dict], title: str | None = None):
+def comparison_grid(models: dict, data: ImageSet, picks: list[dict], title: str | None = None, groups: int = 1):
     """The same faces under several models: each face, then per model its Grad-CAM for the class that
-    model predicts. `picks` (from select_samples) fixes the faces, usually chosen by the first model."""
+    model predicts. `picks` (from select_samples) fixes the faces, usually chosen by the first model;
+    `groups` side-by-side blocks of faces (e.g. 2: a correct and a wrong face per class and row)."""
     index = [p["index"] for p in picks]
     images = to_unit_float(data.images[index])
     columns = []
     for name, model in models.items():
         probs, _ = predict(model, data.subset(index))
         columns.append((name, probs, compute_cams(model, images, probs.argmax(1).tolist())))
-    fig, axes = plt.subplots(len(picks), 1 + len(models), figsize=(1.7 * (1 + len(models)), 1.8 * len(picks)),
-                             squeeze=False)
-    for r, p in enumerate(picks):
-        axes[r, 0].imshow(images[r].permute(1, 2, 0).numpy())
-        axes[r, 0].set_title(f"true {data.classes[p['true']]}", fontsize=7)
+    width, rows = 1 + len(models), -(-len(picks) // groups)
+    fig, axes = plt.subplots(rows, width * groups, figsize=(1.7 * width * groups, 1.8 * rows), squeeze=False)
+    for i, p in enumerate(picks):
+        r, c0 = i // groups, (i % groups) * width
+        axes[r, c0].imshow(images[i].permute(1, 2, 0).numpy())
+        axes[r, c0].set_title(f"true {data.classes[p['true']]}", fontsize=7)
         for j, (name, probs, cams) in enumerate(columns, start=1):
-            k = int(probs[r].argmax())
-            axes[r, j].imshow(overlay(images[r], cams[r]))
+            k = int(probs[i].argmax())
+            axes[r, c0 + j].imshow(overlay(images[i], cams[i]))
             mark = "✓" if k == p["true"] else "✗"
-            axes[r, j].set_title(f"{name}: {data.classes[k]} {probs[r, k]:.2f} {mark}", fontsize=7)
+            axes[r, c0 + j].set_title(f"{name}: {data.classes[k]} {probs[i, k]:.2f} {mark}", fontsize=7)
     for ax in axes.flat:
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / len(picks)) if title else None)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / rows) if title else None)
     return fig
