@@ -19,3 +19,7 @@ report:   ## tables and figures from results/, then report/report.pdf (fails on 
 .PHONY: submission
 submission:   ## checks, then dist/<StudentID>_HW04.zip, then a smoke rerun of the zip's notebooks
 	$(PY) -m facial_expression submission $(if $(ALLOW_PLACEHOLDER),--allow-placeholder) $(if $(SKIP_RERUN),--skip-rerun)
+
+.PHONY: gpu-check
+gpu-check:   ## on a CUDA machine: timed smoke notebooks, 2-epoch LightVGG and VGG16, throughput -> results/benchmarks/<gpu>.json
+	$(PY) benchmarks/gpu_check.py

@@ -34,3 +34,27 @@ def test_notebooks_smoke_run_and_match_the_cli(real_data, tmp_path):
     nb_metrics = json.loads((out / "results" / "light_vgg" / "metrics.json").read_text())
     cli_metrics = json.loads((cli_out / "metrics.json").read_text())
     assert nb_metrics["confusion_matrix"] == cli_metrics["confusion_matrix"]
+
+
+def _notebook(path, *cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("data = None", metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_a_failing_cell_is_one_line_and_keeps_the_committed_notebook(tmp_path, monkeypatch):
+    from facial_expression import notebooks
+    from facial_expression.errors import FERError
+    monkeypatch.setattr(notebooks, "NOTEBOOKS_DIR", tmp_path)
+    _notebook(tmp_path / "ok.ipynb", "print(data)")
+    _notebook(tmp_path / "bad.ipynb", "x = 1", "raise ValueError('no dataset here')")
+    before = (tmp_path / "bad.ipynb").read_text()
+    monkeypatch.chdir(tmp_path)
+    written = run_notebooks(["ok"], {"data": "relative/folder"})
+    out = nbformat.read(written[0], as_version=4).cells[-1].outputs[0]["text"]  # after papermill's injected cell
+    assert out.strip() == str(tmp_path / "relative" / "folder")  # resolved before the kernel ran in notebooks/
+    with pytest.raises(FERError, match=r"^bad: cell In\[3\] failed: ValueError: no dataset here \(bad.ipynb is unchanged"):
+        run_notebooks(["bad"])
+    assert (tmp_path / "bad.ipynb").read_text() == before

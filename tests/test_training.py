@@ -116,3 +116,23 @@ def test_flip_tta_averages_the_image_and_its_mirror(tiny_dataset):
         mirrored = torch.softmax(model(x.flip(-1)), 1).numpy()
     assert (labels == same_labels).all()
     assert torch.allclose(torch.from_numpy(tta), torch.from_numpy((probs + mirrored) / 2), atol=1e-6)
+
+
+def test_resume_refuses_a_changed_schedule_dataset_or_class_set(tiny_dataset, tmp_path):
+    from facial_expression.data.fingerprint import dataset_fingerprint
+    from facial_expression.errors import FERError
+    cfg, splits, model, opts = _setup(tiny_dataset)
+    fp = dataset_fingerprint(splits.layout, splits)
+    fit(model, splits, cfg, tmp_path / "run", opts, progress=False, dataset=fp)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["dataset"]["files_sha1"] == fp["files_sha1"]
+    assert torch.load(tmp_path / "run" / "best.pt", weights_only=False)["dataset"] == fp
+
+    longer = TrainConfig(**{**cfg.to_dict(), "epochs": 3})
+    with pytest.raises(FERError, match="2-epoch schedule and 3 epochs were asked for.*--no-resume"):
+        fit(model, splits, longer, tmp_path / "run", opts, progress=False, dataset=fp)
+    other = dict(fp, files_sha1="0" * 16)
+    with pytest.raises(FERError, match="trained on other data: the image files differ"):
+        fit(model, splits, cfg, tmp_path / "run", opts, progress=False, dataset=other)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert "classes" in training.resume_problem(state, cfg, ["a", "b", "c", "d"], fp)
+    assert training.resume_problem(state, cfg, splits.classes, fp) is None  # same run: resumes (nothing left)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .config import TrainConfig
+from .data.fingerprint import mismatch, run_fingerprint
 from .errors import FERError
 
 PARAM_BUDGET = 3_750_000  # the paper's LightVGG budget (Hewitt & Gunes 2018)
@@ -103,13 +104,32 @@ def load_run(run_dir: str | Path) -> dict:
     }
 
 
-def screening_table(root: str | Path, baseline: str = "plain") -> pd.DataFrame:
+def same_data_runs(dirs, reference: dict | None = None) -> list[Path]:
+    """The finished runs among `dirs` trained on the reference's data (by default the first run's).
+
+    A run on other data (another dataset, class set or file list) is left out with one line saying so:
+    results of different datasets are never averaged or compared.
+    """
+    finished = [Path(d) for d in dirs if (Path(d) / "metrics.json").exists()]
+    if reference is None and finished:
+        reference = run_fingerprint(finished[0])
+    kept = []
+    for d in finished:
+        why = mismatch(reference, run_fingerprint(d))
+        if why:
+            print(f"left out {d}: trained on other data ({why})")
+        else:
+            kept.append(d)
+    return kept
+
+
+def screening_table(root: str | Path, baseline: str = "plain", reference: dict | None = None) -> pd.DataFrame:
     """One row per change (seed 0 runs under root), with its tune and validation effect against the
-    plain row; 'tune Δ' is what the selection uses."""
+    plain row; 'tune Δ' is what the selection uses. Runs on other data than `reference` (by default the
+    plain row's) are left out."""
     rows = []
-    for run_dir in sorted(Path(root).glob("*_seed0")):
-        if not (run_dir / "metrics.json").exists():
-            continue
+    dirs = sorted(Path(root).glob("*_seed0"), key=lambda d: (d.name != f"{baseline}_seed0", d.name))
+    for run_dir in same_data_runs(dirs, reference):
         name = run_dir.name.removesuffix("_seed0")
         r = load_run(run_dir)
         rows.append({"row": name, "change": CHANGES[name][0] if name in CHANGES else name,
@@ -137,10 +157,15 @@ def helpful_changes(table: pd.DataFrame, min_gain: float = 0.0) -> list[str]:
 
 
 def seeds_table(groups: dict[str, list[str | Path]]) -> pd.DataFrame:
-    """Mean ± standard deviation over seeds for each model (name -> its run folders)."""
+    """Mean ± standard deviation over seeds for each model (name -> its run folders).
+
+    Every run must share the data of the first finished one; others are left out with one line each.
+    """
     rows = []
+    every = [Path(d) for dirs in groups.values() for d in dirs if (Path(d) / "metrics.json").exists()]
+    reference = run_fingerprint(every[0]) if every else None
     for name, dirs in groups.items():
-        runs = [load_run(d) for d in dirs if (Path(d) / "metrics.json").exists()]
+        runs = [load_run(d) for d in same_data_runs(dirs, reference)]
         if not runs:
             continue
         row = {"model": name, "seeds": ", ".join(str(r["seed"]) for r in runs), "parameters": runs[0]["parameters"],
@@ -163,8 +188,10 @@ def seeds_table(groups: dict[str, list[str | Path]]) -> pd.DataFrame:
 def per_class_f1(groups: dict[str, list[str | Path]]) -> pd.DataFrame:
     """Validation F1 per class, mean over each model's seeds: classes x models."""
     cols = {}
+    every = [Path(d) for dirs in groups.values() for d in dirs if (Path(d) / "metrics.json").exists()]
+    reference = run_fingerprint(every[0]) if every else None
     for name, dirs in groups.items():
-        runs = [load_run(d) for d in dirs if (Path(d) / "metrics.json").exists()]
+        runs = [load_run(d) for d in same_data_runs(dirs, reference)]
         if runs:
             cols[name] = pd.DataFrame([r["per_class_f1"] for r in runs]).mean()
     return pd.DataFrame(cols)

@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", default=None)
     p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a notebook parameter, e.g. -p epochs 30 -p data /path (values parsed as JSON if they can be)")
+    p.add_argument("--report", action="store_true",
+                   help="then build report/report.pdf from the same results (TeX is checked before any notebook runs)")
+    p.add_argument("--zip", default=None, metavar="FILE",
+                   help="then zip the results folder and the executed notebooks into FILE, for download")
     p = sub.add_parser("results", help="the README's results table from results/*/metrics.json",
                        formatter_class=fmt)
     p.add_argument("--results", default=None, help="results folder (default: the repository's results/)")
@@ -126,9 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report-tables", help="LaTeX tables, macros and figures for report/ from results/",
                        formatter_class=fmt)
     p.add_argument("--data", default=None, help="dataset root for the guided-backprop faces (default: $FER_DATA)")
+    p.add_argument("--results", default=None,
+                   help="results folder to report (default: $FER_RESULTS or results/; the development sample's: "
+                        "examples/affectnet7_sample)")
     p = sub.add_parser("report", help="report-tables, then build report/report.pdf with latexmk and check it",
                        formatter_class=fmt)
     p.add_argument("--data", default=None, help="dataset root for the guided-backprop faces (default: $FER_DATA)")
+    p.add_argument("--results", default=None,
+                   help="results folder to report (default: $FER_RESULTS or results/; the development sample's: "
+                        "examples/affectnet7_sample)")
+    p = sub.add_parser("badges", help="write the repository's Open-in-Colab badges into README and the notebooks",
+                       formatter_class=fmt)
+    p.add_argument("--repo-url", default=None,
+                   help="your repository, e.g. https://github.com/<user>/<repo> (default: pyproject.toml's)")
     p = sub.add_parser("submission", help="check the project and build dist/<StudentID>_HW04.zip",
                        formatter_class=fmt)
     p.add_argument("--allow-placeholder", action="store_true", help="accept the placeholder identity (CI only)")
@@ -227,15 +241,26 @@ def cmd_ablation(args) -> None:
 
 
 def cmd_notebooks(args) -> None:
-    from .notebooks import NOTEBOOKS, run_notebooks
+    from .config import RESULTS_DIR
+    from .notebooks import NOTEBOOKS, run_notebooks, zip_outputs
+    from .report import missing_tex
     params = {}
     for name, value in args.param:
         try:
             params[name] = json.loads(value)
         except json.JSONDecodeError:
             params[name] = value
+    if args.report and missing_tex():  # say so now, not after hours of training
+        raise FERError(missing_tex())
     written = run_notebooks(args.only or NOTEBOOKS, params, args.smoke, args.output_dir)
     print("wrote " + ", ".join(str(p) for p in written))
+    results = (Path(params["results"]).resolve() if params.get("results")
+               else Path(written[0]).parent / "results" if args.smoke else RESULTS_DIR)
+    if args.report:
+        from .report import build_report
+        print(f"wrote {build_report(results)}")
+    if args.zip:
+        print(f"wrote {zip_outputs(results, written, args.zip)}")
 
 
 def cmd_results(args) -> None:
@@ -263,15 +288,22 @@ def cmd_results(args) -> None:
 
 
 def cmd_report_tables(args) -> None:
+    from .config import RESULTS_DIR
     from .report import write_analytic_figures, write_report_inputs
-    written = write_report_inputs() + write_analytic_figures(data=args.data)
-    print(f"wrote {len(written)} files under report/ (generated/ and figures/)")
+    results = Path(args.results) if args.results else RESULTS_DIR
+    written = write_report_inputs(results) + write_analytic_figures(data=args.data, results=results)
+    print(f"wrote {len(written)} files under report/ (generated/ and figures/) from {results}")
 
 
 def cmd_report(args) -> None:
-    from .report import build_pdf
-    cmd_report_tables(args)
-    print(f"wrote {build_pdf()}")
+    from .config import RESULTS_DIR
+    from .report import build_report
+    print(f"wrote {build_report(Path(args.results) if args.results else RESULTS_DIR, data=args.data)}")
+
+
+def cmd_badges(args) -> None:
+    from .notebooks import write_badges
+    print("wrote " + ", ".join(str(p) for p in write_badges(args.repo_url)))
 
 
 def cmd_submission(args) -> None:
@@ -282,7 +314,8 @@ def cmd_submission(args) -> None:
 
 COMMANDS = {"stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam, "summary": cmd_summary,
             "ablation": cmd_ablation, "notebooks": cmd_notebooks, "results": cmd_results,
-            "report-tables": cmd_report_tables, "report": cmd_report, "submission": cmd_submission}
+            "report-tables": cmd_report_tables, "report": cmd_report, "badges": cmd_badges,
+            "submission": cmd_submission}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 PROJ_ROOT = Path(__file__).resolve().parents[2]
-RESULTS_DIR = PROJ_ROOT / "results"
+# A student's runs: $FER_RESULTS (Drive on Colab, /kaggle/working on Kaggle), else results/ (git-ignored).
+RESULTS_DIR = Path(os.environ.get("FER_RESULTS") or PROJ_ROOT / "results").expanduser().resolve()
+# The development sample's committed runs: read only when asked for (`--results examples/affectnet7_sample`).
+SAMPLE_RESULTS_DIR = PROJ_ROOT / "examples" / "affectnet7_sample"
 NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 REPORT_DIR = PROJ_ROOT / "report"
 REPORT_FIG_DIR = REPORT_DIR / "figures"

@@ -6,7 +6,7 @@ The CLI and the notebooks both call `run_experiment`, so the same config and see
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -14,12 +14,14 @@ import numpy as np
 import torch
 
 from .config import RESULTS_DIR, TrainConfig
+from .errors import DataError
 from .data import (ImageSet, Splits, load_folder, load_splits, resolve_eval_folder, resolve_layout,
                    split_statistics)
+from .data.fingerprint import check_same_dataset, dataset_fingerprint, describe, run_fingerprint
 from .evaluation import compute_metrics, measure_latency, predict, report_text, save_json
 from .models import build_model, count_parameters, model_options
 from .plots import plot_confusions, plot_history, plot_roc, save_figure
-from .runtime import amp_dtype, pick_device, seed_everything, set_threads
+from .runtime import amp_dtype, configure_backends, pick_device, seed_everything, set_threads
 from .training import History, fit, load_checkpoint
 
 DEFAULT_NAMES = {"light-vgg": "light_vgg", "vgg16": "vgg16_transfer"}
@@ -48,8 +50,8 @@ def evaluate_splits(model, data: dict[str, ImageSet], out_dir: Path, classes, ba
                     alternative_splits: tuple[str, ...] = ("tune", "validation")) -> tuple[dict, dict]:
     """Metrics, predictions.npz, metrics.json and ROC/confusion figures for each split given.
 
-    metrics.json's top level holds the last split given (validation, the reported one); every split is
-    under "splits". The metrics use flip test-time augmentation if `tta`; the other choice (without TTA,
+    metrics.json's top level holds the validation split (the reported one), or the only split given;
+    every split is under "splits". The metrics use flip test-time augmentation if `tta`; the other choice (without TTA,
     or with it) is measured too on `alternative_splits`, under "flip_tta" or "no_tta".
     """
     out_dir = Path(out_dir)
@@ -61,7 +63,7 @@ def evaluate_splits(model, data: dict[str, ImageSet], out_dir: Path, classes, ba
             other, _ = predict(model, images, batch_size, amp, max_batches, tta=not tta)
             m = compute_metrics(labels, other, classes)
             alternative[split] = {k: m[k] for k in ("accuracy", "macro_f1", "macro_auc")}
-    reported = list(data)[-1]
+    reported = "validation" if "validation" in data else list(data)[-1]
     summary = {**metrics[reported], "evaluated_split": reported, "tta": tta, **(extra or {}),
                "splits": {s: {k: m[k] for k in ("accuracy", "macro_f1", "macro_auc", "micro_auc",
                                                  "cohen_kappa", "n", "confusion_matrix")}
@@ -92,6 +94,7 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     seed_everything(cfg.seed)
     set_threads()
     device = pick_device(cfg.device)
+    configure_backends(device)
     out_dir = output_dir(cfg)
     size = cfg.resolved_input_size()
     classes = splits.classes if splits is not None else resolve_layout(cfg.data).classes
@@ -99,10 +102,11 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     model = build_model(cfg.model, len(classes), **options)  # before decoding: missing weights fail fast
     if splits is None:
         splits = load_splits(cfg.data, size, cfg.tune_fraction, cfg.seed, progress=progress)
-    cfg.data = str(splits.layout.root)
+    cfg = replace(cfg, data=str(splits.layout.root))
+    dataset = dataset_fingerprint(splits.layout, splits)
     save_json(split_statistics(splits), out_dir / "split_stats.json")
     model = model.to(device).to(memory_format=torch.channels_last)
-    history = fit(model, splits, cfg, out_dir, options, resume=resume, progress=progress)
+    history = fit(model, splits, cfg, out_dir, options, resume=resume, progress=progress, dataset=dataset)
     fig = plot_history(history.to_dict(), title=f"{cfg.model}: loss and accuracy")
     save_figure(fig, out_dir / "figures" / "history")
     plt.close(fig)
@@ -116,7 +120,7 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
              "epochs_run": len(history.epochs), "wall_seconds": history.wall_seconds,
              "device": history.device, "amp": history.amp, "data": cfg.data,
              "interrupted": history.interrupted, "max_batches": cfg.max_batches,
-             "cpu_latency_ms": latency["median_ms"], "cpu_latency_p90_ms": latency["p90_ms"]}
+             "cpu_latency_ms": latency["median_ms"], "cpu_latency_p90_ms": latency["p90_ms"], "dataset": dataset}
     metrics, preds = evaluate_splits(model, dict(splits.items()), out_dir, splits.classes,
                                      cfg.eval_batch_size, amp_dtype(device, cfg.amp), cfg.max_batches, extra,
                                      tta=cfg.tta)
@@ -132,10 +136,43 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out_dir: str |
     folder = resolve_eval_folder(data)
     images = load_folder(folder, model.input_size, tuple(ckpt["classes"]), progress=progress)
     cfg = TrainConfig.from_dict(ckpt["config"])
-    extra = {"model": ckpt["model_name"], "checkpoint": str(checkpoint), "data": str(folder)}
+    extra = {"model": ckpt["model_name"], "checkpoint": str(checkpoint), "data": str(folder),
+             "trained_on": ckpt.get("dataset")}
     metrics, _ = evaluate_splits(model, {folder.name: images}, Path(out_dir), ckpt["classes"], batch_size,
                                  amp_dtype(dev, cfg.amp), max_batches, extra, tta=cfg.tta)
     return metrics[folder.name]
+
+
+def evaluation_split(data, size: int, classes) -> ImageSet:
+    """The validation split of a dataset, decoded at `size` and labelled in a checkpoint's class order."""
+    layout = resolve_layout(data)
+    if set(layout.classes) - set(classes):
+        raise DataError(f"{layout.eval_dir} has classes the model does not know: "
+                        f"{', '.join(sorted(set(layout.classes) - set(classes)))} (model: {', '.join(classes)})")
+    folders = dict(zip(layout.classes, getattr(layout, "folders", layout.classes)))
+    return load_folder(layout.eval_dir, size, tuple(classes), folders=tuple(folders.get(c, c) for c in classes))
+
+
+def trained_model(cfg: TrainConfig, what: str = "the model", progress: bool = True):
+    """(model, checkpoint) of cfg's run on cfg.data: trained, or resumed, first where it has not finished.
+
+    A run folder that holds a model of other data is refused in one line, never silently explained.
+    """
+    out = output_dir(cfg)
+    current = dataset_fingerprint(resolve_layout(cfg.data))
+    if (out / "metrics.json").exists() and (out / "best.pt").exists():
+        check_same_dataset(run_fingerprint(out), current,
+                           f"{what} in {out} (delete that folder or set another results folder)")
+        print(f"using {what} from {out} ({describe(run_fingerprint(out))})")
+    else:
+        print(f"{what} is not in {out}: training it now with its own settings "
+              f"({cfg.epochs} epochs; an interrupted run resumes from last.pt)")
+        run_experiment(cfg, progress=progress)
+    model, ckpt = load_checkpoint(out / "best.pt", pick_device(cfg.device))
+    if list(ckpt["classes"]) != list(current["classes"]):
+        raise DataError(f"{out / 'best.pt'} knows the classes {', '.join(ckpt['classes'])}, and the dataset "
+                        f"has {', '.join(current['classes'])}; delete that folder or set another results folder")
+    return model, ckpt
 
 
 def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dict] | None = None) -> dict:

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import os
 import platform
-
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from .config import NOTEBOOKS_DIR, RESULTS_DIR, TrainConfig
+from .config import NOTEBOOKS_DIR, PROJ_ROOT, RESULTS_DIR, TrainConfig
+from .errors import FERError
 
 NOTEBOOKS = ("P5_a_preprocessing", "P5_b_transfer_vgg16", "P5_c_light_vgg", "P5_d_cam")
+PATH_PARAMS = ("data", "results", "vgg16_weights")
+COLAB_RESULTS = Path("/content/drive/MyDrive/fer_results")  # Drive outlives the Colab runtime
+KAGGLE_RESULTS = Path("/kaggle/working/results")  # saved as the notebook's output on Kaggle
 SMOKE_PARAMS = {"epochs": 1, "max_batches": 2, "vgg16_weights": "none", "smoke": True, "run_ablation": True}
 
 
-def environment_info() -> dict:
-    """Where this runs: platform, torch version, device and GPU name."""
-    from .runtime import device_name, pick_device
-    device = pick_device()
-    return {"platform": "colab" if "google.colab" in sys.modules else
-            "kaggle" if "KAGGLE_KERNEL_RUN_TYPE" in os.environ else platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__, "device": str(device),
-            "device_name": device_name(device), "cuda": torch.version.cuda}
+def light_vgg_config(data, results, **settings) -> TrainConfig:
+    """Part (c)'s run: the plain LightVGG of the paper into RESULTS/light_vgg. P5_c trains it; P5_d
+    trains or resumes exactly this run where its checkpoint is missing (a fresh runtime)."""
+    return TrainConfig(model="light-vgg", data=str(data), out=str(Path(results) / "light_vgg"), **settings)
 
 
 def settings_table(cfg: TrainConfig, stats: dict | None = None, params: dict | None = None,
@@ -68,16 +68,31 @@ def settings_table(cfg: TrainConfig, stats: dict | None = None, params: dict | N
     return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]}).set_index("setting")
 
 
+def _absolute(params: dict) -> dict:
+    """Paths given relative to where the command runs, made absolute: each notebook runs in notebooks/."""
+    out = dict(params)
+    for key in PATH_PARAMS:
+        if isinstance(out.get(key), str) and out[key] and not out[key].lower() in ("none", "imagenet"):
+            if not out[key].startswith("/content/") and not Path(out[key]).expanduser().is_absolute():
+                out[key] = str(Path(out[key]).expanduser().resolve())
+    for var in ("FER_DATA", "FER_RESULTS", "FER_CACHE", "FER_VGG16_WEIGHTS"):
+        if os.environ.get(var) and not Path(os.environ[var]).expanduser().is_absolute():
+            os.environ[var] = str(Path(os.environ[var]).expanduser().resolve())
+    return out
+
+
 def run_notebooks(names=NOTEBOOKS, params: dict | None = None, smoke: bool = False,
                   output_dir: str | Path | None = None, kernel: str = "python3") -> list[Path]:
-    """Execute notebooks in order with papermill.
+    """Execute notebooks in order with papermill; stop at the first failing cell with one line.
 
-    Normal mode executes them in place. Smoke mode (1 epoch, 2 batches, random VGG16 allowed) writes
-    executed copies and all results into `output_dir` (a temporary folder by default), so committed
-    outputs are never touched.
+    Normal mode replaces the notebooks in notebooks/ with their executed versions; smoke mode (1 epoch,
+    2 batches, random VGG16 allowed) writes executed copies and all results into `output_dir` (a temporary
+    folder by default). Either way a notebook executes into a temporary file first, which replaces the
+    destination only when every cell succeeded: a failed run never destroys committed outputs.
     """
     import papermill as pm
-    params = dict(params or {})
+    from papermill.exceptions import PapermillExecutionError
+    params = _absolute(params or {})
     if smoke:
         out = Path(output_dir or tempfile.mkdtemp(prefix="fer-smoke-"))
         params = {**SMOKE_PARAMS, "results": str(out / "results"), **params}
@@ -88,19 +103,150 @@ def run_notebooks(names=NOTEBOOKS, params: dict | None = None, smoke: bool = Fal
     for name in names:
         src = NOTEBOOKS_DIR / f"{name}.ipynb"
         dst = out / f"{name}.ipynb"
+        tmp = out / f".{name}.running.ipynb"
         print(f"executing {src} -> {dst}", flush=True)
         declared = pm.inspect_notebook(str(src))
         # smoke settings go only to the notebooks that declare them; the caller's go everywhere
         nb_params = {k: v for k, v in params.items() if k in declared or k not in SMOKE_PARAMS}
-        pm.execute_notebook(str(src), str(dst), parameters=nb_params, kernel_name=kernel,
-                            cwd=str(NOTEBOOKS_DIR), progress_bar=False)
+        try:
+            pm.execute_notebook(str(src), str(tmp), parameters=nb_params, kernel_name=kernel,
+                                cwd=str(NOTEBOOKS_DIR), progress_bar=False)
+        except PapermillExecutionError as e:
+            evalue = str(e.evalue).strip().splitlines()
+            raise FERError(f"{name}: cell In[{e.exec_count or e.cell_index}] failed: {e.ename}: "
+                           f"{evalue[-1] if evalue else ''} ({dst.name} is unchanged; the failed run is in "
+                           f"{tmp})") from None
+        os.replace(tmp, dst)
         written.append(dst)
     return written
 
 
+def zip_outputs(results: str | Path, notebooks: list[Path], zip_path: str | Path) -> Path:
+    """One zip of the results folder (without checkpoints other than best.pt) and the executed notebooks."""
+    results, zip_path = Path(results), Path(zip_path)
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in sorted(results.rglob("*")):
+            if f.is_file() and f.name != "last.pt" and not f.name.endswith(".tmp"):
+                z.write(f, Path("results") / f.relative_to(results))
+        for nb in notebooks:
+            z.write(nb, Path("notebooks") / Path(nb).name)
+    return zip_path
+
+
+def cloud_platform() -> str | None:
+    """'colab', 'kaggle' or None."""
+    if "google.colab" in sys.modules or os.environ.get("COLAB_RELEASE_TAG"):
+        return "colab"
+    if "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
+        return "kaggle"
+    return None
+
+
 def results_dir(results: str | None) -> Path:
-    """The notebooks' results folder: the parameter, else the repository's results/."""
-    return Path(results) if results else RESULTS_DIR
+    """The notebooks' results folder: the parameter, else Drive on Colab, /kaggle/working on Kaggle,
+    else $FER_RESULTS or the repository's results/. The cloud defaults outlive the runtime."""
+    if results:
+        return Path(results).expanduser()
+    return {"colab": COLAB_RESULTS, "kaggle": KAGGLE_RESULTS}.get(cloud_platform(), RESULTS_DIR)
 
 
+def _mount_drive_if_needed(*paths) -> None:
+    """On Colab, mount Google Drive when a path lies under /content/drive and it is not mounted yet."""
+    if cloud_platform() == "colab" and any(str(p).startswith("/content/drive") for p in paths if p):
+        if not Path("/content/drive/MyDrive").is_dir():
+            from google.colab import drive
+            drive.mount("/content/drive")
 
+
+def setup_notebook(data=None, results=None, seed: int = 0, amp: str = "auto", smoke: bool = False,
+                   model: str = "light-vgg") -> tuple[Path, Path]:
+    """The environment cell of every notebook: Drive, seeds, plots, the dataset and results folders,
+    and what runs where (GPU, torch, the mixed-precision choice and an estimated time per epoch)."""
+    import matplotlib.pyplot as plt
+    from .data import find_data_root, resolve_layout
+    from .models import build_model, estimate_epoch_seconds
+    from .plots import apply_style
+    from .runtime import describe_hardware, pick_device, seed_everything
+    RESULTS = results_dir(results)
+    _mount_drive_if_needed(data, RESULTS, os.environ.get("FER_DATA"))
+    seed_everything(seed)
+    apply_style()
+    plt.rcParams["figure.dpi"] = 72
+    device = pick_device()
+    hw = describe_hardware(device, amp)
+    DATA = find_data_root(data)
+    layout = resolve_layout(DATA)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rows = {"platform": cloud_platform() or platform.platform(), "python": platform.python_version(), **hw,
+            "dataset": f"{DATA} ({len(layout.classes)} classes: {', '.join(layout.classes)})",
+            "results": f"{RESULTS}" + ("  (kept after the runtime ends)" if cloud_platform() else "")}
+    n_train = sum(len(list((layout.train_dir / f).iterdir())) for f in getattr(layout, "folders", layout.classes))
+    gpu = hw.get("device_name", "") if device.type == "cuda" else "cpu"
+    est = estimate_epoch_seconds(build_model(model, len(layout.classes), **({"weights": None} if model == "vgg16"
+                                                                           else {})), n_train, gpu)
+    rows["epoch estimate"] = f"~{est:.0f} s per epoch of {n_train:,} images ({model}; an estimate from FLOPs)"
+    for key, value in rows.items():
+        print(f"{key:15s} {value}")
+    if smoke:
+        print("\n*** SMOKE RUN: 1 epoch of a few batches. Every number below is meaningless. ***")
+    return DATA, RESULTS
+
+
+PLACEHOLDER_REPO = "https://github.com/YOUR-USER/YOUR-REPO"
+BADGES = ("<!-- badges:start -->", "<!-- badges:end -->")
+
+
+def repository_url(pyproject: Path = PROJ_ROOT / "pyproject.toml") -> str:
+    """The repository's address from pyproject.toml's [project.urls] Repository."""
+    import re
+    m = re.search(r'(?m)^Repository = "([^"]+)"$', pyproject.read_text())  # tomllib needs Python 3.11
+    if not m:
+        raise FERError(f"{pyproject} has no Repository = \"...\" under [project.urls]")
+    return m.group(1).removesuffix(".git")
+
+
+def colab_badge(repo: str, notebook: str) -> str:
+    """A Markdown "Open in Colab" badge that opens `notebook` of the GitHub repository `repo`."""
+    path = repo.removeprefix("https://github.com/")
+    url = f"https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook}.ipynb"
+    return f"[![Open {notebook} in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+
+
+def _between(text: str, block: str) -> str:
+    start, end = BADGES
+    if start not in text or end not in text:
+        raise FERError(f"no {start} ... {end} block to write the badges into")
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}"
+
+
+def write_badges(repo: str | None = None) -> list[Path]:
+    """Set the repository (pyproject.toml), then write its Colab badges into README.md and the first cell
+    of every notebook, and its clone URL into every notebook's repo_url parameter."""
+    import json
+    import re
+    pyproject = PROJ_ROOT / "pyproject.toml"
+    if repo:
+        repo = repo.removesuffix(".git").rstrip("/")
+        if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repo):
+            raise FERError(f"{repo} is not a GitHub repository URL (https://github.com/<user>/<repo>)")
+        text = pyproject.read_text()
+        pyproject.write_text(re.sub(r'(?m)^Repository = ".*"$', f'Repository = "{repo}"', text))
+    repo = repository_url(pyproject)
+    readme = PROJ_ROOT / "README.md"
+    readme.write_text(_between(readme.read_text(), "\n".join(f"{colab_badge(repo, n)}  " for n in NOTEBOOKS)))
+    written = [pyproject, readme]
+    for name in NOTEBOOKS:
+        path = NOTEBOOKS_DIR / f"{name}.ipynb"
+        nb = json.loads(path.read_text())
+        first = "".join(nb["cells"][0]["source"])
+        first = _between(first, colab_badge(repo, name)) if BADGES[0] in first else \
+            f"{BADGES[0]}\n{colab_badge(repo, name)}\n{BADGES[1]}\n\n{first}"
+        nb["cells"][0]["source"] = first.splitlines(keepends=True)
+        params = "".join(nb["cells"][1]["source"])
+        params = re.sub(r'(?m)^repo_url = "[^"]*"', f'repo_url = "{repo}.git"', params)
+        nb["cells"][1]["source"] = params.splitlines(keepends=True)
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        written.append(path)
+    return written

@@ -13,6 +13,17 @@ from .data import ImageSet, augmented_views
 from .evaluation import roc_curves
 
 
+FONT_SIZE = 10  # points at the figure's own size; the one place plot fonts are set
+
+
+def apply_style() -> None:
+    """Seaborn's ticks style with every text at FONT_SIZE (titles a point larger)."""
+    sns.set_theme(style="ticks", rc={"font.size": FONT_SIZE, "axes.titlesize": FONT_SIZE + 1,
+                                     "axes.labelsize": FONT_SIZE, "xtick.labelsize": FONT_SIZE,
+                                     "ytick.labelsize": FONT_SIZE, "legend.fontsize": FONT_SIZE,
+                                     "figure.titlesize": FONT_SIZE + 1})
+
+
 def save_figure(fig, stem: str | Path, dpi: int = 110, photo: bool = False) -> list[Path]:
     """Write `stem`.png and `stem`.pdf (and, for grids of photos, a small `stem`.jpg for notebooks)."""
     stem = Path(stem)

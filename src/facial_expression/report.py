@@ -284,7 +284,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     return written
 
 
-def write_analytic_figures(report: Path = REPORT_DIR, data=None) -> list[Path]:
+def write_analytic_figures(report: Path = REPORT_DIR, data=None, results: Path = RESULTS_DIR) -> list[Path]:
     """Question 1's equivariance figure and question 2's guided-backprop figure."""
     import matplotlib.pyplot as plt
     from .analytic import equivariance_demo, equivariance_figure
@@ -301,7 +301,7 @@ def write_analytic_figures(report: Path = REPORT_DIR, data=None) -> list[Path]:
         _macro("QoneBorderErr", f"{demo['conv_border_max_error']:.2f}"),
         _macro("QonePoolEvenErr", f"{demo['pool_shift2_interior_max_error']:.1e}"),
         _macro("QonePoolOddErr", f"{100 * demo['pool_shift1_relative_error']:.0f}")]) + "\n")
-    best = RESULTS_DIR / "light_vgg" / "best.pt"
+    best = Path(results) / "light_vgg" / "best.pt"
     if best.exists():
         from .cam import guided_figure
         fig = guided_figure(best, data)
@@ -326,13 +326,31 @@ def check_latex_log(log: Path, max_overfull_pt: float = 5.0) -> list[str]:
     return problems
 
 
+TEX_PACKAGES = "latexmk lmodern texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended poppler-utils"
+
+
+def missing_tex() -> str | None:
+    """What the PDF build lacks on this machine and how to get it, or None when it can build."""
+    missing = [tool for tool in ("latexmk", "pdflatex") if shutil.which(tool) is None]
+    if not missing:
+        return None
+    return (f"{' and '.join(missing)} not found, so the report cannot be built here: sudo apt-get install "
+            f"{TEX_PACKAGES} (or `make setup`), or build report/ on Overleaf (see README)")
+
+
+def build_report(results: Path = RESULTS_DIR, data=None) -> Path:
+    """Tables, macros and figures from `results`, then report/report.pdf."""
+    write_report_inputs(Path(results))
+    write_analytic_figures(data=data, results=Path(results))
+    return build_pdf()
+
+
 def build_pdf(report: Path = REPORT_DIR) -> Path:
     """latexmk -pdf report.tex, then fail on undefined references, missing files and wide overfull boxes."""
     import subprocess
     from .errors import FERError
-    if shutil.which("latexmk") is None:
-        raise FERError("latexmk not found: apt-get install latexmk texlive-latex-recommended "
-                       "texlive-latex-extra texlive-fonts-recommended (see README), or use Overleaf")
+    if missing_tex():
+        raise FERError(missing_tex())
     r = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
                        cwd=report, capture_output=True, text=True)
     problems = check_latex_log(report / "report.log")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import warnings
 from functools import lru_cache
 
 import numpy as np
@@ -44,28 +45,103 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+# bf16 tensor cores arrived with Ampere; below it CUDA emulates bf16 (slowly), whatever is_bf16_supported() says
+NATIVE_BF16_CAPABILITY = (8, 0)
+
+
+def _cpu_bf16_feature() -> str | None:
+    """The CPU's bf16 hardware by name (AMX or AVX512-BF16), for reports."""
+    with contextlib.suppress(OSError):
+        flags = open("/proc/cpuinfo").read()
+        return "AMX" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else None
+    return None
+
+
 @lru_cache(maxsize=None)
 def cpu_has_fast_bf16() -> bool:
     """True where oneDNN has bf16 hardware (AMX or AVX512-BF16) to run autocast fast."""
-    with contextlib.suppress(OSError):
-        flags = open("/proc/cpuinfo").read()
-        return "amx_bf16" in flags or "avx512_bf16" in flags
-    return False
+    return _cpu_bf16_feature() is not None
 
 
-def amp_dtype(device: torch.device, amp: str = "auto") -> torch.dtype | None:
-    """The autocast dtype for a device: bf16 on capable CPUs and GPUs, fp16 on older GPUs, or None."""
+def gpu_has_native_bf16(device: torch.device) -> bool:
+    """Compute capability >= 8.0 (Ampere on); not is_bf16_supported(), which counts emulation (True on a T4)."""
+    return tuple(torch.cuda.get_device_capability(device)) >= NATIVE_BF16_CAPABILITY
+
+
+def _amp_decision(device: torch.device, amp: str | None) -> tuple[torch.dtype | None, str]:
+    """The autocast dtype for a device and an amp setting, and a one-phrase reason."""
+    amp = "auto" if amp is None else amp
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"unknown amp {amp!r}; choose one of {', '.join(AMP_CHOICES)}")
+    device = torch.device(device)
     if amp == "off":
-        return None
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "fp16":
-        return torch.float16
+        return None, "mixed precision off (requested)"
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_has_fast_bf16():
-        return torch.bfloat16
-    return None
+        native = gpu_has_native_bf16(device)
+        where = "capability {}.{}".format(*torch.cuda.get_device_capability(device))
+        if amp == "bf16":
+            return torch.bfloat16, f"bf16 (requested){'' if native else f', emulated and slow at {where}'}"
+        if amp == "fp16":
+            return torch.float16, "fp16 + GradScaler (requested)"
+        if native:
+            return torch.bfloat16, f"native bf16 ({where})"
+        return torch.float16, "fp16 + GradScaler: no native bf16 below capability 8.0"
+    if device.type == "cpu":
+        if amp == "fp16":
+            raise ValueError("amp='fp16' is not supported on the CPU (no fp16 autocast speed-up there); "
+                             "use 'bf16' or 'off'")
+        fast = cpu_has_fast_bf16()
+        if amp == "bf16":
+            return torch.bfloat16, "bf16 (requested)" + ("" if fast else ", CPU without bf16 hardware: slow")
+        if fast:
+            return torch.bfloat16, f"CPU with {_cpu_bf16_feature() or 'bf16 hardware'}"
+        return None, "CPU without bf16 hardware"
+    if amp in ("bf16", "fp16"):  # mps and others: obey an explicit choice, never guess
+        return (torch.bfloat16 if amp == "bf16" else torch.float16), f"{amp} (requested)"
+    return None, f"no automatic mixed precision on {device.type}"
+
+
+def amp_dtype(device: torch.device, amp: str | None = "auto") -> torch.dtype | None:
+    """The autocast dtype: native bf16 (GPU capability >= 8.0, AMX/AVX512-BF16 CPU), fp16 on older GPUs, or None."""
+    dtype, reason = _amp_decision(device, amp)
+    if amp == "bf16" and torch.device(device).type == "cuda" and not gpu_has_native_bf16(device):
+        warnings.warn(f"amp='bf16' on a GPU without native bf16: {reason}; 'fp16' (the default there) is "
+                      "much faster", stacklevel=2)
+    return dtype
+
+
+def needs_grad_scaler(device: torch.device, dtype: torch.dtype | None) -> bool:
+    """True exactly for fp16 autocast on CUDA, whose small gradients underflow without loss scaling."""
+    return torch.device(device).type == "cuda" and dtype == torch.float16
+
+
+def make_grad_scaler(device: torch.device, dtype: torch.dtype | None):
+    """A `torch.amp.GradScaler("cuda")` for fp16 on CUDA, else None."""
+    return torch.amp.GradScaler("cuda") if needs_grad_scaler(device, dtype) else None
+
+
+def configure_backends(device: torch.device) -> dict:
+    """On CUDA: cuDNN autotuning and TF32 matmuls/convolutions; a no-op elsewhere. Returns what it set."""
+    if torch.device(device).type != "cuda":
+        return {}
+    # fixed input sizes, so autotuning pays off after the first batch; TF32 only matters from Ampere on
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    return {"cudnn.benchmark": True, "cuda.matmul.allow_tf32": True, "cudnn.allow_tf32": True}
+
+
+def describe_hardware(device: torch.device, amp: str | None = "auto") -> dict:
+    """Device, torch/CUDA versions, GPU capability and the amp dtype chosen, with the reason, for reports."""
+    device = torch.device(device)
+    dtype, reason = _amp_decision(device, amp)
+    info = {"device": device_name(device), "device_type": device.type, "torch": torch.__version__,
+            "cuda": torch.version.cuda, "capability": None,
+            "amp": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "off"), "amp_reason": reason}
+    if device.type == "cuda":
+        info["capability"] = "{}.{}".format(*torch.cuda.get_device_capability(device))
+    return info
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

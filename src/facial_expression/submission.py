@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import PROJ_ROOT
+from .config import PROJ_ROOT, RESULTS_DIR
 from .errors import FERError
 
 PLACEHOLDERS = {"FIRSTNAME", "LASTNAME", "STUDENTID"}
@@ -89,9 +89,15 @@ def report_number_problems(pages: list[str], results: Path) -> list[str]:
     return problems
 
 
+def results_of(root: Path) -> Path:
+    """The results folder a project's report is built from: $FER_RESULTS or results/ for this checkout."""
+    return RESULTS_DIR if Path(root).resolve() == PROJ_ROOT else Path(root) / "results"
+
+
 def check_project(root: Path, identity: Identity, allow_placeholder: bool = False) -> list[str]:
     """Every problem that would make the hand-in wrong, as a list of one-line messages."""
     root = Path(root)
+    results = results_of(root)
     problems = []
     if identity.is_placeholder and not allow_placeholder:
         problems.append("report/student.tex still holds placeholders: put your first name, last name and "
@@ -104,9 +110,10 @@ def check_project(root: Path, identity: Identity, allow_placeholder: bool = Fals
     pdf = root / "report" / "report.pdf"
     if not pdf.exists():
         return problems + ["report/report.pdf is missing: run `make report`"]
-    for metrics in sorted((root / "results").glob("*/metrics.json")):
+    for metrics in sorted(results.glob("*/metrics.json")):
         if metrics.stat().st_mtime > pdf.stat().st_mtime:
-            problems.append(f"report/report.pdf is older than {metrics.relative_to(root)}: run `make report`")
+            problems.append(f"report/report.pdf is older than {metrics.relative_to(results.parent)}: "
+                            "run `make report`")
     pages = pdf_text(pdf)
     names = (identity.first, identity.last, identity.student_id)
     missing = [i + 1 for i, page in enumerate(pages) if not all(n in page for n in names)]
@@ -115,7 +122,7 @@ def check_project(root: Path, identity: Identity, allow_placeholder: bool = Fals
                         f"'{identity.first} {identity.last} {identity.student_id}' in the header: run `make report`")
     if not allow_placeholder and any(p in page for page in pages for p in PLACEHOLDERS):
         problems.append("report.pdf still shows the placeholder name or ID: run `make report`")
-    problems += report_number_problems(pages, root / "results")
+    problems += report_number_problems(pages, results)
     return problems
 
 

@@ -14,9 +14,10 @@ from tqdm.auto import tqdm
 
 from .config import TrainConfig
 from .data import BatchLoader, Splits
+from .data.fingerprint import mismatch
 from .errors import FERError, NonFiniteLossError
 from .models import build_model
-from .runtime import amp_dtype, autocast, device_name
+from .runtime import amp_dtype, autocast, device_name, make_grad_scaler
 
 
 @dataclass
@@ -182,19 +183,46 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return model.to(device).eval(), ckpt
 
 
+def resume_problem(saved: dict, cfg: TrainConfig, classes, dataset: dict | None = None) -> str | None:
+    """Why a saved run cannot be resumed with `cfg` on `classes` and `dataset`, or None when it can."""
+    if list(saved.get("classes", classes)) != list(classes):
+        return (f"it was trained on classes {', '.join(saved['classes'])}, and this dataset has "
+                f"{', '.join(classes)}")
+    if json.dumps(saved["config"].get("epochs")) != json.dumps(cfg.epochs):
+        return (f"it was trained for a {saved['config']['epochs']}-epoch schedule and {cfg.epochs} epochs were "
+                "asked for (the learning-rate schedule spans the whole run)")
+    why = mismatch(saved.get("dataset"), dataset)
+    if why:
+        return f"it was trained on other data: {why}"
+    ignore = {"out", "data", "device", "patience", "eval_batch_size"}
+    defaults = TrainConfig().to_dict()  # settings added after a checkpoint was written had their defaults
+    changed = sorted(k for k, v in cfg.to_dict().items()
+                     if k not in ignore and json.dumps(saved["config"].get(k, defaults[k])) != json.dumps(v))
+    return f"it was trained with other settings ({', '.join(changed)})" if changed else None
+
+
 def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path, model_options: dict,
-        resume: bool = True, progress: bool = True) -> History:
+        resume: bool = True, progress: bool = True, dataset: dict | None = None) -> History:
     """Train with the tune split selecting the best epoch; writes config, history, last.pt and best.pt.
 
-    Resumes from out_dir/last.pt when it exists (and `resume`). Ctrl-C keeps the last finished epoch
-    on disk and returns the history with `interrupted` set.
+    Resumes from out_dir/last.pt when it exists (and `resume`) and was made with the same settings,
+    schedule length and dataset; otherwise it refuses in one line. Ctrl-C keeps the last finished epoch
+    on disk and returns the history with `interrupted` set. `dataset` is the fingerprint recorded with
+    every file the run writes.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = model_device(model)
     amp = amp_dtype(device, cfg.amp)
-    scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 and device.type == "cuda" else None
-    cfg.save(out_dir / "config.json")
+    scaler = make_grad_scaler(device, amp)
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    state = torch.load(last_path, map_location="cpu", weights_only=False) if resume and last_path.exists() else None
+    if state is not None:
+        why = resume_problem(state, cfg, splits.classes, dataset)
+        if why:
+            raise FERError(f"cannot resume {last_path}: {why}; start fresh with --no-resume (notebooks: "
+                           "delete the folder) or use another output folder")
+    (out_dir / "config.json").write_text(json.dumps({**cfg.to_dict(), "dataset": dataset}, indent=2))
 
     train_loader = BatchLoader(splits.train, cfg.batch_size, shuffle=True, augment=cfg.augment,
                                device=device, seed=cfg.seed, max_batches=cfg.max_batches, drop_last=True,
@@ -213,16 +241,7 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
     history = History(device=device_name(device), amp=str(amp).replace("torch.", "") if amp else None)
 
     start_epoch = 0
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    if resume and last_path.exists():
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
-        ignore = {"out", "data", "device", "epochs", "patience", "eval_batch_size"}
-        defaults = TrainConfig().to_dict()  # settings added after a checkpoint was written had their defaults
-        changed = sorted(k for k, v in cfg.to_dict().items()
-                         if k not in ignore and json.dumps(state["config"].get(k, defaults[k])) != json.dumps(v))
-        if changed:
-            raise FERError(f"{last_path} was trained with other settings ({', '.join(changed)}); "
-                           "use another output folder or start over (--no-resume)")
+    if state is not None:
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler"):
@@ -238,7 +257,7 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
         extra = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
                  "scaler": scaler.state_dict() if scaler else None} if resumable else {}
         payload = checkpoint_payload(model, cfg, splits.classes, model_options, epoch=epoch,
-                                     history=history.to_dict(), **extra)
+                                     history=history.to_dict(), dataset=dataset, **extra)
         tmp = path.with_suffix(".tmp")
         torch.save(payload, tmp)
         tmp.replace(path)  # never leave a half-written checkpoint

@@ -87,12 +87,14 @@ def _warn_skipped(skipped: list[tuple[Path, str]]) -> None:
 
 
 def load_folder(split_dir: str | os.PathLike, size: int, classes: tuple[str, ...] | None = None,
-                use_disk_cache: bool = True, progress: bool = True) -> ImageSet:
+                use_disk_cache: bool = True, progress: bool = True,
+                folders: tuple[str, ...] | None = None) -> ImageSet:
     """Decode a folder of class sub-folders at `size` x `size`.
 
     `classes` fixes the label order (for a checkpoint): the folder may hold a subset of them, and a
-    folder with an unknown class name is an error. Unreadable and non-image files are skipped with a
-    warning that names them.
+    folder with an unknown class name is an error. `folders` are the folder names aligned with `classes`
+    (e.g. 0..7 for named AffectNet classes; default: the class names). Unreadable and non-image files are
+    skipped with a warning that names them.
     """
     split_dir = Path(split_dir)
     found = class_folders(split_dir)
@@ -100,15 +102,21 @@ def load_folder(split_dir: str | os.PathLike, size: int, classes: tuple[str, ...
         raise DataError(f"{split_dir} has no class sub-folders")
     if classes is None:
         classes = tuple(found)
-    unknown = sorted(set(found) - set(classes))
+    folders = tuple(classes) if folders is None else tuple(folders)
+    if len(folders) != len(classes):
+        raise DataError(f"{len(folders)} folder names for {len(classes)} classes ({', '.join(folders)} vs "
+                        f"{', '.join(classes)})")
+    unknown = sorted(set(found) - set(folders))
     if unknown:
+        known = ", ".join(classes) if folders == tuple(classes) else \
+            ", ".join(f"{f}={c}" for f, c in zip(folders, classes))
         raise DataError(f"{split_dir} has class folder(s) the model does not know: {', '.join(unknown)} "
-                        f"(model classes: {', '.join(classes)})")
+                        f"(model classes: {known})")
     files: list[tuple[Path, int]] = []
     skipped: list[tuple[Path, str]] = []
     for name in found:
         images, others = list_files(split_dir / name)
-        files += [(f, classes.index(name)) for f in images]
+        files += [(f, folders.index(name)) for f in images]
         skipped += [(f, "not an image file") for f in others]
     if not files:
         raise DataError(f"{split_dir} holds no images")

@@ -1,69 +1,254 @@
-"""Finding a dataset and listing its class folders, with clear errors for bad layouts."""
+"""Finding a dataset and listing its class folders, with one-line errors that say what was found."""
 
 from __future__ import annotations
 
-import glob
+import csv
+import hashlib
 import os
+import shutil
+import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import DEFAULT_DATA_DIR
+from ..config import DEFAULT_DATA_DIR, cache_dir
 from ..errors import DataError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-TRAIN_NAMES = ("train",)
-EVAL_NAMES = ("validation", "val", "test")
+# Split folder names, matched case-insensitively; the first spelling is the one used in messages.
+SPLIT_ALIASES = {"train": ("train", "training"), "validation": ("validation", "valid", "val"),
+                 "test": ("test", "testing")}
+_ROLE_OF = {alias: role for role, aliases in SPLIT_ALIASES.items() for alias in aliases}
+# Searched (SEARCH_DEPTH levels down) only when no path, no $FER_DATA and no data/affectnet: Colab, Drive, Kaggle.
+SEARCH_ROOTS = (Path("/content"), Path("/content/drive/MyDrive"), Path("/kaggle/input"))
+SEARCH_DEPTH = 4
+# AffectNet's documented label order, for datasets whose class folders are 0..7.
+CLASS_PRESETS = {"affectnet": ("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry", "contempt")}  # the course's folder names
 
 
 @dataclass(frozen=True)
 class DatasetLayout:
-    """A dataset root with a train split and an evaluation split, and its class names."""
+    """A dataset root: train, validation (`eval_dir`) and optional test split, and its classes.
+
+    `folders` are the class folder names in label order; `classes` the names shown (equal unless mapped).
+    """
 
     root: Path
     train_dir: Path
     eval_dir: Path
     classes: tuple[str, ...]
+    folders: tuple[str, ...] = ()
+    test_dir: Path | None = None
+
+    def __post_init__(self):
+        if not self.folders:
+            object.__setattr__(self, "folders", tuple(self.classes))
 
 
-def _candidate_roots() -> list[Path]:
-    """Usual places on Kaggle and Colab, searched only when nothing was given."""
-    found = []
-    for pattern in ("/kaggle/input/*", "/kaggle/input/*/*", "/content/drive/MyDrive/*",
-                    "/content/drive/MyDrive/*/*", "/content/*"):
-        found += [Path(p) for p in sorted(glob.glob(pattern))]
-    return found
+def _skip(name: str) -> bool:
+    # hidden folders and the __MACOSX/ copy that zips made on a Mac carry
+    return name.startswith(".") or name.startswith("__")
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        return sorted(d for d in path.iterdir() if d.is_dir() and not _skip(d.name))
+    except OSError:  # unreadable folder: nothing to find there
+        return []
+
+
+def _contents(path: Path, limit: int = 12) -> str:
+    try:
+        entries = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir() if not p.name.startswith("."))
+    except OSError:
+        return "nothing readable"
+    more = f", and {len(entries) - limit} more" if len(entries) > limit else ""
+    return ", ".join(entries[:limit]) + more if entries else "nothing, the folder is empty"
+
+
+def found(path: Path) -> str:
+    """'found: Train/, Test/, labels.csv': what a folder holds, for error messages."""
+    return f"found: {_contents(path)}"
+
+
+def _split_dirs(path: Path) -> dict[str, list[Path]]:
+    """Sub-folders of `path` named like a split, by role (train, validation, test)."""
+    roles: dict[str, list[Path]] = {}
+    for d in _subdirs(path):
+        if d.name.lower() in _ROLE_OF:
+            roles.setdefault(_ROLE_OF[d.name.lower()], []).append(d)
+    return roles
 
 
 def _is_root(path: Path) -> bool:
-    return path.is_dir() and (path / "train").is_dir() and any((path / n).is_dir() for n in EVAL_NAMES)
+    roles = _split_dirs(path)
+    return "train" in roles and ("validation" in roles or "test" in roles)
+
+
+def _holds_images(path: Path) -> bool:
+    try:
+        return any(f.suffix.lower() in IMAGE_EXTENSIONS for f in path.iterdir())
+    except OSError:
+        return False
+
+
+def _walk(top: Path, depth: int) -> tuple[list[Path], list[Path], list[Path]]:
+    """(dataset roots, CSV files, zip files) found up to `depth` levels below `top`, shallowest first."""
+    roots, csvs, zips = [], [], []
+    level = [top]
+    for d in range(depth + 1):
+        below = []
+        for folder in level:
+            if d > 0 and _is_root(folder):
+                roots.append(folder)
+                continue
+            try:
+                files = [f for f in folder.iterdir() if f.is_file()]
+            except OSError:
+                continue
+            csvs += sorted(f for f in files if f.suffix.lower() == ".csv")
+            zips += sorted(f for f in files if f.suffix.lower() == ".zip")
+            if any(f.suffix.lower() in IMAGE_EXTENSIONS for f in files):
+                continue  # a folder of images: a class folder, nothing nested to find
+            # another search root is searched on its own (Drive under /content would be walked twice)
+            below += [s for s in _subdirs(folder) if s not in SEARCH_ROOTS]
+        level = below
+    return roots, csvs, zips
+
+
+def _nearest_existing(p: Path) -> Path:
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _unzip(zip_path: Path) -> Path:
+    """Unpack a zip once into the cache (never next to the data, which may be read-only)."""
+    st = zip_path.stat()
+    key = hashlib.sha1(f"{zip_path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:10]
+    dest = cache_dir() / "unzipped" / f"{zip_path.stem}-{key}"
+    if (dest / ".unzipped").exists():
+        print(f"using {zip_path} as unpacked before in {dest}")
+        return dest
+    partial = dest.with_name(dest.name + ".partial")  # renamed when complete: a broken unpack is never reused
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(zip_path) as z:
+            z.extractall(partial)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise DataError(f"cannot unpack {zip_path} ({type(e).__name__}: {e}); unpack it by hand with "
+                        f"`unzip -q {zip_path} -d {dest}` and pass {dest}") from None
+    (partial / ".unzipped").touch()
+    shutil.rmtree(dest, ignore_errors=True)
+    partial.rename(dest)
+    print(f"unpacked {zip_path} into {dest}")
+    return dest
+
+
+def _csv_refusal(root: Path, csv_path: Path) -> DataError:
+    """The error for a CSV-labelled dataset, with a one-line command that makes class folders of it."""
+    with open(csv_path, newline="", errors="replace") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        first = next(reader, [])
+    lower = [h.strip().lower() for h in header]
+    path_col = next((h for h, l in zip(header, lower) if l in ("pth", "path", "file", "filename", "file_name",
+                                                                "image", "img", "image_path", "subdirectory")), None)
+    label_col = next((h for h, l in zip(header, lower) if l in ("label", "labels", "class", "expression",
+                                                                 "emotion", "category")), None)
+    base = csv_path.parent
+    if path_col and first and len(first) == len(header):
+        # the image paths may be relative to the CSV's folder or to one of its sub-folders
+        rel = first[header.index(path_col)]
+        base = next((d for d in [base, *_subdirs(base)] if (d / rel).is_file()), base)
+    out = f"{root.name}-by-class"
+    # every 10th image of each label (the 1st, 11th, ...) goes to validation, so each class is in both splits
+    snippet = (f"python -c \"import csv,os,shutil,collections; B={str(base)!r}; O={out!r}; "
+               f"P={path_col or '<path column>'!r}; L={label_col or '<label column>'!r}; C=collections.Counter(); "
+               f"[shutil.copy(os.path.join(B,r[P]),os.makedirs(d,exist_ok=True) or d) "
+               f"for r in csv.DictReader(open({str(csv_path)!r})) for d in [os.path.join(O,'validation' "
+               f"if C.update([r[L]]) or C[r[L]]%10==1 else 'train',r[L])]]\"")
+    return DataError(
+        f"{root} is labelled by a CSV ({csv_path.name}, columns: {', '.join(header) or 'none'}) and its image "
+        f"folders have no class sub-folders; this package reads class folders only. Copy it into "
+        f"{out}/train|validation/<label>/ (every 10th image of a class to validation) with: {snippet} and pass {out} "
+        f"(numeric labels: add --classes affectnet) ({found(root)})")
+
+
+def _locate(p: Path) -> Path:
+    """The dataset root at or below an existing path (a zip is unpacked first)."""
+    if p.is_file() and p.suffix.lower() == ".zip":
+        p = _unzip(p)
+    elif not p.is_dir():
+        raise DataError(f"{p} is not a folder or a .zip ({found(p.parent)})")
+    if _split_dirs(p):
+        return p  # resolve_layout says what is missing, if anything
+    roots, csvs, _ = _walk(p, SEARCH_DEPTH)
+    if len(roots) == 1:
+        return roots[0]
+    if roots:
+        raise DataError(f"several datasets below {p}: {', '.join(map(str, roots))}; pass one of them")
+    # a split folder or a class folder passed instead of the root
+    if p.name.lower() in _ROLE_OF and any(_holds_images(d) for d in _subdirs(p)):
+        raise DataError(f"{p} is a split folder, not a dataset root: did you mean {p.parent}? ({found(p)})")
+    if p.parent.name.lower() in _ROLE_OF and _holds_images(p):
+        raise DataError(f"{p} is a class folder, not a dataset root: did you mean {p.parent.parent}? "
+                        f"({found(p.parent)})")
+    if csvs:
+        raise _csv_refusal(p, csvs[0])
+    hint = ""
+    if any(_holds_images(d) for d in _subdirs(p)):
+        hint = "; its sub-folders hold images: put class folders under train/ and validation/"
+    raise DataError(f"no dataset in {p} or {SEARCH_DEPTH} levels below (expected <root>/train/<class>/* and "
+                    f"<root>/validation/<class>/*{hint}) ({found(p)})")
 
 
 def find_data_root(path: str | os.PathLike | None = None) -> Path:
-    """The dataset root: `path`, else $FER_DATA, else data/affectnet, else a Kaggle/Colab location."""
+    """The dataset root: `path` (a folder or .zip), else $FER_DATA, else data/affectnet, else Colab/Kaggle."""
     if path is not None:
         p = Path(path).expanduser()
-        if not p.is_dir():
-            raise DataError(f"dataset folder {p} does not exist")
-        return p
+        if not p.exists():
+            near = _nearest_existing(p.parent)
+            raise DataError(f"dataset folder {p} does not exist ({near} holds: {_contents(near)})")
+        return _locate(p)
     if os.environ.get("FER_DATA"):
-        p = Path(os.environ["FER_DATA"]).expanduser()
-        if not p.is_dir():
-            raise DataError(f"FER_DATA points to {p}, which does not exist")
-        return p
+        raw = os.environ["FER_DATA"]
+        p = Path(raw).expanduser().absolute()  # relative to the current directory
+        if not p.exists():
+            where = "" if Path(raw).expanduser().is_absolute() else f"relative paths are read from {Path.cwd()}; "
+            near = _nearest_existing(p)
+            raise DataError(f"FER_DATA={raw} points to {p}, which does not exist ({where}{near} holds: "
+                            f"{_contents(near)})")
+        return _locate(p)
     if DEFAULT_DATA_DIR.is_dir():
-        return DEFAULT_DATA_DIR
-    for p in _candidate_roots():
-        if _is_root(p):
-            return p
+        return _locate(DEFAULT_DATA_DIR)
+    looked = [r for r in SEARCH_ROOTS if r.is_dir()]
+    roots, zips = [], []
+    for r in looked:
+        found_roots, _, found_zips = _walk(r, SEARCH_DEPTH)
+        roots += [x for x in found_roots if x.resolve() not in {y.resolve() for y in roots}]
+        zips += found_zips
+    if len(roots) == 1:
+        return roots[0]
+    if roots:
+        raise DataError(f"several datasets found: {', '.join(map(str, roots))}; pass one with --data or FER_DATA")
+    zip_hint = f"; zip files seen: {', '.join(map(str, zips[:5]))} (pass one as the path)" if zips else ""
     raise DataError(
-        f"no dataset found: pass a path, set FER_DATA, or put it at {DEFAULT_DATA_DIR} "
-        "(layout <root>/train/<class>/*, <root>/validation/<class>/*; see data/README.md)"
-    )
+        f"no dataset found: pass a path, set FER_DATA, or put it at {DEFAULT_DATA_DIR}; searched "
+        f"{SEARCH_DEPTH} levels under {', '.join(map(str, SEARCH_ROOTS))} "
+        f"({', '.join(map(str, looked)) or 'none of them exists'}{' exist' if looked else ''}){zip_hint}")
+
+
+def _numeric(names) -> bool:
+    return bool(names) and all(n.isdigit() for n in names)
 
 
 def class_folders(split_dir: Path) -> list[str]:
-    """Sorted names of the sub-folders of a split (hidden folders ignored)."""
-    return sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    """Names of the sub-folders of a split, sorted (numerically when all are numbers; hidden ignored)."""
+    names = [d.name for d in _subdirs(split_dir)]
+    return sorted(names, key=int) if _numeric(names) else sorted(names)
 
 
 def list_files(class_dir: Path) -> tuple[list[Path], list[Path]]:
@@ -79,43 +264,97 @@ def list_files(class_dir: Path) -> tuple[list[Path], list[Path]]:
     return images, skipped
 
 
-def resolve_layout(root: str | os.PathLike | None = None) -> DatasetLayout:
-    """Check a dataset root before any work: both splits, the same non-empty class folders."""
+def _class_map(classes, root: Path, folders: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(folders in label order, display names) from a list, "a,b,...", a preset name, or root/classes.txt."""
+    source = "--classes"
+    if classes is None and (root / "classes.txt").is_file():
+        classes, source = [l.strip() for l in (root / "classes.txt").read_text().splitlines() if l.strip()], \
+            str(root / "classes.txt")
+    if classes is None:
+        if _numeric(folders):
+            warnings.warn(f"the class folders of {root} are numbers ({', '.join(folders)}): pass --classes "
+                          f"affectnet (or a list of names), or put classes.txt in {root}, to name them", stacklevel=3)
+        return tuple(folders), tuple(folders)
+    preset = isinstance(classes, str) and classes.strip().lower() in CLASS_PRESETS
+    if preset:
+        source = f"preset {classes.strip().lower()}"
+        names = list(CLASS_PRESETS[classes.strip().lower()])
+    elif isinstance(classes, str):
+        names = [c.strip() for c in classes.split(",") if c.strip()]
+    else:
+        names = [str(c) for c in classes]
+    if len(names) != len(folders):
+        raise DataError(f"the class-name map ({source}) has {len(names)} names but {root} has {len(folders)} "
+                        f"class folders ({', '.join(folders)})")
+    if len(set(names)) != len(names):
+        raise DataError(f"the class-name map ({source}) repeats a name: {', '.join(names)}")
+    if not _numeric(folders):
+        # named folders: a map can only fix the label order, never rename a class
+        if set(names) != set(folders):
+            raise DataError(f"the class folders of {root} are already named ({', '.join(folders)}); the map "
+                            f"({source}: {', '.join(names)}) is for numeric folders 0, 1, ...")
+        return tuple(names), tuple(names)
+    if preset:
+        print(f"class names ({source}): " + ", ".join(f"{f}={n}" for f, n in zip(folders, names)))
+    return tuple(folders), tuple(names)
+
+
+def resolve_layout(root: str | os.PathLike | None = None, classes=None) -> DatasetLayout:
+    """Check a dataset root before any work: its splits, the same non-empty class folders, the class names.
+
+    `classes` names numeric class folders: a list, "a,b,...", or "affectnet"; else root/classes.txt if present.
+    """
     root = find_data_root(root)
-    train_dir = root / "train"
-    if not train_dir.is_dir():
-        raise DataError(f"{root} has no train/ folder (expected <root>/train/<class>/*)")
-    eval_dir = next((root / n for n in EVAL_NAMES if (root / n).is_dir()), None)
+    roles = _split_dirs(root)
+    for role, dirs in roles.items():
+        if len(dirs) > 1:
+            raise DataError(f"{root} has several {role} folders: {', '.join(d.name + '/' for d in dirs)}; keep one "
+                            f"({found(root)})")
+    train_dir = roles.get("train", [None])[0]
+    eval_dir = roles.get("validation", [None])[0]
+    test_dir = roles.get("test", [None])[0]
+    if train_dir is None:
+        raise DataError(f"{root} has no train/ folder (also accepted: training/, any case) ({found(root)})")
+    if eval_dir is None and test_dir is None:
+        raise DataError(f"{root} has no validation/ folder next to {train_dir.name}/ (also accepted: valid/, val/, "
+                        f"test/, testing/, any case) ({found(root)})")
     if eval_dir is None:
-        raise DataError(f"{root} has no validation/, val/ or test/ folder next to train/")
-    train_classes, eval_classes = class_folders(train_dir), class_folders(eval_dir)
-    if not train_classes:
-        raise DataError(f"{train_dir} is empty: it needs one sub-folder per class")
-    if not eval_classes:
-        raise DataError(f"{eval_dir} is empty: it needs one sub-folder per class")
-    if train_classes != eval_classes:
-        only_train = sorted(set(train_classes) - set(eval_classes))
-        only_eval = sorted(set(eval_classes) - set(train_classes))
-        parts = []
-        if only_train:
-            parts.append(f"missing from {eval_dir.name}/: {', '.join(only_train)}")
-        if only_eval:
-            parts.append(f"missing from {train_dir.name}/: {', '.join(only_eval)}")
-        raise DataError(f"class folders differ between splits in {root} ({'; '.join(parts)})")
-    for split_dir in (train_dir, eval_dir):
+        warnings.warn(f"{root} has no validation folder: {test_dir.name}/ is the evaluation (validation) split",
+                      stacklevel=2)
+        eval_dir, test_dir = test_dir, None
+    splits = [d for d in (train_dir, eval_dir, test_dir) if d is not None]
+    csvs = sorted(root.glob("*.csv")) + sorted(train_dir.glob("*.csv"))
+    for split_dir in splits:
+        if not class_folders(split_dir):
+            if csvs and _holds_images(split_dir):
+                raise _csv_refusal(root, csvs[0])
+            raise DataError(f"{split_dir} is empty: it needs one sub-folder per class ({found(split_dir)})")
+    train_classes = class_folders(train_dir)
+    for split_dir in splits[1:]:
+        other = class_folders(split_dir)
+        if other != train_classes:
+            only_train = sorted(set(train_classes) - set(other))
+            only_other = sorted(set(other) - set(train_classes))
+            parts = []
+            if only_train:
+                parts.append(f"missing from {split_dir.name}/: {', '.join(only_train)}")
+            if only_other:
+                parts.append(f"missing from {train_dir.name}/: {', '.join(only_other)}")
+            raise DataError(f"class folders differ between splits in {root} ({'; '.join(parts)}; found: "
+                            f"{train_dir.name}/ has {', '.join(train_classes)}, {split_dir.name}/ has "
+                            f"{', '.join(other) or 'nothing'})")
+    folders, names = _class_map(classes, root, train_classes)
+    for split_dir in splits:
         for c in train_classes:
             if not list_files(split_dir / c)[0]:
-                raise DataError(f"class folder {split_dir / c} holds no images")
-    return DatasetLayout(root=root, train_dir=train_dir, eval_dir=eval_dir, classes=tuple(train_classes))
+                raise DataError(f"class folder {split_dir / c} holds no images ({found(split_dir / c)})")
+    return DatasetLayout(root=root, train_dir=train_dir, eval_dir=eval_dir, classes=names, folders=folders,
+                         test_dir=test_dir)
 
 
 def resolve_eval_folder(path: str | os.PathLike) -> Path:
-    """A folder of class sub-folders to evaluate: a split itself, or a root whose validation split is used."""
+    """A folder of class sub-folders to evaluate: a split itself, or a root (its validation split is used)."""
     p = Path(path).expanduser()
-    if not p.is_dir():
-        raise DataError(f"folder {p} does not exist")
-    if _is_root(p):
-        return resolve_layout(p).eval_dir
-    if not class_folders(p):
-        raise DataError(f"{p} has no class sub-folders to evaluate")
-    return p
+    if p.is_dir() and not _split_dirs(p) and any(_holds_images(d) for d in _subdirs(p)):
+        return p  # a split folder: class sub-folders holding images
+    return resolve_layout(p).eval_dir

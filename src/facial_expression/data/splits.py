@@ -1,4 +1,4 @@
-"""The three splits (train, tune carved from train, validation) and their statistics."""
+"""The splits (train, tune carved from train, validation, and test if the dataset has one) and their statistics."""
 
 from __future__ import annotations
 
@@ -15,19 +15,22 @@ from .folders import DatasetLayout, resolve_layout
 
 @dataclass
 class Splits:
-    """train and tune (both from train/) and validation (only ever evaluated)."""
+    """train and tune (both from train/), validation and optional test (only ever evaluated)."""
 
     layout: DatasetLayout
     train: ImageSet
     tune: ImageSet
     validation: ImageSet
+    test: ImageSet | None = None
 
     @property
     def classes(self) -> tuple[str, ...]:
         return self.layout.classes
 
     def items(self):
-        return [("train", self.train), ("tune", self.tune), ("validation", self.validation)]
+        """(name, ImageSet) pairs: train, tune, validation, then test when the dataset has one."""
+        pairs = [("train", self.train), ("tune", self.tune), ("validation", self.validation)]
+        return pairs + [("test", self.test)] if self.test is not None else pairs
 
 
 def split_train_tune(data: ImageSet, fraction: float = 0.1, seed: int = 0) -> tuple[ImageSet, ImageSet]:
@@ -41,13 +44,19 @@ def split_train_tune(data: ImageSet, fraction: float = 0.1, seed: int = 0) -> tu
 
 
 def load_splits(root: str | os.PathLike | None, size: int, tune_fraction: float = 0.1, seed: int = 0,
-                progress: bool = True) -> Splits:
-    """Check the layout, decode both folders at `size`, and carve the tune split."""
-    layout = resolve_layout(root)
-    full_train = load_folder(layout.train_dir, size, layout.classes, progress=progress)
-    validation = load_folder(layout.eval_dir, size, layout.classes, progress=progress)
-    train, tune = split_train_tune(full_train, tune_fraction, seed)
-    return Splits(layout, train, tune, validation)
+                progress: bool = True, classes=None) -> Splits:
+    """Check the layout, decode its split folders at `size`, and carve the tune split.
+
+    `classes` names numeric class folders (a list, "a,b,...", or "affectnet"); see `resolve_layout`.
+    """
+    layout = resolve_layout(root, classes)
+
+    def load(split_dir):
+        return load_folder(split_dir, size, layout.classes, progress=progress, folders=layout.folders)
+
+    train, tune = split_train_tune(load(layout.train_dir), tune_fraction, seed)
+    test = load(layout.test_dir) if layout.test_dir is not None else None
+    return Splits(layout, train, tune, load(layout.eval_dir), test)
 
 
 def split_statistics(splits: Splits) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 from torchinfo import summary as _torchinfo_summary
 
+from .cost import estimate_epoch_seconds, forward_flops
 from .light_vgg import GaussianDropout, LightVGG, architecture_table, light_vgg_param_count
 from .vgg16 import VGG16Transfer, load_imagenet_state_dict
 
@@ -48,3 +49,4 @@ def summary(model: nn.Module, input_size: int | None = None, batch_size: int = 1
 
 __all__ = ["architecture_table", "GaussianDropout", "LightVGG", "VGG16Transfer", "build_model", "count_parameters",
            "light_vgg_param_count", "load_imagenet_state_dict", "model_options", "summary", "MODEL_NAMES"]
+__all__ += ["estimate_epoch_seconds", "forward_flops"]
