@@ -1,8 +1,24 @@
+# make setup                                                 .venv, the requirements, a Jupyter kernel, and TeX where apt-get can install it
 # make notebooks [EPOCHS=30] [DATA=path] [BATCH_SIZE=64]   execute the four notebooks in place
 # make smoke                                                 the same in smoke mode, into a temp folder
 # make test                                                  the test suite
 PY ?= python
 PARAMS := $(if $(EPOCHS),-p epochs $(EPOCHS)) $(if $(DATA),-p data $(DATA)) $(if $(BATCH_SIZE),-p batch_size $(BATCH_SIZE))
+TEX := latexmk lmodern texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended poppler-utils
+
+.PHONY: setup
+setup:   ## everything the main job needs; TeX through apt-get as root or with sudo, else the line that installs it
+	python3 -m venv .venv
+	.venv/bin/python -m pip install -q --upgrade pip
+	.venv/bin/python -m pip install -q -r requirements.txt
+	.venv/bin/python -m ipykernel install --user --name python3 >/dev/null
+	@if command -v latexmk >/dev/null && command -v pdftotext >/dev/null; then echo "TeX: found"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX) >/dev/null; \
+	elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX) >/dev/null; \
+	else echo "TeX not installed (the report needs it): sudo apt-get install $(TEX), or build report/ on Overleaf"; fi
+	@echo "set up: now run  . .venv/bin/activate"
 
 .PHONY: notebooks smoke test report
 notebooks:
@@ -13,8 +29,8 @@ test:
 	$(PY) -m pytest -q
 
 .PHONY: report
-report:   ## tables and figures from results/, then report/report.pdf (fails on LaTeX problems)
-	$(PY) -m facial_expression report
+report:   ## tables and figures from results/ (or RESULTS=dir), then report/report.pdf (fails on LaTeX problems)
+	$(PY) -m facial_expression report $(if $(RESULTS),--results $(RESULTS))
 
 .PHONY: submission
 submission:   ## checks, then dist/<StudentID>_HW04.zip, then a smoke rerun of the zip's notebooks

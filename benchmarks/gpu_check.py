@@ -27,6 +27,7 @@ import torch
 
 from facial_expression.config import RESULTS_DIR
 from facial_expression.data import find_data_root
+from facial_expression.errors import DataError
 from facial_expression.models import build_model, estimate_epoch_seconds
 from facial_expression.models.cost import SUSTAINED_TFLOPS
 from facial_expression.runtime import describe_hardware
@@ -42,8 +43,8 @@ def slug(name: str) -> str:
 
 def clean_lines(text: str) -> list[str]:
     """Output lines as a terminal would show them: the last state of each \\r-redrawn line, no progress bars."""
-    lines = [line.split("\r")[-1].rstrip() for line in text.splitlines()]
-    return [line for line in lines if line and not re.search(r"\d+(\.\d+)?(it/s|s/it)\]", line)]
+    lines = [line.split("\r")[-1].rstrip() for line in text.split("\n")]  # splitlines() would split at \r too
+    return [line for line in lines if line and not re.search(r"\|\s*\d+/\d+ \[", line)]  # tqdm: "| 3/10 ["
 
 
 def run_step(cmd: list[str], timeout: float, tail: int) -> dict:
@@ -66,9 +67,7 @@ def run_step(cmd: list[str], timeout: float, tail: int) -> dict:
 def vgg16_weights(path: str | None, tmp: Path) -> tuple[str, bool]:
     """The weights file to train VGG16 from, and whether it is a random stand-in."""
     if path:
-        if not Path(path).expanduser().is_file():
-            raise SystemExit(f"gpu_check: VGG16 weights file {path} does not exist")
-        return str(Path(path).expanduser()), False
+        return str(Path(path).expanduser().resolve()), False
     from torchvision.models import vgg16
     # same keys as the ImageNet file, so the train command loads it the same way; the timing is the same
     random_path = tmp / "vgg16_random.pth"
@@ -103,11 +102,17 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON path (default: results/benchmarks/<gpu name>.json)")
     args = ap.parse_args()
     if not torch.cuda.is_available() and not args.allow_cpu:
-        sys.exit("gpu_check: no CUDA device (torch.cuda.is_available() is False); run it on a GPU, or --allow-cpu for a dry run")
+        sys.exit("gpu_check: no CUDA device (torch.cuda.is_available() is False); "
+                 "run it on a GPU, or --allow-cpu for a dry run")
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     hardware = describe_hardware(device)
-    data = find_data_root(args.data)
+    try:
+        data = find_data_root(args.data).resolve()
+    except DataError as e:
+        sys.exit(f"gpu_check: {e}")
+    if "vgg16" not in args.skip and args.weights and not Path(args.weights).expanduser().is_file():
+        sys.exit(f"gpu_check: VGG16 weights file {args.weights} does not exist")  # before an hour of other steps
     print(f"{hardware['device']}: torch {hardware['torch']}, CUDA {hardware['cuda']}, capability "
           f"{hardware['capability']}, amp {hardware['amp']} ({hardware['amp_reason']})", flush=True)
     py, limit = sys.executable, ["--max-batches", str(args.max_batches)] if args.max_batches else []
@@ -139,8 +144,8 @@ def main() -> None:
                 full = json.loads((tmp / "throughput.json").read_text())
                 r["summary"] = {k: full.get(k) for k in ("quick", "amp", "ratios", "models", "accuracy")}
             result["steps"][step] = r
-            print(f"[{step}] rc {r['returncode']} in {r['seconds']:.0f} s" + "".join(f"\n    {line}" for line in r["tail"][-6:]),
-                  flush=True)
+            last = "".join(f"\n    {line}" for line in r["tail"][-6:])
+            print(f"[{step}] rc {r['returncode']} in {r['seconds']:.0f} s{last}", flush=True)
 
     path = Path(args.out) if args.out else RESULTS_DIR / "benchmarks" / f"{slug(hardware['device'])}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

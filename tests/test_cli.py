@@ -14,7 +14,8 @@ def fer(*args, env=None):
 
 def test_help_lists_every_command_with_defaults():
     out = fer("--help").stdout
-    for cmd in ("stats", "train", "evaluate", "cam", "summary"):
+    from facial_expression.cli import COMMANDS
+    for cmd in COMMANDS:
         assert cmd in out
     assert "(default: 30)" in fer("train", "--help").stdout
 
@@ -22,7 +23,8 @@ def test_help_lists_every_command_with_defaults():
 def test_expected_errors_are_one_line_without_traceback(tmp_path):
     r = fer("stats", tmp_path / "missing")
     assert r.returncode == 2
-    assert r.stderr.strip() == f"fer stats: error: dataset folder {tmp_path / 'missing'} does not exist"
+    assert r.stderr.strip() == (f"fer stats: error: dataset folder {tmp_path / 'missing'} does not exist "
+                                f"({tmp_path} holds: nothing, the folder is empty)")
     r = fer("evaluate", "--checkpoint", tmp_path / "none.pt", "--data", tmp_path, "--out", tmp_path / "o")
     assert r.returncode == 2 and "Traceback" not in r.stderr and "does not exist" in r.stderr
 

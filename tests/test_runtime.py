@@ -83,8 +83,9 @@ def test_unknown_amp_lists_the_choices(fake_gpu, device):
         runtime.amp_dtype(device, "fp8")
 
 
-@pytest.mark.parametrize("cap, amp, reason", [((7, 5), "fp16", "fp16 + GradScaler: no native bf16 below capability 8.0"),
-                                              ((8, 0), "bf16", "native bf16 (capability 8.0)")])
+@pytest.mark.parametrize("cap, amp, reason", [
+    ((7, 5), "fp16", "fp16 + GradScaler: no native bf16 below capability 8.0"),
+    ((8, 0), "bf16", "native bf16 (capability 8.0)")])
 def test_describe_hardware_on_a_fake_gpu(fake_gpu, cap, amp, reason):
     fake_gpu(cap)
     info = runtime.describe_hardware(CUDA)

@@ -73,7 +73,7 @@ def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0
             cfg = row_config(changes, epochs=epochs, seed=seed, data=data, out=str(out), **settings)
             if seed not in splits_by_seed:
                 splits_by_seed[seed] = load_splits(data, cfg.resolved_input_size(), cfg.tune_fraction, seed,
-                                                   progress=progress)
+                                                   progress=progress, classes=cfg.classes)
             classes = len(splits_by_seed[seed].classes)
             n = count_parameters(build_model("light-vgg", classes, **model_options(cfg)))["total"]
             if n > PARAM_BUDGET:

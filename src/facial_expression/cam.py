@@ -11,7 +11,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from .data import ImageSet, find_data_root, load_folder, resolve_eval_folder, to_unit_float
+from .data import ImageSet, load_for_checkpoint, to_unit_float
 from .evaluation import predict, save_json
 from .plots import save_figure
 from .runtime import pick_device
@@ -122,8 +122,7 @@ def cam_report(checkpoint, data, out_dir, per_class: int = 2, max_batches: int |
                device: str = "auto") -> list[Path]:
     """The `fer cam` command: CAM grids of a checkpoint on a dataset's validation split."""
     model, ckpt = load_checkpoint(checkpoint, pick_device(device))
-    folder = resolve_eval_folder(data if data is not None else find_data_root(None))
-    images = load_folder(folder, model.input_size, tuple(ckpt["classes"]))
+    images = load_for_checkpoint(data, model.input_size, ckpt)
     return save_cam_figures(cam_analysis(model, images, per_class, max_batches), out_dir)
 
 
@@ -185,8 +184,7 @@ def _normalise_signed(g: np.ndarray) -> np.ndarray:
 def guided_figure(checkpoint, data=None, per_class: int = 1, max_classes: int = 4):
     """Rows of faces: image, Grad-CAM overlay, guided backprop and guided Grad-CAM for the predicted class."""
     model, ckpt = load_checkpoint(checkpoint, "cpu")
-    folder = resolve_eval_folder(data if data is not None else find_data_root(None))
-    images = load_folder(folder, model.input_size, tuple(ckpt["classes"]), progress=False)
+    images = load_for_checkpoint(data, model.input_size, ckpt, progress=False)
     probs, labels = predict(model, images)
     picks = [p for p in select_samples(labels, probs, per_class) if p["correct"]][:max_classes]
     fig, axes = plt.subplots(len(picks), 4, figsize=(7.2, 1.9 * len(picks)), squeeze=False)

@@ -21,6 +21,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=("light-vgg", "vgg16"), default=d.model)
     p.add_argument("--data", default=None, help="dataset root (default: $FER_DATA, then data/affectnet)")
     p.add_argument("--out", default=None, help="output folder (default: results/<model>)")
+    p.add_argument("--classes", default=None,
+                   help="names for numeric class folders 0..K-1: 'a,b,...' or 'affectnet' (default: classes.txt)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -279,7 +281,7 @@ def cmd_results(args) -> None:
             raise FERError(f"README.md has no {start} ... {end} block")
         head, rest = old.split(start, 1)
         _, tail = rest.split(end, 1)
-        part_d = ("\n\nPart (d), the ablation (`results/ablation/`, `results/light_vgg_improved/`): the plain "
+        part_d = ("\n\nPart (d), the ablation (`ablation/`, `light_vgg_improved/`): the plain "
                   "and the improved model on the full schedule, mean ± std over seeds 0 and 1, when both have "
                   "run; then the screening, each change alone on the plain model (seed 0, sorted by the tune "
                   "gain that selects them):\n\n" + ablation) if ablation else ""

@@ -83,6 +83,7 @@ class TrainConfig:
     input_size: int | None = None  # None: the model's own (128 LightVGG, 224 VGG16)
     # data
     data: str | None = None
+    classes: str | None = None  # names of numeric class folders: "a,b,..." or "affectnet" (else classes.txt)
     tune_fraction: float = 0.1
     augment: str = "standard"
     augment_backend: str = "v2"  # v2 (per image, torchvision) | batched (one grid_sample per batch)

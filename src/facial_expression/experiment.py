@@ -15,7 +15,7 @@ import torch
 
 from .config import RESULTS_DIR, TrainConfig
 from .errors import DataError
-from .data import (ImageSet, Splits, load_folder, load_splits, resolve_eval_folder, resolve_layout,
+from .data import (ImageSet, Splits, load_folder, load_for_checkpoint, load_splits, resolve_eval_folder, resolve_layout,
                    split_statistics)
 from .data.fingerprint import check_same_dataset, dataset_fingerprint, describe, run_fingerprint
 from .evaluation import compute_metrics, measure_latency, predict, report_text, save_json
@@ -97,11 +97,11 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     configure_backends(device)
     out_dir = output_dir(cfg)
     size = cfg.resolved_input_size()
-    classes = splits.classes if splits is not None else resolve_layout(cfg.data).classes
+    classes = splits.classes if splits is not None else resolve_layout(cfg.data, cfg.classes).classes
     options = model_options(cfg)
     model = build_model(cfg.model, len(classes), **options)  # before decoding: missing weights fail fast
     if splits is None:
-        splits = load_splits(cfg.data, size, cfg.tune_fraction, cfg.seed, progress=progress)
+        splits = load_splits(cfg.data, size, cfg.tune_fraction, cfg.seed, progress=progress, classes=cfg.classes)
     cfg = replace(cfg, data=str(splits.layout.root))
     dataset = dataset_fingerprint(splits.layout, splits)
     save_json(split_statistics(splits), out_dir / "split_stats.json")
@@ -134,7 +134,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out_dir: str |
     dev = pick_device(device)
     model, ckpt = load_checkpoint(checkpoint, dev)
     folder = resolve_eval_folder(data)
-    images = load_folder(folder, model.input_size, tuple(ckpt["classes"]), progress=progress)
+    images = load_for_checkpoint(folder, model.input_size, ckpt, progress)
     cfg = TrainConfig.from_dict(ckpt["config"])
     extra = {"model": ckpt["model_name"], "checkpoint": str(checkpoint), "data": str(folder),
              "trained_on": ckpt.get("dataset")}
@@ -143,23 +143,13 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out_dir: str |
     return metrics[folder.name]
 
 
-def evaluation_split(data, size: int, classes) -> ImageSet:
-    """The validation split of a dataset, decoded at `size` and labelled in a checkpoint's class order."""
-    layout = resolve_layout(data)
-    if set(layout.classes) - set(classes):
-        raise DataError(f"{layout.eval_dir} has classes the model does not know: "
-                        f"{', '.join(sorted(set(layout.classes) - set(classes)))} (model: {', '.join(classes)})")
-    folders = dict(zip(layout.classes, getattr(layout, "folders", layout.classes)))
-    return load_folder(layout.eval_dir, size, tuple(classes), folders=tuple(folders.get(c, c) for c in classes))
-
-
 def trained_model(cfg: TrainConfig, what: str = "the model", progress: bool = True):
     """(model, checkpoint) of cfg's run on cfg.data: trained, or resumed, first where it has not finished.
 
     A run folder that holds a model of other data is refused in one line, never silently explained.
     """
     out = output_dir(cfg)
-    current = dataset_fingerprint(resolve_layout(cfg.data))
+    current = dataset_fingerprint(resolve_layout(cfg.data, cfg.classes))
     if (out / "metrics.json").exists() and (out / "best.pt").exists():
         check_same_dataset(run_fingerprint(out), current,
                            f"{what} in {out} (delete that folder or set another results folder)")

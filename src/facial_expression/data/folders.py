@@ -299,6 +299,17 @@ def _class_map(classes, root: Path, folders: list[str]) -> tuple[tuple[str, ...]
     return tuple(folders), tuple(names)
 
 
+def folders_for(split_dir: Path, classes, class_map=None) -> tuple[str, ...]:
+    """The folder of each of a model's `classes` in `split_dir`: the names themselves, or numeric folders
+    named through the run's `class_map` (as given to --classes)."""
+    found = class_folders(split_dir)
+    if class_map is None or not _numeric(found):
+        return tuple(classes)
+    folders, names = _class_map(class_map, split_dir, found)
+    by_name = dict(zip(names, folders))
+    return tuple(by_name.get(c, c) for c in classes)
+
+
 def resolve_layout(root: str | os.PathLike | None = None, classes=None) -> DatasetLayout:
     """Check a dataset root before any work: its splits, the same non-empty class folders, the class names.
 

@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from .cache import ImageSet, load_folder
-from .folders import DatasetLayout, resolve_layout
+from .folders import DatasetLayout, find_data_root, folders_for, resolve_eval_folder, resolve_layout
 
 
 @dataclass
@@ -82,3 +82,12 @@ def statistics_table(stats: dict) -> pd.DataFrame:
     df.loc["total"] = df.sum()
     df["all"] = df.sum(axis=1)
     return df
+
+
+def load_for_checkpoint(data, size: int, ckpt: dict, progress: bool = True) -> ImageSet:
+    """A split folder, or a dataset's validation split, labelled in a checkpoint's class order (numeric
+    folders named through the class map the checkpoint was trained with)."""
+    folder = resolve_eval_folder(data if data is not None else find_data_root(None))
+    classes = tuple(ckpt["classes"])
+    folders = folders_for(folder, classes, ckpt.get("config", {}).get("classes"))
+    return load_folder(folder, size, classes, progress=progress, folders=folders)

@@ -1,0 +1,586 @@
+"""Findings as prose, generated from saved results: the one source of analysis text for notebooks and report.
+
+Every function takes what a run saved (metrics.json, history.json, split_stats.json, comparison.json, the CAM
+json files, the ablation tables) and returns a short paragraph whose every claim follows from those numbers,
+for any dataset. `fmt="md"` gives Markdown for the notebooks, `fmt="tex"` LaTeX for the report (escaped,
+class names in \\texttt). Missing input gives a plain "not run yet" sentence (or "" where nothing applies).
+"""
+
+from __future__ import annotations
+
+import math
+
+DEV_SAMPLE_NAME = "affectnet7"  # the development sample that ships with the project (../shared/data/affectnet7)
+AREA = "uniform map (area share)"  # the cam_regions.json row of a map spread evenly over the image
+OVERFIT_GAP = 0.05  # a train-validation accuracy gap above this is called overfitting
+AGREE = 0.02  # tune and validation accuracies closer than this "agree"
+IMBALANCE = 1.5  # max/min images per class above this is called imbalanced
+REGION_TOL = 0.03  # CAM shares within this of the area share are "about the same"
+STYLE_TOL = 0.05  # photo-style rates within this of each other are "about the same"
+MIN_GAIN = 0.01  # the ablation keeps a change that gains more than this much tune accuracy (P5_d's MIN_GAIN)
+INPUTS = {"the light VGG": 128, "VGG16": 224}  # model input sides (pixels) the images are resized to
+
+_TEX = (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
+        ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}"))
+
+
+def tex_escape(s) -> str:
+    """Text with LaTeX's special characters escaped."""
+    s = str(s)
+    for a, b in _TEX:
+        s = s.replace(a, b)
+    return s
+
+
+class _Fmt:
+    """The few pieces of markup that differ between Markdown and LaTeX."""
+
+    def __init__(self, fmt: str):
+        if fmt not in ("md", "tex"):
+            raise ValueError(f"fmt must be 'md' or 'tex', not {fmt!r}")
+        self.tex = fmt == "tex"
+
+    def t(self, s) -> str:
+        return tex_escape(s) if self.tex else str(s)
+
+    def code(self, s) -> str:
+        return rf"\texttt{{{tex_escape(s)}}}" if self.tex else f"`{s}`"
+
+    def codes(self, names) -> str:
+        return _join([self.code(n) for n in names])
+
+    def pct(self, v, digits: int = 1) -> str:
+        return f"{100 * v:.{digits}f}" + (r"\,\%" if self.tex else "%")
+
+    def pts(self, v, digits: int = 1) -> str:
+        """Signed percentage points (a difference of two accuracies)."""
+        s = f"{100 * v:+.{digits}f}"
+        return f"${s}$" if self.tex else s.replace("-", "\u2212")
+
+    def num(self, n) -> str:
+        return f"{int(n):,}"
+
+    def size(self, wxh: str) -> str:
+        w, _, h = str(wxh).partition("x")
+        return rf"${w}\times{h}$" if self.tex else f"{w}\u00d7{h}"
+
+    def arrow(self) -> str:
+        return r"$\to$" if self.tex else "\u2192"
+
+    def em(self, s: str) -> str:
+        return rf"\emph{{{s}}}" if self.tex else f"*{s}*"
+
+
+def _join(items: list[str]) -> str:
+    """a, b and c."""
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _compare(a: float, b: float, tol: float) -> str:
+    """'more than', 'less than' or 'about the same as' for a against b."""
+    if a > b + tol:
+        return "more than"
+    if a < b - tol:
+        return "less than"
+    return "about the same as"
+
+
+def has_photo_marker(fp: dict | None) -> bool:
+    """Whether the dataset holds FFHQ portraits (files named ffhq_*), i.e. mixes photo sources."""
+    return bool(fp) and (fp.get("ffhq_files") or 0) > 0
+
+
+def is_development_sample(fp: dict | None) -> bool:
+    """Whether a fingerprint is the project's development sample (affectnet7 with its FFHQ portraits)."""
+    return has_photo_marker(fp) and fp.get("name") == DEV_SAMPLE_NAME
+
+
+def _sizes(f: _Fmt, sizes: dict) -> str:
+    """'48x48 (8,400 images)' for the most common original sizes."""
+    items = sorted(sizes.items(), key=lambda kv: -kv[1])
+    text = _join([f"{f.size(s)} ({f.num(n)} images)" for s, n in items[:3]])
+    return text + (f" and {len(items) - 3} other sizes" if len(items) > 3 else "")
+
+
+def data_sentence(fp: dict | None, fmt: str = "md") -> str:
+    """Which data produced the numbers: name, classes, images per split, image sizes (and whether it is the
+    development sample)."""
+    f = _Fmt(fmt)
+    if not fp:
+        return ("No run in this results folder records its dataset, so the data behind the numbers cannot be "
+                "named; rerun them with the current code.")
+    classes = fp.get("classes", [])
+    if fp.get("counts"):
+        splits = _join([f"{f.num(sum(c.values()))} {f.t(s)}" for s, c in fp["counts"].items()])
+    else:
+        splits = _join([f"{f.num(n)} in {f.code(s + '/')}" for s, n in fp.get("files", {}).items()])
+    text = (f"The numbers come from the dataset {f.code(fp.get('name', '?'))}: {len(classes)} classes "
+            f"({f.codes(classes)}), {splits} images")
+    text += f", original sizes {_sizes(f, fp['image_sizes'])}." if fp.get("image_sizes") else "."
+    if is_development_sample(fp):
+        text += (f" This is the project's development sample, not the course's dataset: a small AffectNet subset "
+                 f"whose {f.code('happy')} and {f.code('neutral')} images are mostly FFHQ portraits "
+                 f"(Flickr-Faces-HQ; Karras, Laine and Aila, 2019; {f.num(fp['ffhq_files'])} files named "
+                 f"{f.code('ffhq_*')}). Its numbers show the method at work and do not carry over to the "
+                 f"course's data, which runs through the same code unchanged.")
+    return text
+
+
+def _balance(counts: dict) -> tuple[str, int, str, int, float]:
+    lo, hi = min(counts, key=counts.get), max(counts, key=counts.get)
+    return lo, counts[lo], hi, counts[hi], counts[hi] / max(counts[lo], 1)
+
+
+def preprocessing_findings(stats: dict | None, fmt: str = "md", imbalance: float = IMBALANCE,
+                           inputs: dict | None = None) -> str:
+    """Class balance of the training split and whether the images are up- or downsampled to the model inputs."""
+    f = _Fmt(fmt)
+    if not stats:
+        return f"The split statistics have not been computed yet: run {f.t('P5_a')}."
+    out = []
+    train = stats["per_class"]["train"]
+    lo, n_lo, hi, n_hi, ratio = _balance(train)
+    if n_lo == n_hi:
+        out.append(f"The training split is exactly balanced, {f.num(n_lo)} images in each of the {len(train)} "
+                   f"classes, so inverse-frequency class weights would all be 1 and are not needed.")
+    else:
+        out.append(f"The training split has between {f.num(n_lo)} ({f.code(lo)}) and {f.num(n_hi)} ({f.code(hi)}) "
+                   f"images per class, an imbalance ratio of {ratio:.2f}.")
+        if ratio > imbalance:
+            out.append(f"That is above {imbalance:g}, enough to bias the network towards the large classes: "
+                       f"inverse-frequency class weights ({f.code('class_weights=True')}, "
+                       f"{f.code('fer train --class-weights')}) counter it, and macro-F1 is the fairer summary "
+                       f"than accuracy.")
+        else:
+            out.append(f"That is within {imbalance:g}, close enough to balanced that no re-weighting is needed.")
+    val = stats["per_class"].get("validation")
+    if val:
+        vlo, vn_lo, vhi, vn_hi, vratio = _balance(val)
+        if vratio > imbalance:
+            out.append(f"The validation split is imbalanced too ({f.num(vn_lo)} {f.code(vlo)} against "
+                       f"{f.num(vn_hi)} {f.code(vhi)}), so its accuracy weighs the large classes more.")
+    sizes = stats.get("image_sizes") or {}
+    if sizes:
+        dims = [(tuple(int(v) for v in s.split("x")), n) for s, n in sizes.items()]
+        total = sum(n for _, n in dims)
+        parts = []
+        for model, side in (inputs or INPUTS).items():
+            up = sum(n for (w, h), n in dims if max(w, h) < side) / total
+            down = sum(n for (w, h), n in dims if min(w, h) > side) / total
+            if up >= 0.5:
+                parts.append(f"{f.pct(up, 0)} are upsampled to {model}'s {f.size(f'{side}x{side}')}")
+            elif down >= 0.5:
+                parts.append(f"{f.pct(down, 0)} are downsampled to {model}'s {f.size(f'{side}x{side}')}")
+            else:
+                parts.append(f"{model}'s {f.size(f'{side}x{side}')} upsamples {f.pct(up, 0)} and downsamples "
+                             f"{f.pct(down, 0)} of them")
+        first_up = sum(n for (w, h), n in dims if max(w, h) < min((inputs or INPUTS).values())) / total
+        text = f"The original images are {_sizes(f, sizes)}: {'; '.join(parts)}."
+        if first_up >= 0.5:
+            text += (" Upsampling adds no detail, so geometric augmentation is kept mild: shrinking or cropping "
+                     "the face would remove information the network never gets back.")
+        else:
+            text += " Downsampling keeps all the detail a network of that input size can use."
+        out.append(text)
+    modes = {m: n for m, n in (stats.get("colour_modes") or {}).items() if m != "RGB"}
+    if modes:
+        out.append("Colour modes other than RGB (" + _join([f"{f.num(n)} {f.t(m)}" for m, n in modes.items()])
+                   + ") are converted to RGB.")
+    return " ".join(out)
+
+
+def class_weight_findings(counts: dict | None, fmt: str = "md") -> str:
+    """Whether a class-balanced loss would differ from the plain one, from the training images per class."""
+    f = _Fmt(fmt)
+    if not counts:
+        return f"The training counts per class are not available yet: run {f.t('P5_c')}."
+    n = list(counts.values())
+    w = [sum(n) / (len(n) * max(v, 1)) for v in n]
+    w = [v / (sum(w) / len(w)) for v in w]  # normalised to mean 1, as training.class_weights does
+    if min(n) == max(n):
+        return (f"The class-balanced loss is no row of the screening: the training split has exactly "
+                f"{f.num(n[0])} images per class, so its inverse-frequency weights are all 1 and that run would "
+                f"repeat {f.code('plain')}.")
+    return (f"The class-balanced loss is no row of the screening, but here it would change the loss: the "
+            f"training split has {f.num(min(n))} to {f.num(max(n))} images per class, so the inverse-frequency "
+            f"weights range from {min(w):.2f} to {max(w):.2f}. Train it separately "
+            f"({f.code('fer train --class-weights')}) and compare it on tune like the other rows.")
+
+
+def _epochs(history) -> list[dict]:
+    if history is None:
+        return []
+    return history.get("epochs", []) if isinstance(history, dict) else list(history)
+
+
+def training_findings(metrics: dict | None, history=None, fmt: str = "md", name: str = "the light VGG",
+                      overfit_gap: float = OVERFIT_GAP, agree: float = AGREE) -> str:
+    """Gaps between train, tune and validation, when tune accuracy stopped improving, easiest and hardest
+    classes and the most frequent confusions, from one run's metrics.json (and history.json)."""
+    f = _Fmt(fmt)
+    if not metrics:
+        return f"{name[0].upper() + name[1:]} has not been run on this data yet."
+    if metrics.get("max_batches"):
+        return (f"This run of {name} is a smoke run ({metrics['max_batches']} batches per epoch): its numbers only "
+                f"show that the code runs, and no finding is drawn from them.")
+    out = []
+    k = len(metrics["classes"])
+    val = metrics["accuracy"]
+    support = {c: v["support"] for c, v in metrics["per_class"].items() if c in metrics["classes"]}
+    majority = max(support.values()) / max(sum(support.values()), 1)
+    chance = (f"{f.pct(1 / k)} for guessing among {k} balanced classes" if majority - 1 / k < 0.005 else
+              f"{f.pct(1 / k)} for guessing among {k} classes and {f.pct(majority)} for always answering the "
+              f"largest class")
+    out.append(f"{name[0].upper() + name[1:]} reaches {f.pct(val)} validation accuracy (macro-F1 "
+               f"{f.pct(metrics['macro_f1'])}), against {chance}.")
+    splits = metrics.get("splits", {})
+    if "train" in splits and "tune" in splits:
+        train, tune = splits["train"]["accuracy"], splits["tune"]["accuracy"]
+        gap = train - val
+        text = (f"At the selected epoch ({metrics['best_epoch']} of {metrics['epochs_run']}) the accuracy is "
+                f"{f.pct(train)} on the un-augmented training images, {f.pct(tune)} on tune and {f.pct(val)} on "
+                f"validation. ")
+        if gap > overfit_gap:
+            text += (f"The train–validation gap of {f.pts(gap)} points is above the {100 * overfit_gap:g}-point "
+                     f"threshold used here: the network overfits the training faces.")
+        elif gap < -overfit_gap:
+            text += (f"Validation is {f.pts(-gap)} points above training accuracy, beyond the "
+                     f"{100 * overfit_gap:g}-point threshold: the training images are the harder ones here.")
+        else:
+            text += (f"The train–validation gap of {f.pts(gap)} points is within the "
+                     f"{100 * overfit_gap:g}-point threshold used here: no material overfitting at this epoch.")
+        text += (f" Tune and validation agree within {100 * agree:g} points, so the tune split is a fair stand-in "
+                 f"for validation." if abs(tune - val) <= agree else
+                 f" Tune and validation differ by {f.pts(tune - val)} points, more than {100 * agree:g}, so the "
+                 f"epoch chosen on tune is not necessarily the best on validation.")
+        out.append(text)
+    epochs = _epochs(history)
+    if epochs:
+        n, best = len(epochs), max(epochs, key=lambda e: e["tune_accuracy"])["epoch"]
+        last = epochs[-1]
+        if best == epochs[-1]["epoch"]:
+            text = (f"Tune accuracy was still improving at the last epoch ({n}), so a longer schedule would "
+                    f"probably help.")
+        elif last["epoch"] - best <= max(1, n // 10):
+            text = (f"Tune accuracy peaked at epoch {best} of {n}, close to the end, so it had hardly levelled "
+                    f"off and a longer schedule may still help.")
+        else:
+            text = (f"Tune accuracy stopped improving after epoch {best}: the last {last['epoch'] - best} of "
+                    f"{n} epochs did not raise it.")
+        if "tune_loss" in last and "train_accuracy" in last:
+            low = min(epochs, key=lambda e: e["tune_loss"])
+            if low["epoch"] < last["epoch"] and last["tune_loss"] > 1.05 * low["tune_loss"]:
+                text += (f" The tune loss rose from its minimum of {low['tune_loss']:.3f} (epoch {low['epoch']}) "
+                         f"to {last['tune_loss']:.3f}, the usual sign of overfitting.")
+            text += (f" At the last epoch the augmented training batches reach {f.pct(last['train_accuracy'])} "
+                     f"against {f.pct(last['tune_accuracy'])} on tune"
+                     + (f" and {f.pct(last['validation_accuracy'])} on validation."
+                        if last.get("validation_accuracy") is not None else "."))
+        out.append(text)
+    f1 = sorted(((c, v["f1"]) for c, v in metrics["per_class"].items() if c in metrics["classes"]),
+                key=lambda cv: -cv[1])
+    m = 2 if k >= 5 else 1
+    fmt_f1 = lambda items: _join([f"{f.code(c)} ({v:.3f})" for c, v in items])  # noqa: E731
+    out.append(f"By validation F1 the easiest {'classes are' if m > 1 else 'class is'} {fmt_f1(f1[:m])} and the "
+               f"hardest {fmt_f1(f1[::-1][:m])}" + (f", a spread of {f1[0][1] - f1[-1][1]:.2f}." if k > 1 else "."))
+    cm = metrics.get("confusion_matrix")
+    if cm:
+        names = metrics["classes"]
+        pairs = sorted(((cm[i][j], i, j) for i in range(k) for j in range(k) if i != j and cm[i][j] > 0),
+                       key=lambda p: -p[0])[:3]
+        errors = sum(sum(row) for row in cm) - sum(cm[i][i] for i in range(k))
+        if pairs:
+            listed = _join([f"{f.code(names[i])} {f.arrow()} {f.code(names[j])} ({n} of {sum(cm[i])} "
+                            f"{f.code(names[i])} faces)" for n, i, j in pairs])
+            these = {1: "this one accounts", 2: "these two account", 3: "these three account"}[len(pairs)]
+            out.append(f"The most frequent confusions (true {f.arrow()} predicted) are {listed}; {these} for "
+                       f"{sum(p[0] for p in pairs)} of the {errors} validation errors.")
+    return " ".join(out)
+
+
+def vgg_not_run(fmt: str = "md") -> str:
+    """What to do when VGG16 transfer has not run (its ImageNet weights need a download)."""
+    f = _Fmt(fmt)
+    return (f"VGG16 transfer has not been run on this data: its ImageNet weights must be downloaded. Run "
+            f"{f.t('P5_b')} on a machine with internet access (Colab, Kaggle), or give it a local copy of "
+            f"{f.code('vgg16-397923af.pth')} ({f.code('vgg16_weights')}), then {f.code('fer report')}.")
+
+
+def _card(cards, tag: str, word: str) -> dict | None:
+    return next((c for c in cards if tag in c.get("model", "")), None) or next(
+        (c for c in cards if word.lower() in c.get("model", "").lower()), None)
+
+
+def _ran(card: dict | None) -> bool:
+    return bool(card) and isinstance(card.get("accuracy"), (int, float))
+
+
+def comparison_findings(cards: list[dict] | None, fmt: str = "md") -> str:
+    """LightVGG (c) against VGG16 transfer (b): cost always, accuracy where both ran."""
+    f = _Fmt(fmt)
+    if not cards:
+        return f"The comparison of the two models has not been made yet: run {f.t('P5_c')}."
+    light, vgg = _card(cards, "(c)", "light"), _card(cards, "(b)", "vgg16")
+    if not light or "parameters" not in light or not vgg or "parameters" not in vgg:
+        return f"The comparison lacks one of the two models' sizes: rerun the comparison cell of {f.t('P5_c')}."
+    out = []
+    if not _ran(vgg):
+        out.append("VGG16 transfer (b) has not been run on this data, so only its cost is compared, measured on "
+                   "the architecture with random weights.")
+    ratio = vgg["parameters"] / light["parameters"]
+    text = (f"VGG16 has {f.num(vgg['parameters'])} parameters ({f.num(vgg['trainable'])} trained) against "
+            f"{f.num(light['parameters'])} for the light VGG, {ratio:.0f} times as many"
+            f" ({vgg['fp32_size_MB']:g} MB against {light['fp32_size_MB']:g} MB in fp32)")
+    if light.get("cpu_latency_ms") and vgg.get("cpu_latency_ms"):
+        text += (f"; one image takes {vgg['cpu_latency_ms']:.1f} ms against {light['cpu_latency_ms']:.1f} ms on "
+                 f"the CPU that measured them, {vgg['cpu_latency_ms'] / light['cpu_latency_ms']:.0f} times as long")
+    if light.get("gpu_latency_ms") and vgg.get("gpu_latency_ms"):
+        text += f" ({vgg['gpu_latency_ms']:.1f} ms against {light['gpu_latency_ms']:.1f} ms on the GPU)"
+    out.append(text + ".")
+    if _ran(vgg) and _ran(light):
+        d = vgg["accuracy"] - light["accuracy"]
+        text = (f"VGG16 transfer reaches {f.pct(vgg['accuracy'])} validation accuracy against "
+                f"{f.pct(light['accuracy'])} for the light VGG")
+        if isinstance(vgg.get("macro_f1"), (int, float)) and isinstance(light.get("macro_f1"), (int, float)):
+            text += f" (macro-F1 {f.pct(vgg['macro_f1'])} against {f.pct(light['macro_f1'])})"
+        if d > AGREE:
+            text += (f": the light VGG gives up {f.pts(d)} points of accuracy for a model {ratio:.0f} times "
+                     f"smaller.")
+        elif d < -AGREE:
+            text += f": the light VGG is both smaller and more accurate, by {f.pts(-d)} points."
+        else:
+            text += f": within {100 * AGREE:g} points of each other, at a fraction of the cost for the light VGG."
+        out.append(text)
+    elif not _ran(light):
+        out.append("The light VGG has not been run on this data yet, so no accuracy is compared.")
+    return " ".join(out)
+
+
+_REGION_NAMES = {"border": "the outer border ring", "eyes_band": "the eye band", "mouth_band": "the mouth band"}
+
+
+def cam_findings(regions: dict | None, n_classes: int | None = None, fmt: str = "md", tol: float = REGION_TOL) -> str:
+    """Where the Grad-CAM mass lies (border, eyes, mouth) against the share of the image each region covers."""
+    f = _Fmt(fmt)
+    if not regions or "border" not in regions:
+        return f"The class activation maps have not been measured yet: run {f.t('P5_d')}."
+    parts = []
+    for key in ("border", "eyes_band", "mouth_band"):
+        r = regions.get(key, {})
+        if "all" in r and AREA in r:
+            what = " of the Grad-CAM mass of the predicted class" if not parts else ""
+            parts.append(f"{_REGION_NAMES[key]} holds {f.pct(r['all'], 0)}{what}, "
+                         f"{_compare(r['all'], r[AREA], tol)} its {f.pct(r[AREA], 0)} share of the area")
+    out = ["Over the whole validation split, " + "; ".join(parts) + "."]
+    b = regions["border"]
+    if "all" in b and AREA in b:
+        out.append("A map that ignored the face altogether would put as much on the border, so the maps are not "
+                   "concentrated on the face." if b["all"] >= b[AREA] - tol else
+                   "The maps therefore concentrate on the face rather than on the frame and background.")
+    per_class = []
+    for key in ("mouth_band", "eyes_band"):
+        r = regions.get(key, {})
+        per = {c: v for c, v in r.items() if c not in ("all", AREA)}
+        if len(per) < 2 or AREA not in r:
+            continue
+        lo, hi = min(per, key=per.get), max(per, key=per.get)
+        above = [c for c, v in per.items() if v > r[AREA] + tol]
+        n = n_classes or len(per)
+        per_class.append(f"{_REGION_NAMES[key]}'s share ranges from {f.pct(per[lo], 0)} ({f.code(lo)}) to "
+                         f"{f.pct(per[hi], 0)} ({f.code(hi)}) and is clearly above its area share for {len(above)} "
+                         f"of the {n} classes" + (f" ({f.codes(above)})" if 0 < len(above) < n else ""))
+    if per_class:
+        out.append("Per true class, " + "; ".join(per_class) + ".")
+    return " ".join(out)
+
+
+def photo_style_findings(summary: dict | None, fp: dict | None, fmt: str = "md", tol: float = STYLE_TOL) -> str:
+    """Whether FFHQ photo style pulls faces towards happy/neutral; "" for data without FFHQ portraits."""
+    f = _Fmt(fmt)
+    if not has_photo_marker(fp):
+        return ""
+    hn = f"{f.code('happy')} or {f.code('neutral')}"
+    intro = (f"In the development sample {f.code('happy')} and {f.code('neutral')} are mostly FFHQ portraits, so "
+             f"photo style could stand in for the expression. " if is_development_sample(fp) else
+             f"This dataset holds {f.num(fp['ffhq_files'])} FFHQ portraits (files named {f.code('ffhq_*')}), so "
+             f"photo style could stand in for the expression. ")
+    if not summary or summary.get("ffhq_other_predicted_happy_neutral") is None:
+        if summary and summary.get("ffhq_other_classes") == 0:
+            return intro + (f"No FFHQ portrait of the validation split belongs to a class other than {hn}, so the "
+                            f"photo-style check has nothing to measure.")
+        return intro + f"The photo-style check has not been run yet: run {f.t('P5_d')}."
+    a, b = summary["ffhq_other_predicted_happy_neutral"], summary["nonffhq_other_predicted_happy_neutral"]
+    n = summary["ffhq_other_classes"]
+    text = intro + (f"FFHQ portraits of the other classes are predicted {hn} {f.pct(a, 0)} of the time ({n} faces), "
+                    f"against {f.pct(b or 0, 0)} for the other faces of those classes "
+                    f"({summary['nonffhq_other_classes']} faces)")
+    if a > (b or 0) + tol:
+        text += (": photo style acts as a shortcut on this data, and the accuracy on "
+                 f"{f.code('happy')} and {f.code('neutral')} overstates what the model knows of the expressions.")
+    elif a < (b or 0) - tol:
+        text += ": FFHQ portraits are pulled towards those classes less often, so photo style is no shortcut here."
+    else:
+        text += ": about the same rate, so no photo-style shortcut is measurable."
+    if n < 30:
+        text += f" With only {n} such faces the rate is rough."
+    return text
+
+
+def _table(t):
+    """A DataFrame, or a dict of rows turned into one."""
+    if t is None or hasattr(t, "iterrows"):
+        return t
+    import pandas as pd
+    return pd.DataFrame(t).T if all(isinstance(v, dict) for v in t.values()) else pd.DataFrame(t)
+
+
+def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | None = None, fmt: str = "md",
+                       baseline: str = "plain") -> str:
+    """Which changes cleared the tune bar in the screening, which are within noise, which lost."""
+    f = _Fmt(fmt)
+    t = _table(screen_table)
+    if t is None or len(t) == 0 or "tune \u0394" not in t.columns or baseline not in t.index:
+        return f"The screening has not been run on this data yet ({f.t('P5_d')} with {f.code('run_ablation = True')})."
+    rows = t.drop(index=baseline)
+    p = float(t.loc[baseline, "tune acc."])
+    gains = {r: float(g) for r, g in rows["tune \u0394"].items()}
+    passed = passed_changes(t, min_gain, baseline)
+    se = math.sqrt(p * (1 - p) / n_tune) if n_tune else None
+    out = [f"The screening tried {len(rows)} changes against the plain model's {f.pct(p)} tune accuracy."]
+    if passed:
+        out.append(_join([f"{f.code(r)} ({f.pts(gains[r])} points on tune, {f.pts(float(rows.loc[r, 'val. Δ']))} on "
+                          f"validation)" for r in passed])
+                   + f" cleared the bar of {_points(min_gain)} of tune accuracy"
+                   + (", so the improved model combines them." if len(passed) > 1 else
+                      ", so the improved model is the plain one with this change."))
+    else:
+        out.append(f"No change cleared the bar of {_points(min_gain)} of tune accuracy, so the improved model is "
+                   f"the plain one.")
+    rest = {r: g for r, g in gains.items() if r not in passed}
+    if se is not None:
+        noise = [r for r, g in rest.items() if abs(g) <= se]
+        lost = sorted((r for r, g in rest.items() if g < -se), key=lambda r: rest[r])
+        out.append(f"With {f.num(n_tune)} tune faces one standard error of that accuracy is about "
+                   f"{100 * se:.1f} points" + (f", so {f.codes(noise)} "
+                                               f"{'is' if len(noise) == 1 else 'are'} within the noise of one seed"
+                                               if noise else "") + ".")
+    else:
+        lost = sorted((r for r, g in rest.items() if g < 0), key=lambda r: rest[r])
+    if lost:
+        out.append("Lost accuracy on tune: " + _join([f"{f.code(r)} ({f.pts(rest[r])})" for r in lost]) + ".")
+    if "tune acc. +flip" in t.columns:
+        d = (t["tune acc. +flip"].astype(float) - t["tune acc."].astype(float)).dropna()
+        if len(d):
+            verdict = ("helps every row" if (d > 0).all() else "hurts every row" if (d < 0).all() else
+                       "helps some rows and hurts others")
+            out.append(f"Flip test-time augmentation {verdict} on tune ({f.pts(d.min())} to {f.pts(d.max())} "
+                       f"points).")
+    return " ".join(out)
+
+
+def _points(v: float) -> str:
+    """'1 point', '2.5 points' for an accuracy difference v."""
+    return f"{100 * v:g} point" + ("" if round(100 * v, 6) == 1 else "s")
+
+
+def _mean_std(row, col: str) -> tuple[float, float | None]:
+    """Mean and standard deviation of a seeds-table cell ('0.5950 ± 0.0150' or a '<col> mean' column)."""
+    cell = str(row.get(col, ""))
+    mean_col = f"{col} mean"
+    parts = cell.split("\u00b1")
+    mean = float(row[mean_col]) if mean_col in row.index else float(parts[0])
+    std = float(parts[1]) if len(parts) == 2 else None
+    return mean, std
+
+
+def final_findings(final_table, chosen: list[str] | None = None, fmt: str = "md",
+                   targets: tuple[float, float] | None = (0.60, 0.05)) -> str:
+    """The improved model against the plain one on the full schedule: gain, its sign and the seed spread."""
+    f = _Fmt(fmt)
+    t = _table(final_table)
+    plain_row = next((i for i in (t.index if t is not None else []) if str(i).startswith("plain")), None)
+    imp_row = next((i for i in (t.index if t is not None else []) if str(i).startswith("improved")), None)
+    if plain_row is None or imp_row is None:
+        return (f"The full-schedule comparison has not been run on this data yet ({f.t('P5_d')} with "
+                f"{f.code('run_ablation = True')}).")
+    plain, imp = t.loc[plain_row], t.loc[imp_row]
+    (pm, ps), (im, is_) = _mean_std(plain, "val. acc."), _mean_std(imp, "val. acc.")
+    gain = im - pm
+    what = (f"plain + {f.codes(chosen)}" if chosen else "the plain model, as no change cleared the bar")
+    params = f", {f.num(str(imp['parameters']).replace(',', ''))} parameters" if "parameters" in imp.index else ""
+    spread = max(s for s in (ps, is_, 0.0) if s is not None)
+    seeds = f" over seeds {_join(str(imp['seeds']).split(', '))}" if "seeds" in imp.index else ""
+    text = (f"On the full schedule{seeds}, the improved model ({what}{params}) reaches {f.pct(im)} validation "
+            f"accuracy against {f.pct(pm)} for the plain model, a gain of {f.pts(gain)} points")
+    if gain <= 0:
+        text += (", which is not positive: what won the short screening does not carry over to the full "
+                 "schedule on this data.")
+    elif spread and gain <= spread:
+        text += (f", positive but no larger than the spread between seeds ({100 * spread:.1f} points), so the "
+                 f"improvement is not established.")
+    else:
+        text += (f", positive and larger than the spread between seeds ({100 * spread:.1f} points)." if spread else
+                 ", positive (one seed, so its spread is unknown).")
+    out = [text]
+    if "val. macro-F1" in imp.index or "val. macro-F1 mean" in imp.index:
+        (pf, _), (imf, _) = _mean_std(plain, "val. macro-F1"), _mean_std(imp, "val. macro-F1")
+        out.append(f"Macro-F1 moves from {f.pct(pf)} to {f.pct(imf)}.")
+    if targets:
+        absolute, relative = targets
+        out.append(f"Of the study's two targets, {f.pct(absolute, 0)} validation accuracy is "
+                   f"{'met' if im >= absolute else 'missed'} and a gain of {100 * relative:g} points is "
+                   f"{'met' if gain >= relative else 'missed'}.")
+    return " ".join(out)
+
+
+def passed_changes(screen_table, min_gain: float = MIN_GAIN, baseline: str = "plain") -> list[str] | None:
+    """The rows whose tune gain over the baseline exceeds `min_gain`, largest first; None without a table."""
+    t = _table(screen_table)
+    if t is None or "tune \u0394" not in t.columns:
+        return None
+    return [r for r, g in t["tune \u0394"].sort_values(ascending=False).items() if r != baseline and float(g) > min_gain]
+
+
+def ablation_findings(screen_table, final_table, min_gain: float = MIN_GAIN, n_tune: int | None = None,
+                      fmt: str = "md") -> str:
+    """The screening and the full-schedule comparison, two paragraphs."""
+    t = _table(screen_table)
+    return (screening_findings(t, min_gain, n_tune, fmt) + "\n\n"
+            + final_findings(final_table, passed_changes(t, min_gain), fmt))
+
+
+def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: dict | None = None,
+                        f1_change: dict | None = None, fmt: str = "md", tol: float = REGION_TOL) -> str:
+    """How the improved model's maps (and photo-style pull) differ from the plain model's, and F1 per class."""
+    f = _Fmt(fmt)
+    if not shortcuts or "plain" not in shortcuts or "improved" not in shortcuts:
+        return f"The maps of the improved model have not been measured yet ({f.t('P5_d')}, after the ablation)."
+    p, i = shortcuts["plain"], shortcuts["improved"]
+    parts = []
+    for key in ("border", "eyes_band", "mouth_band"):
+        if key in p and key in i:
+            where = (f" (area share {f.pct(area[key], 0)})" if area and key in area else "")
+            parts.append(f"{_REGION_NAMES[key]} holds {f.pct(p[key], 0)} of the plain model's Grad-CAM mass and "
+                         f"{f.pct(i[key], 0)} of the improved model's{where}")
+    out = ["Over the whole validation split, " + "; ".join(parts) + "." if parts else ""]
+    b = _compare(i.get("border", 0), p.get("border", 0), tol)
+    if "border" in p and "border" in i:
+        out.append({"less than": "The improved model puts clearly less of its map on the border.",
+                    "more than": "The improved model puts clearly more of its map on the border.",
+                    "about the same as": "On the border the two models hardly differ."}[b])
+    if has_photo_marker(fp) and p.get("ffhq_other_predicted_happy_neutral") is not None \
+            and i.get("ffhq_other_predicted_happy_neutral") is not None:
+        a, c = p["ffhq_other_predicted_happy_neutral"], i["ffhq_other_predicted_happy_neutral"]
+        trend = {"more than": "grew", "less than": "shrank", "about the same as": "stayed about the same"}[
+            _compare(c, a, STYLE_TOL)]
+        out.append(f"FFHQ portraits of the other classes are predicted {f.code('happy')} or {f.code('neutral')} "
+                   f"{f.pct(a, 0)} of the time by the plain model and {f.pct(c, 0)} by the improved one: the pull "
+                   f"of photo style {trend}.")
+    if f1_change:
+        top = sorted(f1_change.items(), key=lambda kv: -abs(kv[1]))[:3]
+        out.append("Per class (validation F1, mean over the seeds) the largest changes are "
+                   + _join([f"{f.code(c)} {f.pts(v)}" for c, v in top]) + " points.")
+    return " ".join(s for s in out if s)

@@ -1,0 +1,270 @@
+"""Generated findings: every claim follows the numbers, on the course's 8 classes as on the 7-class sample."""
+
+import re
+
+import pandas as pd
+import pytest
+
+from facial_expression import findings as F
+
+CLASSES8 = ["angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+CLASSES7 = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+AREA = {"border": 0.4375, "eyes_band": 0.25, "mouth_band": 0.25}
+
+
+def fingerprint(classes, ffhq=0, name="affectnet_course", sizes=None, per_class=(1000, 100, 200)):
+    """A dataset fingerprint as runs record it (data/fingerprint.py)."""
+    counts = {split: {c: n + 10 * i for i, c in enumerate(classes)}
+              for split, n in zip(("train", "tune", "validation"), per_class)}
+    return {"root": f"/data/{name}", "name": name, "classes": list(classes),
+            "files": {"train": sum(counts["train"].values()) + sum(counts["tune"].values()),
+                      "validation": sum(counts["validation"].values())},
+            "files_sha1": "0123456789abcdef", "ffhq_files": ffhq, "counts": counts,
+            "image_sizes": sizes or {"224x224": 9000, "160x160": 1000}}
+
+
+def sample_fingerprint():
+    """Shaped like the development sample: affectnet7, 48x48, FFHQ portraits."""
+    return fingerprint(CLASSES7, ffhq=2552, name="affectnet7", sizes={"48x48": 8400}, per_class=(900, 100, 200))
+
+
+def split_stats(classes, train=None, sizes=None, modes=None):
+    """A split_stats.json: images per class and split, totals, sizes, colour modes."""
+    train = train or {c: 1000 for c in classes}
+    per_class = {"train": train, "tune": {c: n // 9 for c, n in train.items()},
+                 "validation": {c: 200 for c in classes}}
+    return {"root": "/data/x", "classes": list(classes), "per_class": per_class,
+            "totals": {s: sum(v.values()) for s, v in per_class.items()},
+            "image_sizes": sizes or {"224x224": 9000}, "colour_modes": modes or {"RGB": 9000}}
+
+
+def confusion(classes, correct=150, pairs=None, n=200):
+    """A validation confusion matrix: `correct` on the diagonal, the listed (true, predicted): count pairs,
+    and the rest of each row of `n` spread one by one over the other classes."""
+    k = len(classes)
+    cm = [[0] * k for _ in range(k)]
+    for (t, p), c in (pairs or {}).items():
+        cm[classes.index(t)][classes.index(p)] = c
+    for i in range(k):
+        cm[i][i] = correct
+        j = 0
+        while sum(cm[i]) < n:
+            if j % k != i and cm[i][j % k] < 5:
+                cm[i][j % k] += 1
+            j += 1
+    return cm
+
+
+def metrics(classes, train=0.70, tune=0.61, val=0.60, best=20, epochs=30, f1=None, pairs=None, fp=None):
+    """A metrics.json of a finished run."""
+    f1 = f1 or {c: 0.5 + 0.03 * i for i, c in enumerate(classes)}
+    return {"accuracy": val, "macro_f1": val - 0.01, "macro_auc": 0.9, "cohen_kappa": 0.5, "n": 200 * len(classes),
+            "classes": list(classes), "confusion_matrix": confusion(classes, pairs=pairs),
+            "per_class": {c: {"precision": f1[c], "recall": f1[c], "f1": f1[c], "support": 200, "auc": 0.9}
+                          for c in classes},
+            "best_epoch": best, "epochs_run": epochs, "wall_seconds": 600.0, "device": "cpu", "amp": None,
+            "max_batches": None, "parameters": {"total": 3_744_664, "trainable": 3_744_664, "frozen": 0},
+            "splits": {"train": {"accuracy": train}, "tune": {"accuracy": tune}, "validation": {"accuracy": val}},
+            "dataset": fp if fp is not None else fingerprint(classes)}
+
+
+def history(best, epochs=30, final=0.6):
+    """A history.json whose tune accuracy rises until `best`, then falls a little; the tune loss mirrors it."""
+    rows = []
+    for e in range(1, epochs + 1):
+        tune = final * min(e, best) / best - (0.002 * (e - best) if e > best else 0)
+        loss = 1.0 + (0.03 * (e - best) if e > best else 0.5 * (best - e) / best)
+        rows.append({"epoch": e, "train_loss": 1.0 - 0.01 * e, "train_accuracy": 0.3 + 0.015 * e,
+                     "tune_loss": loss, "tune_accuracy": tune, "validation_loss": loss,
+                     "validation_accuracy": tune - 0.005})
+    return {"epochs": rows, "best_epoch": best, "best_tune_accuracy": final, "interrupted": False,
+            "stopped_early": False, "device": "cpu", "amp": None, "wall_seconds": 600.0}
+
+
+def regions(classes, border=0.30, eyes=0.35, mouth=0.40):
+    """A cam_regions.json: region -> {class, all, area share}."""
+    out = {}
+    for key, v in (("border", border), ("eyes_band", eyes), ("mouth_band", mouth)):
+        out[key] = {c: v + 0.01 * (i - len(classes) // 2) for i, c in enumerate(classes)}
+        out[key].update({"all": v, F.AREA: AREA[key]})
+    return out
+
+
+def cards(light_acc=0.60, vgg_acc=None):
+    """comparison.json: the two model cards of P5_c."""
+    light = {"model": "LightVGG (c)", "status": "trained", "parameters": 3_744_664, "trainable": 3_744_664,
+             "fp32_size_MB": 14.3, "cpu_latency_ms": 4.0, "accuracy": light_acc, "macro_f1": light_acc - 0.01}
+    vgg = {"model": "VGG16 transfer (b)", "parameters": 134_293_320, "trainable": 119_578_632,
+           "fp32_size_MB": 512.3, "cpu_latency_ms": 120.0}
+    if vgg_acc is None:
+        vgg.update(status="not run (no metrics.json in vgg16_transfer/)", accuracy="not run", macro_f1="not run")
+    else:
+        vgg.update(status="trained", accuracy=vgg_acc, macro_f1=vgg_acc - 0.01)
+    return [light, vgg]
+
+
+def screen_table(gains, plain=0.50):
+    """A screening table as ablation.screening_table returns it (row -> tune acc., tune Δ, val. Δ, ...)."""
+    rows = {"plain": 0.0, **gains}
+    return pd.DataFrame({"change": {r: f"the change {r}" for r in rows},
+                         "tune acc.": {r: plain + g for r, g in rows.items()},
+                         "tune Δ": rows, "val. Δ": {r: g / 2 for r, g in rows.items()},
+                         "tune acc. +flip": {r: plain + g + 0.005 for r, g in rows.items()}})
+
+
+def seeds(plain, improved, std=0.005):
+    """A seeds table as ablation.final_summary returns it (strings 'mean ± std')."""
+    return pd.DataFrame({"seeds": {"plain (P5_c)": "0, 1", "improved": "0, 1"},
+                         "parameters": {"plain (P5_c)": "3,744,664", "improved": "3,747,000"},
+                         "val. acc.": {"plain (P5_c)": f"{plain:.4f} ± {std:.4f}",
+                                       "improved": f"{improved:.4f} ± {std:.4f}"}})
+
+
+def every_text(fp, classes, fmt):
+    """All generated paragraphs of one made-up result."""
+    return [F.data_sentence(fp, fmt), F.preprocessing_findings(split_stats(classes), fmt),
+            F.training_findings(metrics(classes, fp=fp), history(20), fmt), F.comparison_findings(cards(), fmt),
+            F.cam_findings(regions(classes), len(classes), fmt),
+            F.photo_style_findings({"ffhq_other_classes": 40, "ffhq_other_predicted_happy_neutral": 0.3,
+                                    "nonffhq_other_classes": 900, "nonffhq_other_predicted_happy_neutral": 0.05},
+                                   fp, fmt),
+            F.class_weight_findings(split_stats(classes)["per_class"]["train"], fmt),
+            F.ablation_findings(screen_table({"change_a": 0.03, "change_b": -0.05}), seeds(0.60, 0.62), fmt=fmt),
+            F.map_change_findings({"plain": {"border": 0.4, "ffhq_other_predicted_happy_neutral": 0.3},
+                                   "improved": {"border": 0.3, "ffhq_other_predicted_happy_neutral": 0.2}},
+                                  fp, AREA, {c: 0.01 for c in classes}, fmt)]
+
+
+@pytest.mark.parametrize("fmt", ["md", "tex"])
+def test_course_data_never_reads_as_the_development_sample(fmt):
+    fp = fingerprint(CLASSES8)
+    text = " ".join(every_text(fp, CLASSES8, fmt))
+    for word in ("FFHQ", "ffhq", "development sample", "affectnet7", "Flickr"):
+        assert word not in text, word
+    assert "8 classes" in text and ("`contempt`" if fmt == "md" else r"\texttt{contempt}") in text
+    assert F.photo_style_findings({"ffhq_other_predicted_happy_neutral": 0.3}, fp, fmt) == ""
+    assert not F.is_development_sample(fp) and not F.has_photo_marker(fp)
+
+
+def test_the_development_sample_is_named_as_such():
+    fp = sample_fingerprint()
+    assert F.is_development_sample(fp)
+    assert not F.is_development_sample(dict(fp, ffhq_files=0))
+    assert not F.is_development_sample(dict(fp, name="my_affectnet"))  # FFHQ files elsewhere: not the sample
+    text = F.data_sentence(fp)
+    assert "development sample" in text and "Flickr-Faces-HQ" in text and "7 classes" in text
+    assert "48×48" in text and "6,300 train, 700 tune and 1,400 validation" in text
+    style = F.photo_style_findings({"ffhq_other_classes": 38, "ffhq_other_predicted_happy_neutral": 0.34,
+                                    "nonffhq_other_classes": 962, "nonffhq_other_predicted_happy_neutral": 0.04}, fp)
+    assert "development sample" in style and "shortcut on this data" in style
+    assert "no photo-style shortcut" in F.photo_style_findings(
+        {"ffhq_other_classes": 38, "ffhq_other_predicted_happy_neutral": 0.05, "nonffhq_other_classes": 962,
+         "nonffhq_other_predicted_happy_neutral": 0.04}, fp)
+
+
+def test_tex_output_is_escaped():
+    for fp, classes in ((fingerprint(CLASSES8, name="my_data"), CLASSES8), (sample_fingerprint(), CLASSES7)):
+        for text in every_text(fp, classes, "tex"):
+            assert not re.search(r"(?<!\\)[%_&#]", text), text
+            assert "`" not in text and "\u2192" not in text and "\u2212" not in text
+
+
+def test_preprocessing_balance_and_resizing_follow_the_counts():
+    balanced = F.preprocessing_findings(split_stats(CLASSES7, sizes={"48x48": 8400}))
+    assert "exactly balanced" in balanced and "not needed" in balanced
+    assert "upsampled to the light VGG's 128×128" in balanced and "downsampled" not in balanced
+    train = {c: 1000 for c in CLASSES8} | {"contempt": 400}
+    skewed = F.preprocessing_findings(split_stats(CLASSES8, train, sizes={"256x256": 9000}, modes={"RGB": 8000,
+                                                                                                 "L": 1000}))
+    assert "between 400 (`contempt`) and 1,000" in skewed and "ratio of 2.50" in skewed
+    assert "class weights" in skewed and "above 1.5" in skewed
+    assert "downsampled to the light VGG's 128×128" in skewed and "downsampled to VGG16's 224×224" in skewed
+    assert "1,000 L" in skewed
+    mild = F.preprocessing_findings(split_stats(CLASSES8, {c: 1000 for c in CLASSES8} | {"contempt": 800}))
+    assert "within 1.5" in mild and "no re-weighting" in mild
+    assert "not been computed" in F.preprocessing_findings(None)
+
+
+def test_training_claims_follow_the_gaps_and_the_curve():
+    over = F.training_findings(metrics(CLASSES8, train=0.85, tune=0.61, val=0.60), history(10))
+    assert "overfits" in over and "+25.0 points" in over
+    assert "stopped improving after epoch 10" in over and "tune loss rose" in over
+    fit = F.training_findings(metrics(CLASSES8, train=0.62, tune=0.61, val=0.60, best=30), history(30))
+    assert "overfit" not in fit and "no material overfitting" in fit
+    assert "still improving at the last epoch" in fit and "tune loss rose" not in fit
+    late = F.training_findings(metrics(CLASSES8), history(29))
+    assert "peaked at epoch 29 of 30" in late and "still improving" not in late
+    apart = F.training_findings(metrics(CLASSES8, tune=0.66, val=0.60))
+    assert "differ by +6.0 points" in apart and "fair stand-in" not in apart
+    assert "fair stand-in" in F.training_findings(metrics(CLASSES8))
+    assert "has not been run" in F.training_findings(None)
+    assert "smoke run" in F.training_findings(dict(metrics(CLASSES8), max_batches=2))
+
+
+def test_training_names_the_easiest_hardest_classes_and_top_confusions():
+    f1 = {c: 0.5 for c in CLASSES8} | {"happy": 0.9, "surprise": 0.8, "contempt": 0.1, "disgust": 0.3}
+    pairs = {("contempt", "neutral"): 30, ("disgust", "angry"): 20, ("fear", "surprise"): 10}
+    text = F.training_findings(metrics(CLASSES8, f1=f1, pairs=pairs))
+    assert "easiest classes are `happy` (0.900) and `surprise` (0.800)" in text
+    assert "hardest `contempt` (0.100) and `disgust` (0.300)" in text
+    assert ("`contempt` → `neutral` (30 of 200 `contempt` faces), `disgust` → `angry` (20 of 200 `disgust` "
+            "faces) and `fear` → `surprise` (10 of 200") in text
+    assert "these three account for 60 of the 400 validation errors" in text
+    assert "12.5% for guessing among 8 balanced classes" in text
+
+
+def test_comparison_states_cost_always_and_accuracy_only_when_both_ran():
+    cost_only = F.comparison_findings(cards())
+    assert "has not been run on this data" in cost_only and "36 times as many" in cost_only
+    assert "30 times as long" in cost_only and "validation accuracy against" not in cost_only
+    vgg_better = F.comparison_findings(cards(0.60, 0.70))
+    assert "VGG16 transfer reaches 70.0% validation accuracy against 60.0%" in vgg_better
+    assert "gives up +10.0 points" in vgg_better and "not been run" not in vgg_better
+    assert "both smaller and more accurate" in F.comparison_findings(cards(0.65, 0.60))
+    assert "within 2 points" in F.comparison_findings(cards(0.60, 0.61))
+    assert "not been made yet" in F.comparison_findings(None)
+
+
+def test_cam_directions_against_the_area_share():
+    text = F.cam_findings(regions(CLASSES8, border=0.30, eyes=0.26, mouth=0.40), 8)
+    assert "border ring holds 30% of the Grad-CAM mass of the predicted class, less than its 44%" in text
+    assert "eye band holds 26%, about the same as its 25%" in text
+    assert "mouth band holds 40%, more than its 25%" in text
+    assert "concentrate on the face" in text and "of the 8 classes" in text
+    spread = F.cam_findings(regions(CLASSES7, border=0.45, mouth=0.14), 7)
+    assert "not concentrated on the face" in spread and "mouth band holds 14%, less than" in spread
+    assert "not been measured" in F.cam_findings(None)
+
+
+def test_ablation_findings_come_from_the_tables():
+    screen = screen_table({"change_a": 0.03, "change_b": 0.005, "change_c": -0.06})
+    text = F.screening_findings(screen, 0.01, n_tune=700)
+    assert "tried 3 changes" in text and "`change_a` (+3.0 points on tune, +1.5 on validation) cleared" in text
+    assert "`change_b` is within the noise" in text and "Lost accuracy on tune: `change_c` (−6.0)" in text
+    assert "helps every row" in text
+    assert F.passed_changes(screen, 0.01) == ["change_a"]
+    assert "No change cleared" in F.screening_findings(screen_table({"change_a": 0.005}), 0.01)
+    up = F.final_findings(seeds(0.60, 0.65), ["change_a"])
+    assert "gain of +5.0 points, positive and larger than the spread" in up and "plain + `change_a`" in up
+    down = F.final_findings(seeds(0.60, 0.58), ["change_a"])
+    assert "−2.0 points, which is not positive" in down and "missed" in down
+    noisy = F.final_findings(seeds(0.60, 0.605, std=0.02))
+    assert "not established" in noisy and "no change cleared the bar" in noisy
+    both = F.ablation_findings(screen, seeds(0.60, 0.65), 0.01, 700)
+    assert "`change_a`" in both.split("\n\n")[1]
+    empty = F.ablation_findings(None, None)
+    assert "screening has not been run" in empty and "full-schedule comparison has not been run" in empty
+
+
+def test_class_weights_and_map_changes():
+    assert "all 1" in F.class_weight_findings({c: 900 for c in CLASSES7})
+    skewed = F.class_weight_findings({c: 1000 for c in CLASSES8} | {"contempt": 250})
+    assert "would change the loss" in skewed and "250 to 1,000" in skewed
+    shortcuts = {"plain": {"border": 0.43, "ffhq_other_predicted_happy_neutral": 0.34},
+                 "improved": {"border": 0.30, "ffhq_other_predicted_happy_neutral": 0.42}}
+    sample = F.map_change_findings(shortcuts, sample_fingerprint(), AREA, {"disgust": -0.06, "fear": 0.01})
+    assert "clearly less of its map on the border" in sample and "pull of photo style grew" in sample
+    assert "`disgust` −6.0" in sample
+    course = F.map_change_findings(shortcuts, fingerprint(CLASSES8))
+    assert "FFHQ" not in course and "photo style" not in course
+    assert "not been measured" in F.map_change_findings(None)
