@@ -30,7 +30,8 @@ from facial_expression.config import AugmentConfig, RESULTS_DIR
 from facial_expression.data import BatchLoader, find_data_root, load_folder, resolve_layout
 from facial_expression.evaluation import measure_latency
 from facial_expression.models import build_model
-from facial_expression.runtime import amp_dtype, autocast, device_name, pick_device, seed_everything, set_threads
+from facial_expression.runtime import (amp_dtype, autocast, device_name, make_grad_scaler, pick_device, seed_everything,
+                                       set_threads)
 
 BATCH = 64
 
@@ -71,6 +72,7 @@ def make_step(model, amp, channels_last: bool):
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     loss_fn = nn.CrossEntropyLoss()
     device = next(model.parameters()).device
+    scaler = make_grad_scaler(device, amp)  # fp16 on a T4/P100 needs loss scaling, as in training
 
     def step(x, y):
         x = x.to(device)
@@ -79,8 +81,13 @@ def make_step(model, amp, channels_last: bool):
         with autocast(device, amp):
             loss = loss_fn(model(x).float(), y.to(device))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
     return step
 
 

@@ -12,9 +12,9 @@ CLASSES7 = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 AREA = {"border": 0.4375, "eyes_band": 0.25, "mouth_band": 0.25}
 
 
-def fingerprint(classes, ffhq=0, name="affectnet_course", sizes=None, per_class=(1000, 100, 200)):
+def fingerprint(classes, ffhq=0, name="affectnet_course", sizes=None, per_class=(1000, 100, 200), step=10):
     """A dataset fingerprint as runs record it (data/fingerprint.py)."""
-    counts = {split: {c: n + 10 * i for i, c in enumerate(classes)}
+    counts = {split: {c: n + step * i for i, c in enumerate(classes)}
               for split, n in zip(("train", "tune", "validation"), per_class)}
     return {"root": f"/data/{name}", "name": name, "classes": list(classes),
             "files": {"train": sum(counts["train"].values()) + sum(counts["tune"].values()),
@@ -25,7 +25,8 @@ def fingerprint(classes, ffhq=0, name="affectnet_course", sizes=None, per_class=
 
 def sample_fingerprint():
     """Shaped like the development sample: affectnet7, 48x48, FFHQ portraits."""
-    return fingerprint(CLASSES7, ffhq=2552, name="affectnet7", sizes={"48x48": 8400}, per_class=(900, 100, 200))
+    return fingerprint(CLASSES7, ffhq=2552, name="affectnet7", sizes={"48x48": 8400}, per_class=(900, 100, 200),
+                       step=0)
 
 
 def split_stats(classes, train=None, sizes=None, modes=None):
@@ -38,20 +39,15 @@ def split_stats(classes, train=None, sizes=None, modes=None):
             "image_sizes": sizes or {"224x224": 9000}, "colour_modes": modes or {"RGB": 9000}}
 
 
-def confusion(classes, correct=150, pairs=None, n=200):
-    """A validation confusion matrix: `correct` on the diagonal, the listed (true, predicted): count pairs,
-    and the rest of each row of `n` spread one by one over the other classes."""
+def confusion(classes, pairs=None, n=200):
+    """A validation confusion matrix with rows of `n`: the listed (true, predicted): count pairs, 1 in every
+    other off-diagonal cell, the rest on the diagonal."""
     k = len(classes)
-    cm = [[0] * k for _ in range(k)]
+    cm = [[int(i != j) for j in range(k)] for i in range(k)]
     for (t, p), c in (pairs or {}).items():
         cm[classes.index(t)][classes.index(p)] = c
     for i in range(k):
-        cm[i][i] = correct
-        j = 0
-        while sum(cm[i]) < n:
-            if j % k != i and cm[i][j % k] < 5:
-                cm[i][j % k] += 1
-            j += 1
+        cm[i][i] = n - (sum(cm[i]) - cm[i][i])
     return cm
 
 
@@ -172,14 +168,17 @@ def test_tex_output_is_escaped():
 def test_preprocessing_balance_and_resizing_follow_the_counts():
     balanced = F.preprocessing_findings(split_stats(CLASSES7, sizes={"48x48": 8400}))
     assert "exactly balanced" in balanced and "not needed" in balanced
-    assert "upsampled to the light VGG's 128×128" in balanced and "downsampled" not in balanced
+    assert "the light VGG's 128×128 upsamples all of them" in balanced and "downsamples" not in balanced
     train = {c: 1000 for c in CLASSES8} | {"contempt": 400}
     skewed = F.preprocessing_findings(split_stats(CLASSES8, train, sizes={"256x256": 9000}, modes={"RGB": 8000,
                                                                                                  "L": 1000}))
     assert "between 400 (`contempt`) and 1,000" in skewed and "ratio of 2.50" in skewed
     assert "class weights" in skewed and "above 1.5" in skewed
-    assert "downsampled to the light VGG's 128×128" in skewed and "downsampled to VGG16's 224×224" in skewed
+    assert "128×128 downsamples all of them" in skewed and "224×224 downsamples all of them" in skewed
     assert "1,000 L" in skewed
+    mixed = F.preprocessing_findings(split_stats(CLASSES8, sizes={"224x224": 850, "160x160": 150}))
+    assert "VGG16's 224×224 upsamples 15% and keeps 85% at their size" in mixed
+    assert "128×128 downsamples all of them" in mixed and "Downsampling keeps" in mixed
     mild = F.preprocessing_findings(split_stats(CLASSES8, {c: 1000 for c in CLASSES8} | {"contempt": 800}))
     assert "within 1.5" in mild and "no re-weighting" in mild
     assert "not been computed" in F.preprocessing_findings(None)
@@ -187,15 +186,15 @@ def test_preprocessing_balance_and_resizing_follow_the_counts():
 
 def test_training_claims_follow_the_gaps_and_the_curve():
     over = F.training_findings(metrics(CLASSES8, train=0.85, tune=0.61, val=0.60), history(10))
-    assert "overfits" in over and "+25.0 points" in over
+    assert "overfits" in over and "gap of 25.0 points" in over
     assert "stopped improving after epoch 10" in over and "tune loss rose" in over
     fit = F.training_findings(metrics(CLASSES8, train=0.62, tune=0.61, val=0.60, best=30), history(30))
-    assert "overfit" not in fit and "no material overfitting" in fit
+    assert "overfits" not in fit and "no material overfitting" in fit
     assert "still improving at the last epoch" in fit and "tune loss rose" not in fit
     late = F.training_findings(metrics(CLASSES8), history(29))
     assert "peaked at epoch 29 of 30" in late and "still improving" not in late
     apart = F.training_findings(metrics(CLASSES8, tune=0.66, val=0.60))
-    assert "differ by +6.0 points" in apart and "fair stand-in" not in apart
+    assert "differ by 6.0 points (tune higher)" in apart and "fair stand-in" not in apart
     assert "fair stand-in" in F.training_findings(metrics(CLASSES8))
     assert "has not been run" in F.training_findings(None)
     assert "smoke run" in F.training_findings(dict(metrics(CLASSES8), max_batches=2))
@@ -209,7 +208,7 @@ def test_training_names_the_easiest_hardest_classes_and_top_confusions():
     assert "hardest `contempt` (0.100) and `disgust` (0.300)" in text
     assert ("`contempt` → `neutral` (30 of 200 `contempt` faces), `disgust` → `angry` (20 of 200 `disgust` "
             "faces) and `fear` → `surprise` (10 of 200") in text
-    assert "these three account for 60 of the 400 validation errors" in text
+    assert "these three account for 60 of the 113 validation errors" in text
     assert "12.5% for guessing among 8 balanced classes" in text
 
 
@@ -219,7 +218,7 @@ def test_comparison_states_cost_always_and_accuracy_only_when_both_ran():
     assert "30 times as long" in cost_only and "validation accuracy against" not in cost_only
     vgg_better = F.comparison_findings(cards(0.60, 0.70))
     assert "VGG16 transfer reaches 70.0% validation accuracy against 60.0%" in vgg_better
-    assert "gives up +10.0 points" in vgg_better and "not been run" not in vgg_better
+    assert "gives up 10.0 points" in vgg_better and "not been run" not in vgg_better
     assert "both smaller and more accurate" in F.comparison_findings(cards(0.65, 0.60))
     assert "within 2 points" in F.comparison_findings(cards(0.60, 0.61))
     assert "not been made yet" in F.comparison_findings(None)
@@ -230,7 +229,7 @@ def test_cam_directions_against_the_area_share():
     assert "border ring holds 30% of the Grad-CAM mass of the predicted class, less than its 44%" in text
     assert "eye band holds 26%, about the same as its 25%" in text
     assert "mouth band holds 40%, more than its 25%" in text
-    assert "concentrate on the face" in text and "of the 8 classes" in text
+    assert "concentrate on the face" in text and "for all 8 classes" in text
     spread = F.cam_findings(regions(CLASSES7, border=0.45, mouth=0.14), 7)
     assert "not concentrated on the face" in spread and "mouth band holds 14%, less than" in spread
     assert "not been measured" in F.cam_findings(None)

@@ -1,4 +1,5 @@
-"""The PDF report: it builds without LaTeX problems, and its numbers are the saved results."""
+"""The PDF report: it builds without LaTeX problems, its numbers are the saved results, and its findings fit the
+data they come from (nothing of the development sample in a report of the course's data)."""
 
 import json
 import re
@@ -6,18 +7,75 @@ import shutil
 import subprocess
 
 import pytest
+from test_findings import CLASSES8, cards, fingerprint, history, metrics, regions, split_stats
 
-from facial_expression.config import REPORT_DIR, RESULTS_DIR
-from facial_expression.report import check_latex_log, tex_escape
+from facial_expression.config import REPORT_DIR, RESULTS_DIR, SAMPLE_RESULTS_DIR, TrainConfig
+from facial_expression.report import check_latex_log, tex_escape, write_report_inputs
+from facial_expression.submission import read_identity
 
 needs_tex = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
                                reason="latexmk/pdftotext not installed (.ci/run installs them)")
+SAMPLE_WORDS = ("FFHQ", "ffhq", "affectnet7", "development sample", "Flickr")
 
 
 def pdf_pages(pdf):
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
                           check=True).stdout
     return [p for p in text.split("\f") if p.strip()]
+
+
+def copy_report(tmp_path):
+    """report/ without its build products, in a temporary folder."""
+    work = tmp_path / "report"
+    shutil.copytree(REPORT_DIR, work, ignore=shutil.ignore_patterns("*.pdf", "*.aux", "*.log", "*.fdb_latexmk",
+                                                                     "*.fls", "*.toc", "*.out"))
+    return work
+
+
+def build(work):
+    r = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
+                       cwd=work, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert check_latex_log(work / "report.log") == []
+    return pdf_pages(work / "report.pdf")
+
+
+def macro(gen, name):
+    """The body of one generated macro, or None."""
+    m = re.search(r"^\\newcommand\{\\" + name + r"\}\{(.*)\}$", (gen / "macros.tex").read_text(), re.M)
+    return m.group(1) if m else None
+
+
+def header_pattern():
+    """The student's name and ID as the page header shows them (report/student.tex)."""
+    who = read_identity(REPORT_DIR.parent)
+    return re.escape(who.first) + r"\s+" + re.escape(who.last) + r"\s+.\s+" + re.escape(who.student_id)
+
+
+def course_results(root, vgg=False):
+    """A results folder of the course's kind of data: 8 classes with contempt, imbalanced, no FFHQ files,
+    P5_a and P5_c run (and P5_b with `vgg`), the ablation not."""
+    fp = fingerprint(CLASSES8)
+    stats = split_stats(CLASSES8, {c: 1000 + 40 * i for i, c in enumerate(CLASSES8)} | {"contempt": 450},
+                        sizes={"224x224": 9000, "160x160": 1600})
+    light = root / "light_vgg"
+    files = {light / "metrics.json": metrics(CLASSES8, fp=fp),
+             light / "config.json": TrainConfig(model="light-vgg", data="/data/affectnet_course",
+                                                out=str(light)).to_dict() | {"dataset": fp},
+             light / "history.json": history(20), light / "split_stats.json": stats,
+             light / "cam" / "cam_regions.json": regions(CLASSES8),
+             root / "preprocessing" / "split_stats.json": stats,
+             root / "comparison.json": cards(vgg_acc=0.65 if vgg else None)}
+    if vgg:
+        out = root / "vgg16_transfer"
+        files.update({out / "metrics.json": metrics(CLASSES8, train=0.9, tune=0.66, val=0.65, fp=fp),
+                      out / "config.json": TrainConfig(model="vgg16", freeze="features", head_lr_mult=10.0,
+                                                       out=str(out)).to_dict() | {"dataset": fp},
+                      out / "history.json": history(12), out / "split_stats.json": stats})
+    for path, value in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    return root
 
 
 def test_latex_log_check_finds_problems(tmp_path):
@@ -29,16 +87,50 @@ def test_latex_log_check_finds_problems(tmp_path):
     assert tex_escape("a_b & 50%") == r"a\_b \& 50\%"
 
 
+def test_report_inputs_of_course_data_say_nothing_of_the_sample(tmp_path):
+    work = copy_report(tmp_path)
+    write_report_inputs(course_results(tmp_path / "results"), work)
+    gen = work / "generated"
+    text = (gen / "macros.tex").read_text()
+    for word in SAMPLE_WORDS:
+        assert word not in text, word
+    assert macro(gen, "HasFfhq") == "0" and macro(gen, "IsDevSample") == "0" and macro(gen, "VggRan") == "0"
+    assert macro(gen, "ArchNumClasses") == "8" and macro(gen, "ArchParams") == "3,744,664"
+    assert r"\texttt{contempt}" in macro(gen, "DataSentence")
+    assert "imbalance ratio" in macro(gen, "PreprocessingFindings")
+    assert "Run P5\\_b on a machine with internet access" in macro(gen, "VggFindings")
+    assert "screening has not been run" in macro(gen, "ScreenFindings")
+    for table in ("split_stats.tex", "per_class_light_vgg.tex", "cam_regions.tex"):
+        rows = [line for line in (gen / table).read_text().splitlines() if line.split(" & ")[0] in CLASSES8]
+        assert len(rows) == 8, table
+    # nothing of the results the copied report was last built from survives
+    assert not (gen / "photo_style.tex").exists() and not (gen / "ablation_screen.tex").exists()
+    assert not (work / "figures" / "cam_correct.png").exists()
+
+
+@needs_tex
+@pytest.mark.parametrize("vgg", [False, True])
+def test_report_of_course_data_builds_and_reads_right(tmp_path, vgg):
+    work = copy_report(tmp_path)
+    write_report_inputs(course_results(tmp_path / "results", vgg), work)
+    pages = build(work)
+    text = " ".join(" ".join(pages).split())
+    for word in SAMPLE_WORDS:
+        assert word not in text, word
+    assert "validation accuracy of 0.6000" in text and "8 classes (angry, contempt, disgust" in text
+    assert "has no internet" not in text
+    if vgg:  # (b) with its result, settings and analysis; the comparison quotes both accuracies
+        assert "validation accuracy of 0.6500" in text and "Settings of the VGG16 transfer run" in text
+        assert "VGG16 transfer reaches 65.0 % validation accuracy" in text
+        assert "VGG16 transfer has not been run" not in text and "(b) has not been run" not in text
+    else:
+        assert "VGG16 transfer has not been run on this data" in text and "Run P5_b on a machine" in text
+
+
 @needs_tex
 def test_report_builds_cleanly_and_shows_the_saved_results(tmp_path):
-    work = tmp_path / "report"
-    shutil.copytree(REPORT_DIR, work, ignore=shutil.ignore_patterns("*.pdf", "*.aux", "*.log", "*.fdb_latexmk",
-                                                                     "*.fls", "*.toc", "*.out"))
-    r = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
-                       cwd=work, capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout[-2000:]
-    assert check_latex_log(work / "report.log") == []
-    pages = pdf_pages(work / "report.pdf")
+    work = copy_report(tmp_path)
+    pages = build(work)
     text = "\n".join(pages)
     assert "Contents" in pages[0] or "Contents" in pages[1]
     for heading in ("Question 1", "Question 2", "Question 3", "Question 4", "Question 5",
@@ -47,17 +139,19 @@ def test_report_builds_cleanly_and_shows_the_saved_results(tmp_path):
                     "(d) Class activation maps"):
         assert heading in text, heading
     for i, page in enumerate(pages):  # the student's name and ID in the header of every page
-        assert re.search(r"FIRSTNAME LASTNAME\s+.\s+STUDENTID", page.splitlines()[0] if page.strip() else ""), i
-    metrics = RESULTS_DIR / "light_vgg" / "metrics.json"
-    if metrics.exists():
-        acc = json.loads(metrics.read_text())["accuracy"]
-        assert f"validation accuracy of {acc:.4f}" in " ".join(text.split())
+        assert re.search(header_pattern(), page.splitlines()[0] if page.strip() else ""), i
+    if macro(work / "generated", "LightRan") == "1":
+        assert f"validation accuracy of {macro(work / 'generated', 'LightAccuracy')}" in " ".join(text.split())
 
 
 @needs_tex
 def test_committed_pdf_matches_the_results():
-    pdf, metrics = REPORT_DIR / "report.pdf", RESULTS_DIR / "light_vgg" / "metrics.json"
-    if not pdf.exists() or not metrics.exists():
-        pytest.skip("no committed report or results")
-    acc = json.loads(metrics.read_text())["accuracy"]
-    assert f"validation accuracy of {acc:.4f}" in " ".join("\n".join(pdf_pages(pdf)).split())
+    pdf, gen = REPORT_DIR / "report.pdf", REPORT_DIR / "generated"
+    if not pdf.exists() or not (gen / "macros.tex").exists() or macro(gen, "LightRan") != "1":
+        pytest.skip("no committed report of a light VGG run")
+    acc = macro(gen, "LightAccuracy")
+    saved = [f"{json.loads(p.read_text())['accuracy']:.4f}"
+             for p in (RESULTS_DIR / "light_vgg" / "metrics.json", SAMPLE_RESULTS_DIR / "light_vgg" / "metrics.json")
+             if p.exists()]
+    assert acc in saved  # the report was generated from one of the results folders
+    assert f"validation accuracy of {acc}" in " ".join("\n".join(pdf_pages(pdf)).split())

@@ -18,6 +18,7 @@ IMBALANCE = 1.5  # max/min images per class above this is called imbalanced
 REGION_TOL = 0.03  # CAM shares within this of the area share are "about the same"
 STYLE_TOL = 0.05  # photo-style rates within this of each other are "about the same"
 MIN_GAIN = 0.01  # the ablation keeps a change that gains more than this much tune accuracy (P5_d's MIN_GAIN)
+TUNE_GAIN, VAL_GAIN = "tune \u0394", "val. \u0394"  # screening-table columns: accuracy gained over plain
 INPUTS = {"the light VGG": 128, "VGG16": 224}  # model input sides (pixels) the images are resized to
 
 _TEX = (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
@@ -44,7 +45,8 @@ class _Fmt:
         return tex_escape(s) if self.tex else str(s)
 
     def code(self, s) -> str:
-        return rf"\texttt{{{tex_escape(s)}}}" if self.tex else f"`{s}`"
+        # -{}- keeps TeX from joining "--" into an en dash inside \texttt
+        return rf"\texttt{{{tex_escape(s).replace('--', '-{}-')}}}" if self.tex else f"`{s}`"
 
     def codes(self, names) -> str:
         return _join([self.code(n) for n in names])
@@ -57,6 +59,10 @@ class _Fmt:
         s = f"{100 * v:+.{digits}f}"
         return f"${s}$" if self.tex else s.replace("-", "\u2212")
 
+    def pt(self, v, digits: int = 1) -> str:
+        """Unsigned percentage points (the size of a gap)."""
+        return f"{100 * abs(v):.{digits}f}"
+
     def num(self, n) -> str:
         return f"{int(n):,}"
 
@@ -66,9 +72,6 @@ class _Fmt:
 
     def arrow(self) -> str:
         return r"$\to$" if self.tex else "\u2192"
-
-    def em(self, s: str) -> str:
-        return rf"\emph{{{s}}}" if self.tex else f"*{s}*"
 
 
 def _join(items: list[str]) -> str:
@@ -98,11 +101,13 @@ def is_development_sample(fp: dict | None) -> bool:
     return has_photo_marker(fp) and fp.get("name") == DEV_SAMPLE_NAME
 
 
-def _sizes(f: _Fmt, sizes: dict) -> str:
-    """'48x48 (8,400 images)' for the most common original sizes."""
-    items = sorted(sizes.items(), key=lambda kv: -kv[1])
-    text = _join([f"{f.size(s)} ({f.num(n)} images)" for s, n in items[:3]])
-    return text + (f" and {len(items) - 3} other sizes" if len(items) > 3 else "")
+def _sizes(f: _Fmt, sizes: dict, total: int | None = None) -> str:
+    """'48x48 (8,400 images)' for the three most common original sizes, then how many images have others
+    (`total`: all images, where `sizes` lists only the most common)."""
+    items = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+    shown = [f"{f.size(s)} ({f.num(n)} images)" for s, n in items]
+    rest = (total or sum(sizes.values())) - sum(n for _, n in items)
+    return _join(shown + ([f"{f.num(rest)} images of other sizes"] if rest > 0 else []))
 
 
 def data_sentence(fp: dict | None, fmt: str = "md") -> str:
@@ -114,12 +119,16 @@ def data_sentence(fp: dict | None, fmt: str = "md") -> str:
                 "named; rerun them with the current code.")
     classes = fp.get("classes", [])
     if fp.get("counts"):
-        splits = _join([f"{f.num(sum(c.values()))} {f.t(s)}" for s, c in fp["counts"].items()])
-    else:
-        splits = _join([f"{f.num(n)} in {f.code(s + '/')}" for s, n in fp.get("files", {}).items()])
+        splits = _join([f"{f.num(sum(c.values()))} {f.t(s)}" for s, c in fp["counts"].items()]) + " images"
+    else:  # files per split folder (the tune split is carved out of train/)
+        splits = _join([f"{f.num(n)}{' images' if i == 0 else ''} in {f.code(s + '/')}"
+                        for i, (s, n) in enumerate(fp.get("files", {}).items())])
     text = (f"The numbers come from the dataset {f.code(fp.get('name', '?'))}: {len(classes)} classes "
-            f"({f.codes(classes)}), {splits} images")
-    text += f", original sizes {_sizes(f, fp['image_sizes'])}." if fp.get("image_sizes") else "."
+            f"({f.codes(classes)})" + (f", {splits}" if splits else ""))
+    if fp.get("image_sizes"):
+        text += f", original sizes {_sizes(f, fp['image_sizes'], sum(fp.get('files', {}).values()) or None)}."
+    else:
+        text += "."
     if is_development_sample(fp):
         text += (f" This is the project's development sample, not the course's dataset: a small AffectNet subset "
                  f"whose {f.code('happy')} and {f.code('neutral')} images are mostly FFHQ portraits "
@@ -164,32 +173,41 @@ def preprocessing_findings(stats: dict | None, fmt: str = "md", imbalance: float
                        f"{f.num(vn_hi)} {f.code(vhi)}), so its accuracy weighs the large classes more.")
     sizes = stats.get("image_sizes") or {}
     if sizes:
-        dims = [(tuple(int(v) for v in s.split("x")), n) for s, n in sizes.items()]
-        total = sum(n for _, n in dims)
-        parts = []
-        for model, side in (inputs or INPUTS).items():
-            up = sum(n for (w, h), n in dims if max(w, h) < side) / total
-            down = sum(n for (w, h), n in dims if min(w, h) > side) / total
-            if up >= 0.5:
-                parts.append(f"{f.pct(up, 0)} are upsampled to {model}'s {f.size(f'{side}x{side}')}")
-            elif down >= 0.5:
-                parts.append(f"{f.pct(down, 0)} are downsampled to {model}'s {f.size(f'{side}x{side}')}")
-            else:
-                parts.append(f"{model}'s {f.size(f'{side}x{side}')} upsamples {f.pct(up, 0)} and downsamples "
-                             f"{f.pct(down, 0)} of them")
-        first_up = sum(n for (w, h), n in dims if max(w, h) < min((inputs or INPUTS).values())) / total
-        text = f"The original images are {_sizes(f, sizes)}: {'; '.join(parts)}."
-        if first_up >= 0.5:
-            text += (" Upsampling adds no detail, so geometric augmentation is kept mild: shrinking or cropping "
-                     "the face would remove information the network never gets back.")
-        else:
-            text += " Downsampling keeps all the detail a network of that input size can use."
-        out.append(text)
+        out.append(_resizing(f, sizes, inputs or INPUTS))
     modes = {m: n for m, n in (stats.get("colour_modes") or {}).items() if m != "RGB"}
     if modes:
         out.append("Colour modes other than RGB (" + _join([f"{f.num(n)} {f.t(m)}" for m, n in modes.items()])
                    + ") are converted to RGB.")
     return " ".join(out)
+
+
+def _resizing(f: _Fmt, sizes: dict, inputs: dict) -> str:
+    """Which share of the images each model's input size upsamples, downsamples or leaves as it is."""
+    dims = [(tuple(int(v) for v in s.split("x")), n) for s, n in sizes.items()]
+    total = sum(n for _, n in dims)
+    parts, first = [], None
+    for model, side in inputs.items():
+        share = {"up": sum(n for (w, h), n in dims if max(w, h) <= side and (w, h) != (side, side)) / total,
+                 "down": sum(n for (w, h), n in dims if min(w, h) >= side and (w, h) != (side, side)) / total,
+                 "kept": sum(n for (w, h), n in dims if (w, h) == (side, side)) / total}
+        share["mixed"] = max(0.0, 1 - sum(share.values()))
+        first = first or share
+        words = {"up": "upsamples {}", "down": "downsamples {}", "kept": "keeps {} at their size",
+                 "mixed": "stretches {} (one side up, one down)"}
+        size = f.size(f"{side}x{side}")
+        whole = [k for k, v in share.items() if v > 0.999]
+        if whole:
+            parts.append(f"{model}'s {size} " + words[whole[0]].format("all of them"))
+        else:
+            parts.append(f"{model}'s {size} " + _join([words[k].format(f.pct(v, 0)) for k, v in share.items()
+                                                      if v >= 0.005]))
+    text = f"The original images are {_sizes(f, sizes)}: {'; '.join(parts)}."
+    if first["up"] >= 0.5:
+        text += (" Upsampling adds no detail, so geometric augmentation is kept mild: shrinking or cropping the face "
+                 "would remove information the network never gets back.")
+    elif first["down"] >= 0.5:
+        text += " Downsampling keeps all the detail a network of that input size can use."
+    return text
 
 
 def class_weight_findings(counts: dict | None, fmt: str = "md") -> str:
@@ -244,18 +262,19 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
                 f"{f.pct(train)} on the un-augmented training images, {f.pct(tune)} on tune and {f.pct(val)} on "
                 f"validation. ")
         if gap > overfit_gap:
-            text += (f"The train–validation gap of {f.pts(gap)} points is above the {100 * overfit_gap:g}-point "
+            text += (f"The train–validation gap of {f.pt(gap)} points is above the {100 * overfit_gap:g}-point "
                      f"threshold used here: the network overfits the training faces.")
         elif gap < -overfit_gap:
-            text += (f"Validation is {f.pts(-gap)} points above training accuracy, beyond the "
+            text += (f"Validation is {f.pt(gap)} points above training accuracy, beyond the "
                      f"{100 * overfit_gap:g}-point threshold: the training images are the harder ones here.")
         else:
             text += (f"The train–validation gap of {f.pts(gap)} points is within the "
                      f"{100 * overfit_gap:g}-point threshold used here: no material overfitting at this epoch.")
         text += (f" Tune and validation agree within {100 * agree:g} points, so the tune split is a fair stand-in "
                  f"for validation." if abs(tune - val) <= agree else
-                 f" Tune and validation differ by {f.pts(tune - val)} points, more than {100 * agree:g}, so the "
-                 f"epoch chosen on tune is not necessarily the best on validation.")
+                 f" Tune and validation differ by {f.pt(tune - val)} points ({'tune' if tune > val else 'validation'} "
+                 f"higher), more than {100 * agree:g}, so the epoch chosen on tune is not necessarily the best on "
+                 f"validation.")
         out.append(text)
     epochs = _epochs(history)
     if epochs:
@@ -347,10 +366,10 @@ def comparison_findings(cards: list[dict] | None, fmt: str = "md") -> str:
         if isinstance(vgg.get("macro_f1"), (int, float)) and isinstance(light.get("macro_f1"), (int, float)):
             text += f" (macro-F1 {f.pct(vgg['macro_f1'])} against {f.pct(light['macro_f1'])})"
         if d > AGREE:
-            text += (f": the light VGG gives up {f.pts(d)} points of accuracy for a model {ratio:.0f} times "
+            text += (f": the light VGG gives up {f.pt(d)} points of accuracy for a model {ratio:.0f} times "
                      f"smaller.")
         elif d < -AGREE:
-            text += f": the light VGG is both smaller and more accurate, by {f.pts(-d)} points."
+            text += f": the light VGG is both smaller and more accurate, by {f.pt(d)} points."
         else:
             text += f": within {100 * AGREE:g} points of each other, at a fraction of the cost for the light VGG."
         out.append(text)
@@ -389,9 +408,11 @@ def cam_findings(regions: dict | None, n_classes: int | None = None, fmt: str = 
         lo, hi = min(per, key=per.get), max(per, key=per.get)
         above = [c for c, v in per.items() if v > r[AREA] + tol]
         n = n_classes or len(per)
+        count = (f"all {n}" if len(above) == n else "none of the" + f" {n}" if not above else
+                 f"{len(above)} of the {n}")
         per_class.append(f"{_REGION_NAMES[key]}'s share ranges from {f.pct(per[lo], 0)} ({f.code(lo)}) to "
-                         f"{f.pct(per[hi], 0)} ({f.code(hi)}) and is clearly above its area share for {len(above)} "
-                         f"of the {n} classes" + (f" ({f.codes(above)})" if 0 < len(above) < n else ""))
+                         f"{f.pct(per[hi], 0)} ({f.code(hi)}) and is clearly above its area share for {count} "
+                         f"classes" + (f" ({f.codes(above)})" if 0 < len(above) < n else ""))
     if per_class:
         out.append("Per true class, " + "; ".join(per_class) + ".")
     return " ".join(out)
@@ -442,16 +463,16 @@ def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | N
     """Which changes cleared the tune bar in the screening, which are within noise, which lost."""
     f = _Fmt(fmt)
     t = _table(screen_table)
-    if t is None or len(t) == 0 or "tune \u0394" not in t.columns or baseline not in t.index:
+    if t is None or len(t) == 0 or TUNE_GAIN not in t.columns or baseline not in t.index:
         return f"The screening has not been run on this data yet ({f.t('P5_d')} with {f.code('run_ablation = True')})."
     rows = t.drop(index=baseline)
     p = float(t.loc[baseline, "tune acc."])
-    gains = {r: float(g) for r, g in rows["tune \u0394"].items()}
+    gains = {r: float(g) for r, g in rows[TUNE_GAIN].items()}
     passed = passed_changes(t, min_gain, baseline)
     se = math.sqrt(p * (1 - p) / n_tune) if n_tune else None
     out = [f"The screening tried {len(rows)} changes against the plain model's {f.pct(p)} tune accuracy."]
     if passed:
-        out.append(_join([f"{f.code(r)} ({f.pts(gains[r])} points on tune, {f.pts(float(rows.loc[r, 'val. Δ']))} on "
+        out.append(_join([f"{f.code(r)} ({f.pts(gains[r])} points on tune, {f.pts(float(rows.loc[r, VAL_GAIN]))} on "
                           f"validation)" for r in passed])
                    + f" cleared the bar of {_points(min_gain)} of tune accuracy"
                    + (", so the improved model combines them." if len(passed) > 1 else
@@ -539,9 +560,10 @@ def final_findings(final_table, chosen: list[str] | None = None, fmt: str = "md"
 def passed_changes(screen_table, min_gain: float = MIN_GAIN, baseline: str = "plain") -> list[str] | None:
     """The rows whose tune gain over the baseline exceeds `min_gain`, largest first; None without a table."""
     t = _table(screen_table)
-    if t is None or "tune \u0394" not in t.columns:
+    if t is None or TUNE_GAIN not in t.columns:
         return None
-    return [r for r, g in t["tune \u0394"].sort_values(ascending=False).items() if r != baseline and float(g) > min_gain]
+    gains = t[TUNE_GAIN].sort_values(ascending=False)
+    return [r for r, g in gains.items() if r != baseline and float(g) > min_gain]
 
 
 def ablation_findings(screen_table, final_table, min_gain: float = MIN_GAIN, n_tune: int | None = None,

@@ -1,7 +1,8 @@
-"""`fer report-tables`: turn results/ into the LaTeX tables, macros and figures that the report inputs.
+"""`fer report-tables`: turn a results folder into the LaTeX tables, macros and figures that the report inputs.
 
-No number in the report is typed by hand: each comes from a results/*/*.json file through this module.
-A result that does not exist is written as "not run" with the reason.
+No number in the report is typed by hand: each comes from a json file of the results folder given (and only
+that folder) through this module, and every sentence that states a finding is generated from those numbers by
+findings.py (macros such as \\LightFindings). A result that does not exist is written as "not run" with the reason.
 """
 
 from __future__ import annotations
