@@ -66,4 +66,4 @@ def test_comparison_grid_and_shortcut_summary_on_the_same_faces(tiny_dataset):
     plt.close(fig)
     summary = shortcut_summary(other, data)
     assert 0 <= summary["border"] <= 1 and 0 <= summary["accuracy_fp32"] <= 1
-    assert summary["ffhq_other_classes"] == 0 and summary["ffhq_other_predicted_happy_neutral"] is None
+    assert not any("ffhq" in k for k in summary)  # no photo-style check on data without FFHQ files

@@ -3,6 +3,8 @@
 and nothing of the development sample's results read anywhere."""
 
 import json
+import shutil
+import zipfile
 
 import nbformat
 import pytest
@@ -11,8 +13,13 @@ import torchvision
 
 from course_fixture import CLASSES, make_course_dataset
 from facial_expression.cli import main
-from facial_expression.config import SAMPLE_RESULTS_DIR
+from facial_expression.config import PROJ_ROOT, SAMPLE_RESULTS_DIR
 from facial_expression.notebooks import NOTEBOOKS, run_notebooks
+from facial_expression.report import build_pdf, write_report_inputs
+from facial_expression.submission import build_submission, pdf_text
+
+needs_tex = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
+                               reason="latexmk/pdftotext not installed (.ci/run installs them)")
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +88,53 @@ def test_notebooks_on_course_shaped_data_never_read_the_sample(course_run, cours
     everything = "\n".join(texts.values())
     assert "FFHQ" not in everything and "ffhq" not in everything.lower()
     assert str(SAMPLE_RESULTS_DIR) not in everything and "affectnet7" not in everything
+
+
+def test_notebooks_give_the_same_numbers_as_the_cli(course_run, course_data, tmp_path):
+    results, _ = course_run
+    assert main(["train", "--data", str(course_data), "--epochs", "1", "--max-batches", "2",
+                 "--out", str(tmp_path / "cli")]) == 0
+    nb_hist = json.loads((results / "light_vgg" / "history.json").read_text())["epochs"]
+    cli_hist = json.loads((tmp_path / "cli" / "history.json").read_text())["epochs"]
+    for key in ("train_loss", "tune_loss", "validation_loss", "validation_accuracy"):
+        assert nb_hist[0][key] == cli_hist[0][key], key
+    nb_metrics = json.loads((results / "light_vgg" / "metrics.json").read_text())
+    cli_metrics = json.loads((tmp_path / "cli" / "metrics.json").read_text())
+    assert nb_metrics["confusion_matrix"] == cli_metrics["confusion_matrix"]
+
+
+@needs_tex
+def test_report_and_submission_from_the_course_run(course_run, course_data, tmp_path):
+    results, written = course_run
+    project = tmp_path / "project"
+    for name in ("src", "report", "data"):
+        shutil.copytree(PROJ_ROOT / name, project / name, ignore=shutil.ignore_patterns(
+            "__pycache__", "*.aux", "*.log", "*.fls", "*.fdb_latexmk", "*.toc", "*.out", "report.pdf"))
+    for name in ("pyproject.toml", "requirements.txt", "README.md"):
+        shutil.copy(PROJ_ROOT / name, project / name)
+    (project / "notebooks").mkdir()
+    for nb in written:  # the executed notebooks of this run, as a student hands them in
+        shutil.copy(nb, project / "notebooks" / nb.name)
+    shutil.copytree(results, project / "results")
+    write_report_inputs(project / "results", project / "report")
+    build_pdf(project / "report")
+    text = " ".join(pdf_text(project / "report" / "report.pdf"))
+    text = " ".join(text.split())
+    for word in ("FFHQ", "affectnet7", "development sample"):
+        assert word not in text, word
+    assert "Smoke run" in text and "8 classes (angry, contempt, disgust" in text
+    for fig in ("vgg_history.pdf", "vgg_roc_validation.pdf", "vgg_confusion_counts.pdf", "light_history.pdf"):
+        assert (project / "report" / "figures" / fig).exists(), fig
+    assert (project / "report" / "generated" / "settings_vgg16_transfer.tex").exists()
+    for table in ("split_stats.tex", "per_class_light_vgg.tex"):
+        rows = [l for l in (project / "report" / "generated" / table).read_text().splitlines()
+                if l.split(" & ")[0].strip() in CLASSES]
+        assert len(rows) == 8, table
+    # the hand-in: the course run's notebooks and report, zipped, and rerun from the zip alone
+    zip_path = build_submission(project, out_dir=tmp_path / "dist", allow_placeholder=True, rerun=True,
+                                data=str(course_data))
+    with zipfile.ZipFile(zip_path) as z:
+        assert len([n for n in z.namelist() if n.startswith("notebooks/")]) == 4
 
 
 def test_a_fresh_runtime_that_opens_only_p5_d_trains_p5_c_first(course_data, tmp_path):

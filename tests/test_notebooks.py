@@ -1,39 +1,11 @@
-"""The four notebooks run top to bottom in smoke mode, and give the same numbers as the CLI."""
+"""The notebook runner: paths resolved before the kernels start, failures in one line, outputs kept.
 
-import json
+The four notebooks themselves run in tests/test_course_path.py, on a course-shaped dataset."""
 
 import nbformat
 import pytest
 
-from facial_expression.cli import main
-from facial_expression.notebooks import NOTEBOOKS, run_notebooks
-
-
-@pytest.mark.slow
-def test_notebooks_smoke_run_and_match_the_cli(real_data, tmp_path):
-    out = tmp_path / "smoke"
-    written = run_notebooks(NOTEBOOKS, {"data": str(real_data)}, smoke=True, output_dir=out)
-    assert [p.stem for p in written] == list(NOTEBOOKS)
-    for path in written:
-        nb = nbformat.read(path, as_version=4)
-        code = [c for c in nb.cells if c.cell_type == "code"]
-        assert all(c.execution_count is not None for c in code), path.name
-        assert not [o for c in code for o in c.outputs if o.output_type == "error"], path.name
-        text = "".join(o.get("text", "") for c in code for o in c.outputs)
-        assert "SMOKE RUN" in text, path.name
-    assert (out / "results" / "light_vgg" / "cam" / "cam_wrong.png").exists()
-
-    # No silent copies: the CLI with the notebook's settings gives the same numbers.
-    cli_out = tmp_path / "cli"
-    assert main(["train", "--data", str(real_data), "--epochs", "1", "--max-batches", "2",
-                 "--out", str(cli_out)]) == 0
-    nb_hist = json.loads((out / "results" / "light_vgg" / "history.json").read_text())["epochs"]
-    cli_hist = json.loads((cli_out / "history.json").read_text())["epochs"]
-    for key in ("train_loss", "tune_loss", "validation_loss", "validation_accuracy"):
-        assert nb_hist[0][key] == cli_hist[0][key], key
-    nb_metrics = json.loads((out / "results" / "light_vgg" / "metrics.json").read_text())
-    cli_metrics = json.loads((cli_out / "metrics.json").read_text())
-    assert nb_metrics["confusion_matrix"] == cli_metrics["confusion_matrix"]
+from facial_expression.notebooks import run_notebooks
 
 
 def _notebook(path, *cells):
@@ -58,3 +30,24 @@ def test_a_failing_cell_is_one_line_and_keeps_the_committed_notebook(tmp_path, m
     with pytest.raises(FERError, match=r"^bad: cell In\[3\] failed: ValueError: no dataset here \(bad.ipynb is unchanged"):
         run_notebooks(["bad"])
     assert (tmp_path / "bad.ipynb").read_text() == before
+
+
+def test_badges_and_repo_url_come_from_one_place(tmp_path, monkeypatch):
+    import shutil
+    from facial_expression import notebooks
+    from facial_expression.config import PROJ_ROOT
+    from facial_expression.errors import FERError
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PROJ_ROOT / name, tmp_path / name)
+    shutil.copytree(PROJ_ROOT / "notebooks", tmp_path / "notebooks")
+    monkeypatch.setattr(notebooks, "PROJ_ROOT", tmp_path)
+    monkeypatch.setattr(notebooks, "NOTEBOOKS_DIR", tmp_path / "notebooks")
+    with pytest.raises(FERError, match="not a GitHub repository URL"):
+        notebooks.write_badges("git@github.com:ada/fer.git")
+    notebooks.write_badges("https://github.com/ada/fer.git")
+    assert notebooks.repository_url(tmp_path / "pyproject.toml") == "https://github.com/ada/fer"
+    url = "https://colab.research.google.com/github/ada/fer/blob/main/notebooks/P5_d_cam.ipynb"
+    assert url in (tmp_path / "README.md").read_text()
+    nb = nbformat.read(tmp_path / "notebooks" / "P5_d_cam.ipynb", as_version=4)
+    assert url in nb.cells[0].source and nb.cells[0].source.count("colab-badge") == 1
+    assert 'repo_url = "https://github.com/ada/fer.git"' in nb.cells[1].source

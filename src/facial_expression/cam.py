@@ -215,11 +215,16 @@ def photo_style_summary(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray
 
 
 def shortcut_summary(model, data: ImageSet, max_batches: int | None = None) -> dict:
-    """Where the predicted-class maps of every face lie (border, eyes, mouth) and the photo-style check."""
+    """Where the predicted-class maps of every face lie (border, eyes, mouth), and the photo-style check
+    where the data has FFHQ files."""
     probs, labels = predict(model, data, max_batches=max_batches)
     preds = probs.argmax(1)
     cams = compute_cams(model, to_unit_float(data.images[:len(labels)]), preds.tolist())
-    return {**region_shares(cams), **photo_style_summary(data.paths[:len(labels)], labels, preds, data.classes),
+    paths = data.paths[:len(labels)]
+    # the photo-style check only where the data has a second photo source (the sample's ffhq_* files)
+    style = photo_style_summary(paths, labels, preds, data.classes) if any(
+        Path(p).name.startswith("ffhq") for p in data.paths) else {}
+    return {**region_shares(cams), **style,
             "accuracy_fp32": float((preds == labels).mean())}  # fp32 here; metrics.json used the run's autocast
 
 

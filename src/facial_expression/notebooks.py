@@ -160,12 +160,13 @@ def _mount_drive_if_needed(*paths) -> None:
 
 
 def setup_notebook(data=None, results=None, seed: int = 0, amp: str = "auto", smoke: bool = False,
-                   model: str = "light-vgg") -> tuple[Path, Path]:
+                   model: str = "light-vgg", classes=None) -> tuple[Path, Path]:
     """The environment cell of every notebook: Drive, seeds, plots, the dataset and results folders,
     and what runs where (GPU, torch, the mixed-precision choice and an estimated time per epoch)."""
     import matplotlib.pyplot as plt
     from .data import find_data_root, resolve_layout
     from .models import build_model, estimate_epoch_seconds
+    from .models.cost import SUSTAINED_TFLOPS
     from .plots import apply_style
     from .runtime import describe_hardware, pick_device, seed_everything
     RESULTS = results_dir(results)
@@ -176,16 +177,18 @@ def setup_notebook(data=None, results=None, seed: int = 0, amp: str = "auto", sm
     device = pick_device()
     hw = describe_hardware(device, amp)
     DATA = find_data_root(data)
-    layout = resolve_layout(DATA)
+    layout = resolve_layout(DATA, classes)
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows = {"platform": cloud_platform() or platform.platform(), "python": platform.python_version(), **hw,
             "dataset": f"{DATA} ({len(layout.classes)} classes: {', '.join(layout.classes)})",
             "results": f"{RESULTS}" + ("  (kept after the runtime ends)" if cloud_platform() else "")}
-    n_train = sum(len(list((layout.train_dir / f).iterdir())) for f in getattr(layout, "folders", layout.classes))
-    gpu = hw.get("device_name", "") if device.type == "cuda" else "cpu"
-    est = estimate_epoch_seconds(build_model(model, len(layout.classes), **({"weights": None} if model == "vgg16"
-                                                                           else {})), n_train, gpu)
-    rows["epoch estimate"] = f"~{est:.0f} s per epoch of {n_train:,} images ({model}; an estimate from FLOPs)"
+    n_train = sum(len(list((layout.train_dir / f).iterdir())) for f in layout.folders)
+    known = [k for k in SUSTAINED_TFLOPS if k != "cpu" and k.lower() in hw["device"].lower()]
+    gpu = "cpu" if device.type != "cuda" else (known[0] if known else "T4")
+    net = build_model(model, len(layout.classes), **({"weights": None} if model == "vgg16" else {}))
+    est = estimate_epoch_seconds(net, n_train, gpu)
+    rows["epoch estimate"] = (f"~{est:.0f} s of arithmetic per epoch of {n_train:,} images ({model} on "
+                              f"{'a ' + gpu if gpu != 'cpu' else 'this CPU'}; an estimate from FLOPs, not a measurement)")
     for key, value in rows.items():
         print(f"{key:15s} {value}")
     if smoke:

@@ -58,7 +58,7 @@ def _macro(name: str, value) -> str:
 def experiment_macros(prefix: str, out_dir: Path) -> list[str]:
     """Validation metrics of one experiment as macros, or 'not run'."""
     m = _load(out_dir / "metrics.json")
-    if m is None or m.get("max_batches"):
+    if m is None:
         reason = f"{NOT_RUN} (no results in {out_dir.relative_to(out_dir.parents[1])})"
         return [_macro(f"{prefix}{k}", reason) for k in
                 ("Accuracy", "MacroFone", "MacroAUC", "Kappa", "Epochs", "BestEpoch", "WallMin", "Device",
@@ -228,6 +228,10 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     light, vgg = results / "light_vgg", results / "vgg16_transfer"
     macros = (experiment_macros("Light", light) + experiment_macros("Vgg", vgg)
               + experiment_macros("Improved", results / "light_vgg_improved"))
+    smoke = [p.parent.name for p in sorted(results.glob("*/metrics.json")) if (_load(p) or {}).get("max_batches")]
+    macros.append(_raw("SmokeNote", rf"\textbf{{Smoke run: {tex_escape(', '.join(smoke))} trained on a few batches "
+                                    r"only, to test the pipeline; every number and finding from it is meaningless.}"
+                       if smoke else ""))
     stats = _load(results / "preprocessing" / "split_stats.json") or _load(light / "split_stats.json")
     fp = _dataset(results, stats)
     macros += [_flag("HasFfhq", findings.has_photo_marker(fp)),
