@@ -45,3 +45,18 @@ def test_runs_on_other_data_are_left_out_with_one_line(tmp_path, capsys):
     assert "left out" in capsys.readouterr().out
     table = seeds_table({"plain": runs})
     assert table.loc["plain", "seeds"] == "0, 2" and table.loc["plain", "val. acc. mean"] == pytest.approx(0.6)
+
+
+def test_p5_d_refuses_a_model_of_other_data_and_trains_a_missing_one(tiny_dataset, tmp_path, capsys):
+    from facial_expression.config import TrainConfig
+    from facial_expression.experiment import trained_model
+    cfg = TrainConfig(data=str(tiny_dataset), out=str(tmp_path / "light_vgg"), epochs=1, batch_size=8,
+                      input_size=32, max_batches=1, amp="off")
+    model, ckpt = trained_model(cfg, "P5_c's LightVGG", progress=False)  # missing: trained first
+    assert "training it now" in capsys.readouterr().out and ckpt["classes"] == ["angry", "happy", "sad"]
+    trained_model(cfg, "P5_c's LightVGG", progress=False)
+    assert "using P5_c's LightVGG" in capsys.readouterr().out
+    other = shutil.copytree(tiny_dataset, tmp_path / "other")  # the same class names, other faces
+    (other / "validation" / "sad" / "sad_0.jpg").unlink()
+    with pytest.raises(DataError, match="P5_c's LightVGG in .* was trained on other data: the image files differ"):
+        trained_model(TrainConfig(**{**cfg.to_dict(), "data": str(other)}), "P5_c's LightVGG", progress=False)

@@ -72,9 +72,9 @@ def _absolute(params: dict) -> dict:
     """Paths given relative to where the command runs, made absolute: each notebook runs in notebooks/."""
     out = dict(params)
     for key in PATH_PARAMS:
-        if isinstance(out.get(key), str) and out[key] and not out[key].lower() in ("none", "imagenet"):
-            if not out[key].startswith("/content/") and not Path(out[key]).expanduser().is_absolute():
-                out[key] = str(Path(out[key]).expanduser().resolve())
+        value = out.get(key)
+        if isinstance(value, str) and value.lower() not in ("", "none", "imagenet"):
+            out[key] = str(Path(value).expanduser().resolve())
     for var in ("FER_DATA", "FER_RESULTS", "FER_CACHE", "FER_VGG16_WEIGHTS"):
         if os.environ.get(var) and not Path(os.environ[var]).expanduser().is_absolute():
             os.environ[var] = str(Path(os.environ[var]).expanduser().resolve())
@@ -148,6 +148,8 @@ def results_dir(results: str | None) -> Path:
     else $FER_RESULTS or the repository's results/. The cloud defaults outlive the runtime."""
     if results:
         return Path(results).expanduser()
+    if os.environ.get("FER_RESULTS"):
+        return RESULTS_DIR
     return {"colab": COLAB_RESULTS, "kaggle": KAGGLE_RESULTS}.get(cloud_platform(), RESULTS_DIR)
 
 
