@@ -11,7 +11,7 @@ setup:   ## everything the main job needs; TeX through apt-get as root or with s
 	python3 -m venv .venv
 	.venv/bin/python -m pip install -q --upgrade pip
 	.venv/bin/python -m pip install -q -r requirements.txt
-	.venv/bin/python -m ipykernel install --user --name python3 >/dev/null
+	.venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null  # this venv's kernel, not the user's
 	@if command -v latexmk >/dev/null && command -v pdftotext >/dev/null; then echo "TeX: found"; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX) >/dev/null; \

@@ -5,7 +5,7 @@ The four notebooks themselves run in tests/test_course_path.py, on a course-shap
 import nbformat
 import pytest
 
-from facial_expression.notebooks import run_notebooks
+from facial_expression.notebooks import NOTEBOOKS, run_notebooks
 
 
 def _notebook(path, *cells):
@@ -27,6 +27,11 @@ def test_a_failing_cell_is_one_line_and_keeps_the_committed_notebook(tmp_path, m
     written = run_notebooks(["ok"], {"data": "relative/folder"})
     out = nbformat.read(written[0], as_version=4).cells[-1].outputs[0]["text"]  # after papermill's injected cell
     assert out.strip() == str(tmp_path / "relative" / "folder")  # resolved before the kernel ran in notebooks/
+    # papermill's injected cell becomes a markdown record: as code it would override a later Run all
+    cells = nbformat.read(written[0], as_version=4).cells
+    assert not [c for c in cells if c.cell_type == "code" and "injected-parameters" in c.metadata.get("tags", [])]
+    assert [c.source for c in cells if "parameters-record" in c.metadata.get("tags", [])] == [
+        f'*Executed by `fer notebooks` with these parameters:*\n\n```python\ndata = "{tmp_path}/relative/folder"\n```']
     with pytest.raises(FERError, match=r"^bad: cell In\[3\] failed: ValueError: no dataset here \(bad.ipynb is unchanged"):
         run_notebooks(["bad"])
     assert (tmp_path / "bad.ipynb").read_text() == before
@@ -51,3 +56,12 @@ def test_badges_and_repo_url_come_from_one_place(tmp_path, monkeypatch):
     nb = nbformat.read(tmp_path / "notebooks" / "P5_d_cam.ipynb", as_version=4)
     assert url in nb.cells[0].source and nb.cells[0].source.count("colab-badge") == 1
     assert 'repo_url = "https://github.com/ada/fer.git"' in nb.cells[1].source
+
+
+def test_committed_notebooks_have_no_code_that_overrides_their_parameters():
+    from facial_expression.notebooks import NOTEBOOKS_DIR
+    for name in NOTEBOOKS:
+        nb = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert "parameters" in code[0].metadata.get("tags", []), name
+        assert not [c for c in code if "injected-parameters" in c.metadata.get("tags", [])], name

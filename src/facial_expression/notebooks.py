@@ -116,9 +116,33 @@ def run_notebooks(names=NOTEBOOKS, params: dict | None = None, smoke: bool = Fal
             raise FERError(f"{name}: cell In[{e.exec_count or e.cell_index}] failed: {e.ename}: "
                            f"{evalue[-1] if evalue else ''} ({dst.name} is unchanged; the failed run is in "
                            f"{tmp})") from None
+        _record_parameters(tmp)
         os.replace(tmp, dst)
         written.append(dst)
     return written
+
+
+def _record_parameters(path: Path) -> None:
+    """Turn papermill's injected-parameters code cell into a markdown record of the parameters.
+
+    Left as code, it would silently override the parameters cell the next time someone presses Run all
+    (in Jupyter, Colab or Kaggle, where papermill does not replace it).
+    """
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if "parameters-record" in tags:
+            continue  # the record of an earlier run
+        if cell.cell_type == "code" and "injected-parameters" in tags:
+            body = "\n".join(l for l in cell.source.splitlines() if l.strip() and not l.startswith("#"))
+            cell = nbformat.v4.new_markdown_cell(
+                f"*Executed by `fer notebooks` with these parameters:*\n\n```python\n{body}\n```",
+                metadata={"tags": ["parameters-record"]})
+        cells.append(cell)
+    nb.cells = cells
+    nbformat.write(nb, path)
 
 
 def zip_outputs(results: str | Path, notebooks: list[Path], zip_path: str | Path) -> Path:
