@@ -15,7 +15,7 @@ import torch
 
 from .config import RESULTS_DIR, TrainConfig
 from .errors import DataError
-from .data import (ImageSet, Splits, load_folder, load_for_checkpoint, load_splits, resolve_eval_folder, resolve_layout,
+from .data import (ImageSet, Splits, load_for_checkpoint, load_splits, resolve_eval_folder, resolve_layout,
                    split_statistics)
 from .data.fingerprint import check_same_dataset, dataset_fingerprint, describe, run_fingerprint
 from .evaluation import compute_metrics, measure_latency, predict, report_text, save_json

@@ -10,7 +10,6 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from .config import NOTEBOOKS_DIR, PROJ_ROOT, RESULTS_DIR, TrainConfig
 from .errors import FERError
