@@ -58,6 +58,6 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     f1 = ablation.per_class_f1({"plain": [done[0], done[2]]})
     assert list(f1.index) == ["angry", "happy", "sad"]
     markdown = ablation.ablation_markdown(tmp_path / "results")  # the screening only: no final runs yet
-    assert "| `plain` | the paper's LightVGG (P5_c) |" in markdown and "±" not in markdown
+    assert "| `plain` | the paper's LightVGG, as in part (c) |" in markdown and "±" not in markdown
     with pytest.raises(FERError, match="no finished runs"):
         ablation.screening_table(tmp_path / "nothing")

@@ -59,7 +59,7 @@ def test_comparison_grid_and_shortcut_summary_on_the_same_faces(tiny_dataset):
     probs, labels = predict(plain, data)
     picks = select_samples(labels, probs, per_class=1)
     fig = comparison_grid({"plain": plain, "improved": other}, data, picks)
-    assert fig.axes[0].get_title().startswith("true ") and len(fig.axes) == 3 * len(picks)
+    assert fig.axes[0].get_title().startswith("true\n") and len(fig.axes) == 3 * len(picks)
     plt.close(fig)
     fig = comparison_grid({"plain": plain, "improved": other}, data, picks, groups=2)
     assert len(fig.axes) == 6 * -(-len(picks) // 2)

@@ -47,8 +47,8 @@ def test_real_data_train_evaluate_cam_smoke(real_data, tmp_path):
     assert main(["train", "--data", str(real_data), "--epochs", "1", "--max-batches", "3",
                  "--out", str(run)]) == 0
     for name in ("config.json", "history.json", "metrics.json", "best.pt", "last.pt", "split_stats.json",
-                 "figures/history.png", "figures/roc_validation.png", "figures/confusion_counts.png",
-                 "figures/confusion_normalised.pdf"):
+                 "figures/history.png", "figures/roc_validation.png", "figures/confusion.png",
+                 "figures/confusion.pdf"):
         assert (run / name).exists(), name
     metrics = json.loads((run / "metrics.json").read_text())
     assert {"accuracy", "macro_f1", "macro_auc", "classes", "confusion_matrix", "per_class"} <= set(metrics)

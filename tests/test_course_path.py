@@ -123,7 +123,7 @@ def test_report_and_submission_from_the_course_run(course_run, course_data, tmp_
     for word in ("FFHQ", "affectnet7", "development sample"):
         assert word not in text, word
     assert "Smoke run" in text and "8 classes (angry, contempt, disgust" in text
-    for fig in ("vgg_history.pdf", "vgg_roc_validation.pdf", "vgg_confusion_counts.pdf", "light_history.pdf"):
+    for fig in ("vgg_history.pdf", "vgg_roc_validation.pdf", "vgg_confusion.pdf", "light_history.pdf"):
         assert (project / "report" / "figures" / fig).exists(), fig
     assert (project / "report" / "generated" / "settings_vgg16_transfer.tex").exists()
     for table in ("split_stats.tex", "per_class_light_vgg.tex"):

@@ -60,7 +60,8 @@ def metrics(classes, train=0.70, tune=0.61, val=0.60, best=20, epochs=30, f1=Non
                           for c in classes},
             "best_epoch": best, "epochs_run": epochs, "wall_seconds": 600.0, "device": "cpu", "amp": None,
             "max_batches": None, "parameters": {"total": 3_744_664, "trainable": 3_744_664, "frozen": 0},
-            "splits": {"train": {"accuracy": train}, "tune": {"accuracy": tune}, "validation": {"accuracy": val}},
+            "splits": {s: {"accuracy": a, "n": 200 * len(classes), "confusion_matrix": confusion(classes, pairs=pairs)}
+                       for s, a in (("train", train), ("tune", tune), ("validation", val))},
             "dataset": fp if fp is not None else fingerprint(classes)}
 
 
@@ -110,9 +111,9 @@ def screen_table(gains, plain=0.50):
 
 def seeds(plain, improved, std=0.005):
     """A seeds table as ablation.final_summary returns it (strings 'mean ± std')."""
-    return pd.DataFrame({"seeds": {"plain (P5_c)": "0, 1", "improved": "0, 1"},
-                         "parameters": {"plain (P5_c)": "3,744,664", "improved": "3,747,000"},
-                         "val. acc.": {"plain (P5_c)": f"{plain:.4f} ± {std:.4f}",
+    return pd.DataFrame({"seeds": {"plain (part c)": "0, 1", "improved": "0, 1"},
+                         "parameters": {"plain (part c)": "3,744,664", "improved": "3,747,000"},
+                         "val. acc.": {"plain (part c)": f"{plain:.4f} ± {std:.4f}",
                                        "improved": f"{improved:.4f} ± {std:.4f}"}})
 
 

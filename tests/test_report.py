@@ -98,14 +98,29 @@ def test_report_inputs_of_course_data_say_nothing_of_the_sample(tmp_path):
     assert macro(gen, "ArchNumClasses") == "8" and macro(gen, "ArchParams") == "3,744,664"
     assert r"\texttt{contempt}" in macro(gen, "DataSentence")
     assert "imbalance ratio" in macro(gen, "PreprocessingFindings")
-    assert "Run P5\\_b on a machine with internet access" in macro(gen, "VggFindings")
+    assert "No VGG16 results exist for this data yet" in macro(gen, "VggFindings")
+    assert "GFLOPs" in macro(gen, "VggCost") and "minutes on a T4" in macro(gen, "VggCost")
     assert "screening has not been run" in macro(gen, "ScreenFindings")
     for table in ("split_stats.tex", "per_class_light_vgg.tex", "cam_regions.tex"):
         rows = [line for line in (gen / table).read_text().splitlines() if line.split(" & ")[0] in CLASSES8]
         assert len(rows) == 8, table
     # nothing of the results the copied report was last built from survives
     assert not (gen / "photo_style.tex").exists() and not (gen / "ablation_screen.tex").exists()
-    assert not (work / "figures" / "cam_correct.png").exists()
+    assert not (work / "figures" / "cam_correct.pdf").exists()
+
+
+def assert_print_ready(pdf_path):
+    """No text below 8 pt at printed size (figures are drawn at print size), and no snake_case identifier
+    outside typewriter type (code)."""
+    import re
+    import pdfplumber
+    with pdfplumber.open(pdf_path) as pdf:
+        for number, page in enumerate(pdf.pages, 1):
+            small = {(round(c["size"], 1), c["text"]) for c in page.chars if c["upright"] and c["size"] < 7.95}
+            assert not small, f"page {number}: text below 8 pt: {sorted(small)[:10]}"
+            for w in page.extract_words(extra_attrs=["fontname"]):
+                if re.search(r"[a-z0-9]_[a-z0-9]", w["text"], re.I):
+                    assert re.search(r"tt\d|mono", w["fontname"], re.I), f"page {number}: {w['text']} ({w['fontname']})"
 
 
 @needs_tex
@@ -117,14 +132,16 @@ def test_report_of_course_data_builds_and_reads_right(tmp_path, vgg):
     text = " ".join(" ".join(pages).split())
     for word in SAMPLE_WORDS:
         assert word not in text, word
-    assert "validation accuracy of 0.6000" in text and "8 classes (angry, contempt, disgust" in text
+    assert "validation accuracy of 60.0 % (± 1.2, one standard error over 1,600 images)" in text and "8 classes (angry, contempt, disgust" in text
     assert "has no internet" not in text
     if vgg:  # (b) with its result, settings and analysis; the comparison quotes both accuracies
-        assert "validation accuracy of 0.6500" in text and "Settings of the VGG16 transfer run" in text
+        assert "validation accuracy of 65.0 %" in text and "Settings of the VGG16 transfer run" in text
         assert "VGG16 transfer reaches 65.0 % validation accuracy" in text
         assert "VGG16 transfer has not been run" not in text and "(b) has not been run" not in text
     else:
-        assert "VGG16 transfer has not been run on this data" in text and "Run P5_b on a machine" in text
+        assert "No VGG16 results exist for this data yet" in text and "Expected cost." in text
+        assert "Settings of the VGG16 transfer run: those P5_b uses by default" in text
+    assert_print_ready(work / "report.pdf")
 
 
 @needs_tex
@@ -141,7 +158,8 @@ def test_report_builds_cleanly_and_shows_the_saved_results(tmp_path):
     for i, page in enumerate(pages):  # the student's name and ID in the header of every page
         assert re.search(header_pattern(), page.splitlines()[0] if page.strip() else ""), i
     if macro(work / "generated", "LightRan") == "1":
-        assert f"validation accuracy of {macro(work / 'generated', 'LightAccuracy')}" in " ".join(text.split())
+        acc = macro(work / "generated", "LightAccuracy").replace("\\%", "%")
+        assert f"validation accuracy of {acc}" in " ".join(text.split())
 
 
 @needs_tex
@@ -149,9 +167,9 @@ def test_committed_pdf_matches_the_results():
     pdf, gen = REPORT_DIR / "report.pdf", REPORT_DIR / "generated"
     if not pdf.exists() or not (gen / "macros.tex").exists() or macro(gen, "LightRan") != "1":
         pytest.skip("no committed report of a light VGG run")
-    acc = macro(gen, "LightAccuracy")
-    saved = [f"{json.loads(p.read_text())['accuracy']:.4f}"
+    acc = macro(gen, "LightAccuracy").replace("\\%", "%")
+    saved = [f"{100 * json.loads(p.read_text())['accuracy']:.1f} %"
              for p in (RESULTS_DIR / "light_vgg" / "metrics.json", SAMPLE_RESULTS_DIR / "light_vgg" / "metrics.json")
              if p.exists()]
-    assert acc in saved  # the report was generated from one of the results folders
+    assert acc.split(" (")[0] in saved  # the report was generated from one of the results folders
     assert f"validation accuracy of {acc}" in " ".join("\n".join(pdf_pages(pdf)).split())

@@ -18,11 +18,12 @@ from .config import TrainConfig
 from .data.fingerprint import mismatch, run_fingerprint
 from .errors import FERError
 
+PLAIN = "plain (part c)"  # the plain LightVGG's row in the final tables
 PARAM_BUDGET = 3_750_000  # the paper's LightVGG budget (Hewitt & Gunes 2018)
 
 # row name -> (what changes, TrainConfig overrides on top of the plain LightVGG of P5_c)
 CHANGES: dict[str, tuple[str, dict]] = {
-    "plain": ("the paper's LightVGG (P5_c)", {}),
+    "plain": ("the paper's LightVGG, as in part (c)", {}),
     "batch_norm": ("batch-norm after every conv and dense layer", {"batch_norm": True}),
     "gaussian_dropout": ("Gaussian dropout 0.2 after each pool", {"gaussian_dropout": 0.2}),
     "class_weights": ("class-balanced (inverse-frequency) loss", {"class_weights": True}),
@@ -207,7 +208,7 @@ def study_dirs(results: str | Path) -> dict[str, Path]:
 def final_groups(results: str | Path) -> dict[str, list[Path]]:
     """The two models of the final comparison and their run folders (seed 0, seed 1)."""
     d = study_dirs(results)
-    return {"plain (P5_c)": [d["plain"], d["final"] / "plain_seed1"],
+    return {PLAIN: [d["plain"], d["final"] / "plain_seed1"],
             "improved": [d["improved"], d["final"] / "improved_seed1"]}
 
 
@@ -229,11 +230,11 @@ def screening_summary(root: str | Path) -> pd.DataFrame | None:
         return None
     t = screening_table(root)
     gain = lambda v: f"{100 * v:+.1f}"  # noqa: E731
-    df = pd.DataFrame({"change": t["change"], "parameters": t["parameters"].map(lambda v: f"{v / 1e6:.3f}M"),
-                       "CPU ms": t["CPU ms"].map(lambda v: f"{v:.1f}"), "tune %": t["tune acc."].map(_pct),
-                       "tune gain": t["tune Δ"].map(gain), "val. %": t["val. acc."].map(_pct),
-                       "val. gain": t["val. Δ"].map(gain), "val. +flip %": t["val. acc. +flip"].map(_pct),
-                       "val. F1 %": t["val. macro-F1"].map(_pct),
+    df = pd.DataFrame({"change": t["change"], "M params": t["parameters"].map(lambda v: f"{v / 1e6:.3f}"),
+                       "latency": (t["CPU ms"] / t["CPU ms"].iloc[0]).map(lambda v: f"{v:.2f}×"),
+                       "tune": t["tune acc."].map(_pct), "tune Δ": t["tune Δ"].map(gain),
+                       "val.": t["val. acc."].map(_pct), "val. Δ": t["val. Δ"].map(gain),
+                       "val. flip": t["val. acc. +flip"].map(_pct), "val. F1": t["val. macro-F1"].map(_pct),
                        "val. AUC": t["val. macro-AUC"].map(lambda v: f"{v:.3f}")})
     df.index.name = "row"
     return df
@@ -249,8 +250,8 @@ def final_summary(results: str | Path) -> pd.DataFrame | None:
                         "val. acc. +flip", "val. macro-F1", "val. macro-AUC") if c in t.columns]
     t = t[cols].copy()
     t["parameters"] = t["parameters"].map(lambda v: f"{int(v):,}")
-    t["CPU ms"] = t["CPU ms"].map(lambda v: f"{v:.1f}")
-    return t
+    t["CPU ms"] = (t["CPU ms"] / t["CPU ms"].iloc[0]).map(lambda v: f"{v:.2f}×")
+    return t.rename(columns={"CPU ms": "latency"})
 
 
 def ablation_markdown(results: str | Path) -> str:

@@ -53,16 +53,18 @@ def equivariance_demo(size: int = 48, kernel: int = 5, shift: tuple[int, int] = 
 def equivariance_figure(demo: dict):
     """Input, shifted input, and |f(Tx) - T f(x)| for conv, and for conv + pool (shift 2 and 1)."""
     import matplotlib.pyplot as plt
-    panels = [("input x", demo["input"]), ("T x (shift 3, 5)", demo["shifted"]),
-              ("conv: |f(Tx) - T f(x)|", demo["error_conv"]),
-              ("conv+pool, shift 2", demo["error_pool_even"]), ("conv+pool, shift 1", demo["error_pool_odd"])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(13, 2.9))
-    for ax, (title, img) in zip(axes, panels):
-        im = ax.imshow(img.numpy(), cmap="magma")
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
+    from .plots import STYLE, TEXT_WIDTH
+    panels = [("input x", demo["input"]), ("T x\n(shift 3, 5)", demo["shifted"]),
+              ("conv\n|f(Tx) − T f(x)|", demo["error_conv"]),
+              ("conv + pool\nshift 2", demo["error_pool_even"]), ("conv + pool\nshift 1", demo["error_pool_odd"])]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(TEXT_WIDTH, 1.9))
+        for ax, (title, img) in zip(axes, panels):
+            im = ax.imshow(img.numpy(), cmap="magma")
+            ax.set_title(title)
+            ax.axis("off")
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+        fig.tight_layout(pad=0.2, w_pad=0.3)
     return fig
 
 

@@ -11,11 +11,11 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from .checkpoint import load_checkpoint
 from .data import ImageSet, load_for_checkpoint, to_unit_float
 from .evaluation import predict, save_json
-from .plots import save_figure
+from .plots import TEXT_WIDTH, save_figure, styled
 from .runtime import pick_device
-from .training import load_checkpoint
 
 
 def select_samples(y_true: np.ndarray, probs: np.ndarray, per_class: int = 2) -> list[dict]:
@@ -61,6 +61,7 @@ def overlay(image: torch.Tensor, mask: np.ndarray, weight: float = 0.55) -> np.n
     return show_cam_on_image(rgb, mask, use_rgb=True, image_weight=weight)
 
 
+@styled
 def cam_grid(picks: list[dict], images: torch.Tensor, cams_pred: np.ndarray, cams_true: np.ndarray,
              classes, correct: bool, title: str | None = None):
     """One row per class: each face, its CAM for the predicted class and (wrong ones) for the true class."""
@@ -68,25 +69,27 @@ def cam_grid(picks: list[dict], images: torch.Tensor, cams_pred: np.ndarray, cam
             for c in range(len(classes))]
     per_row = max((len(r) for r in rows), default=0)
     panels = 2 if correct else 3
-    fig, axes = plt.subplots(len(classes), max(1, per_row * panels),
-                             figsize=(1.55 * max(1, per_row * panels), 1.75 * len(classes)), squeeze=False)
+    cols = max(1, per_row * panels)
+    side = min(1.0, (TEXT_WIDTH - 0.8) / cols)
+    fig, axes = plt.subplots(len(classes), cols, figsize=(side * cols + 0.8, (side + 0.2) * len(classes)),
+                             squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for r, row in enumerate(rows):
-        axes[r, 0].text(-0.12, 0.5, classes[r], transform=axes[r, 0].transAxes, ha="right", va="center")
+        axes[r, 0].text(-0.08, 0.5, classes[r], transform=axes[r, 0].transAxes, ha="right", va="center")
         for k, i in enumerate(row):
             p, img = picks[i], images[i]
-            cells = [(img.permute(1, 2, 0).numpy(), f"conf {p['confidence']:.2f}"),
-                     (overlay(img, cams_pred[i]), f"pred {classes[p['pred']]}")]
+            cells = [(img.permute(1, 2, 0).numpy(), f"conf. {p['confidence']:.2f}"),
+                     (overlay(img, cams_pred[i]), f"pred. {classes[p['pred']]}")]
             if not correct:
                 cells.append((overlay(img, cams_true[i]), f"true {classes[p['true']]}"))
             for j, (pic, label) in enumerate(cells):
                 ax = axes[r, k * panels + j]
                 ax.imshow(pic)
-                ax.set_title(label, fontsize=7)
+                ax.set_title(label, pad=2)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.2)
     return fig
 
 
@@ -181,13 +184,15 @@ def _normalise_signed(g: np.ndarray) -> np.ndarray:
     return np.clip(g, 0, 1)
 
 
+@styled
 def guided_figure(checkpoint, data=None, per_class: int = 1, max_classes: int = 4):
     """Rows of faces: image, Grad-CAM overlay, guided backprop and guided Grad-CAM for the predicted class."""
     model, ckpt = load_checkpoint(checkpoint, "cpu")
     images = load_for_checkpoint(data, model.input_size, ckpt, progress=False)
     probs, labels = predict(model, images)
     picks = [p for p in select_samples(labels, probs, per_class) if p["correct"]][:max_classes]
-    fig, axes = plt.subplots(len(picks), 4, figsize=(7.2, 1.9 * len(picks)), squeeze=False)
+    fig, axes = plt.subplots(len(picks), 4, figsize=(TEXT_WIDTH * 0.8, (TEXT_WIDTH * 0.2 + 0.2) * len(picks)),
+                             squeeze=False)
     for r, p in enumerate(picks):
         img = to_unit_float(images.images[p["index"]])
         guided, guided_cam = guided_maps(model, img, p["pred"])
@@ -196,7 +201,7 @@ def guided_figure(checkpoint, data=None, per_class: int = 1, max_classes: int = 
                  (_normalise_signed(guided), "guided backprop"), (_normalise_signed(guided_cam), "guided Grad-CAM")]
         for ax, (pic, title) in zip(axes[r], cells):
             ax.imshow(pic)
-            ax.set_title(title, fontsize=8)
+            ax.set_title(title, pad=2)
             ax.axis("off")
     fig.tight_layout()
     return fig
@@ -228,6 +233,7 @@ def shortcut_summary(model, data: ImageSet, max_batches: int | None = None) -> d
             "accuracy_fp32": float((preds == labels).mean())}  # fp32 here; metrics.json used the run's autocast
 
 
+@styled
 def comparison_grid(models: dict, data: ImageSet, picks: list[dict], title: str | None = None, groups: int = 1):
     """The same faces under several models: each face, then per model its Grad-CAM for the class that
     model predicts. `picks` (from select_samples) fixes the faces, usually chosen by the first model;
@@ -239,19 +245,21 @@ def comparison_grid(models: dict, data: ImageSet, picks: list[dict], title: str 
         probs, _ = predict(model, data.subset(index))
         columns.append((name, probs, compute_cams(model, images, probs.argmax(1).tolist())))
     width, rows = 1 + len(models), -(-len(picks) // groups)
-    fig, axes = plt.subplots(rows, width * groups, figsize=(1.7 * width * groups, 1.8 * rows), squeeze=False)
+    side = min(1.1, TEXT_WIDTH / (width * groups))
+    fig, axes = plt.subplots(rows, width * groups, figsize=(side * width * groups, (side + 0.35) * rows),
+                             squeeze=False)
     for i, p in enumerate(picks):
         r, c0 = i // groups, (i % groups) * width
         axes[r, c0].imshow(images[i].permute(1, 2, 0).numpy())
-        axes[r, c0].set_title(f"true {data.classes[p['true']]}", fontsize=7)
+        axes[r, c0].set_title(f"true\n{data.classes[p['true']]}", pad=2)
         for j, (name, probs, cams) in enumerate(columns, start=1):
             k = int(probs[i].argmax())
             axes[r, c0 + j].imshow(overlay(images[i], cams[i]))
             mark = "✓" if k == p["true"] else "✗"
-            axes[r, c0 + j].set_title(f"{name}: {data.classes[k]} {probs[i, k]:.2f} {mark}", fontsize=7)
+            axes[r, c0 + j].set_title(f"{name}\n{data.classes[k]} {probs[i, k]:.2f} {mark}", pad=2)
     for ax in axes.flat:
         ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / rows) if title else None)
+        fig.suptitle(title)
+    fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.2, rect=(0, 0, 1, 1 - 0.25 / rows) if title else None)
     return fig

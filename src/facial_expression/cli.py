@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .config import AugmentConfig, TrainConfig
 from .errors import FERError
+from .models import MODEL_NAMES
 
 
 def _none_or_int(s: str) -> int | None:
@@ -18,7 +19,7 @@ def _none_or_int(s: str) -> int | None:
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
-    p.add_argument("--model", choices=("light-vgg", "vgg16"), default=d.model)
+    p.add_argument("--model", choices=MODEL_NAMES, default=d.model)
     p.add_argument("--data", default=None, help="dataset root (default: $FER_DATA, then data/affectnet)")
     p.add_argument("--out", default=None, help="output folder (default: results/<model>)")
     p.add_argument("--classes", default=None,
@@ -38,6 +39,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mix-alpha", type=float, default=d.mix_alpha)
     p.add_argument("--tta", action="store_true", help="report metrics with flip test-time augmentation")
     p.add_argument("--patience", type=_none_or_int, default=d.patience, help="early-stopping patience (epochs)")
+    p.add_argument("--ema", type=float, default=d.ema,
+                   help="decay per optimiser step of an EMA of the weights, saved as ema.pt (0: off)")
     p.add_argument("--augment", choices=AugmentConfig.PRESETS, default=d.augment)
     p.add_argument("--augment-backend", choices=("v2", "batched"), default=d.augment_backend,
                    help="v2: torchvision per image; batched: one grid_sample per batch (about 2x faster on CPU)")
@@ -90,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--per-class", type=int, default=2, help="correct and wrong faces per class")
     p.add_argument("--max-batches", type=_none_or_int, default=None)
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("predict", help="find the faces in photos and classify their expressions",
+                       formatter_class=fmt)
+    p.add_argument("path", help="an image file or a folder of images")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", default="predictions", help="folder for the annotated images and predictions.json")
+    p.add_argument("--cam", action="store_true", help="also write each face's Grad-CAM overlay")
     p.add_argument("--device", default="auto")
 
     p = sub.add_parser("summary", help="torchinfo summary and parameter counts", formatter_class=fmt)
@@ -206,6 +217,16 @@ def cmd_cam(args) -> None:
     print("wrote " + ", ".join(str(p) for p in paths))
 
 
+def cmd_predict(args) -> None:
+    from .predict import predict_path
+    faces = predict_path(args.path, args.checkpoint, args.out, args.cam, args.device)
+    for f in faces:
+        print(f"{f['file']} face {f['face']} {f['box']}: {f['label']} {f['confidence']:.2f}")
+    n = len({f["file"] for f in faces})
+    print(f"wrote {args.out}/ ({n} annotated image{'' if n == 1 else 's'}, predictions.json"
+          f"{', Grad-CAM overlays' if args.cam and faces else ''})")
+
+
 def cmd_summary(args) -> None:
     from .models import build_model, count_parameters, summary
     opts = {"input_size": args.input_size} if args.input_size else {}
@@ -317,7 +338,7 @@ def cmd_submission(args) -> None:
 COMMANDS = {"stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam, "summary": cmd_summary,
             "ablation": cmd_ablation, "notebooks": cmd_notebooks, "results": cmd_results,
             "report-tables": cmd_report_tables, "report": cmd_report, "badges": cmd_badges,
-            "submission": cmd_submission}
+            "submission": cmd_submission, "predict": cmd_predict}
 
 
 def main(argv: list[str] | None = None) -> int:

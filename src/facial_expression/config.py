@@ -69,7 +69,7 @@ class AugmentConfig:
 class TrainConfig:
     """Every setting of one training run; saved as config.json next to its checkpoint."""
 
-    model: str = "light-vgg"  # light-vgg | vgg16
+    model: str = "light-vgg"  # light-vgg | vgg16 | alexnet-var | mobilenet-var (Hewitt & Gunes 2018)
     # LightVGG options (the authors' Keras code); the paper's table is all False.
     batch_norm: bool = False
     dropout: float = 0.0
@@ -103,6 +103,7 @@ class TrainConfig:
     mix_alpha: float = 1.0
     tta: bool = False  # report metrics averaged over the image and its mirror image
     patience: int | None = None  # early stopping on tune accuracy
+    ema: float = 0.0  # decay per optimiser step of an EMA of the weights (saved as ema.pt); 0: off
     # runtime
     seed: int = 0
     device: str = "auto"
@@ -127,7 +128,8 @@ class TrainConfig:
     def resolved_input_size(self) -> int:
         if self.input_size is not None:
             return self.input_size
-        return 224 if self.model == "vgg16" else 128
+        # each model's own: the paper's 128 x 128 (M_VGG, M_ALEX, M_MOB C_ARCH.json), ImageNet's 224 for VGG16
+        return {"vgg16": 224, "light-vgg": 128, "alexnet-var": 128, "mobilenet-var": 128}.get(self.model, 128)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2))

@@ -9,10 +9,10 @@ import copy
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .checkpoint import load_checkpoint
 from .config import RESULTS_DIR, TrainConfig
 from .errors import DataError
 from .data import (ImageSet, Splits, load_for_checkpoint, load_splits, resolve_eval_folder, resolve_layout,
@@ -20,11 +20,12 @@ from .data import (ImageSet, Splits, load_for_checkpoint, load_splits, resolve_e
 from .data.fingerprint import check_same_dataset, dataset_fingerprint, describe, run_fingerprint
 from .evaluation import compute_metrics, measure_latency, predict, report_text, save_json
 from .models import build_model, count_parameters, model_options
-from .plots import plot_confusions, plot_history, plot_roc, save_figure
+from .plots import draw_run_figures
 from .runtime import amp_dtype, configure_backends, pick_device, seed_everything, set_threads
-from .training import History, fit, load_checkpoint
+from .training import History, fit
 
-DEFAULT_NAMES = {"light-vgg": "light_vgg", "vgg16": "vgg16_transfer"}
+DEFAULT_NAMES = {"light-vgg": "light_vgg", "vgg16": "vgg16_transfer", "alexnet-var": "alexnet_var",
+                 "mobilenet-var": "mobilenet_var"}
 
 
 @dataclass
@@ -76,15 +77,7 @@ def evaluate_splits(model, data: dict[str, ImageSet], out_dir: Path, classes, ba
     probs, labels = preds[reported]
     (out_dir / "classification_report.txt").write_text(report_text(labels, probs, classes))
     if figures:
-        fig_dir = out_dir / "figures"
-        for split, (p, y) in preds.items():
-            fig = plot_roc(y, p, classes, f"ROC, {split} (one-vs-rest)")
-            save_figure(fig, fig_dir / f"roc_{split}")
-            plt.close(fig)
-        for normalize, name in ((False, "confusion_counts"), (True, "confusion_normalised")):
-            fig = plot_confusions(metrics, normalize)
-            save_figure(fig, fig_dir / name)
-            plt.close(fig)
+        draw_run_figures(out_dir)
     return metrics, preds
 
 
@@ -107,9 +100,6 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     save_json(split_statistics(splits), out_dir / "split_stats.json")
     model = model.to(device).to(memory_format=torch.channels_last)
     history = fit(model, splits, cfg, out_dir, options, resume=resume, progress=progress, dataset=dataset)
-    fig = plot_history(history.to_dict(), title=f"{cfg.model}: loss and accuracy")
-    save_figure(fig, out_dir / "figures" / "history")
-    plt.close(fig)
 
     best = out_dir / "best.pt"
     if best.exists():
@@ -181,10 +171,9 @@ def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dic
         card = {"model": name, "status": "trained", "checkpoint_MB": round(best.stat().st_size / 2**20, 1)}
     elif architecture is not None:
         model = build_model(architecture[0], architecture[1], **architecture[2]).eval()
-        card = {"model": name, "status": f"not run (no {metrics_path.name} in {out_dir.name}/); "
-                                         "size and latency of the architecture with random weights"}
+        card = {"model": name, "status": "not trained yet: size and latency of the architecture"}
     else:
-        return {"model": name, "status": f"not run (no {metrics_path.name} in {out_dir.name}/)"}
+        return {"model": name, "status": "not trained yet"}
     params = count_parameters(model)
     card.update({"parameters": params["total"], "trainable": params["trainable"],
                  "fp32_size_MB": round(params["total"] * 4 / 2**20, 1),

@@ -22,7 +22,29 @@ TUNE_GAIN, VAL_GAIN = "tune \u0394", "val. \u0394"  # screening-table columns: a
 INPUTS = {"the light VGG": 128, "VGG16": 224}  # model input sides (pixels) the images are resized to
 
 _TEX = (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
-        ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}"))
+        ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}"),
+        ("β", r"$\beta$"), ("Δ", r"$\Delta$"), ("×", r"$\times$"), ("✓", r"\checkmark{}"), ("✗", r"$\times$"))
+
+
+# Human labels of the keys that results files use, for every table a reader sees (notebooks, report, README).
+LABELS = {
+    "status": "status", "parameters": "parameters", "trainable": "trainable parameters",
+    "checkpoint_MB": "checkpoint on disk (MB)", "fp32_size_MB": "weights in fp32 (MB)",
+    "cpu_latency_ms": "CPU latency, one image (ms)", "gpu_latency_ms": "GPU latency, one image (ms)",
+    "accuracy": "validation accuracy (%)", "macro_f1": "validation macro-F1 (%)", "macro_auc": "validation macro-AUC",
+    "epochs_run": "epochs trained", "border": "border ring", "eyes_band": "eye band", "mouth_band": "mouth band",
+    "ffhq_images": "FFHQ images", "other_images": "other images", "accuracy_ffhq": "accuracy, FFHQ (%)",
+    "accuracy_other": "accuracy, others (%)", "ffhq_other_classes": "FFHQ faces of the other classes",
+    "ffhq_other_predicted_happy_neutral": "of those, predicted happy or neutral",
+    "nonffhq_other_classes": "non-FFHQ faces of the other classes",
+    "nonffhq_other_predicted_happy_neutral": "of those, predicted happy or neutral ",
+}
+PERCENT_KEYS = ("accuracy", "macro_f1", "accuracy_ffhq", "accuracy_other")  # fractions shown in %
+
+
+def label(key: str) -> str:
+    """The human label of a results key (its own text, with spaces, where none is defined)."""
+    return LABELS.get(key, str(key).replace("_", " "))
 
 
 def tex_escape(s) -> str:
@@ -101,6 +123,16 @@ def is_development_sample(fp: dict | None) -> bool:
     return has_photo_marker(fp) and fp.get("name") == DEV_SAMPLE_NAME
 
 
+def data_name(fp: dict | None, fmt: str = "md") -> str:
+    """A caption's short answer to "which data": the development sample or the named dataset."""
+    f = _Fmt(fmt)
+    if not fp:
+        return "data not recorded"
+    if is_development_sample(fp):
+        return f"development sample {f.code(fp.get('name', ''))}, not the course's set"
+    return f"dataset {f.code(fp.get('name', '?'))}, {len(fp.get('classes', []))} classes"
+
+
 def _sizes(f: _Fmt, sizes: dict, total: int | None = None) -> str:
     """'48x48 (8,400 images)' for the three most common original sizes, then how many images have others
     (`total`: all images, where `sizes` lists only the most common)."""
@@ -148,7 +180,7 @@ def preprocessing_findings(stats: dict | None, fmt: str = "md", imbalance: float
     """Class balance of the training split and whether the images are up- or downsampled to the model inputs."""
     f = _Fmt(fmt)
     if not stats:
-        return f"The split statistics have not been computed yet: run {f.t('P5_a')}."
+        return f"The split statistics have not been computed yet: run {f.code('P5_a')}."
     out = []
     train = stats["per_class"]["train"]
     lo, n_lo, hi, n_hi, ratio = _balance(train)
@@ -214,7 +246,7 @@ def class_weight_findings(counts: dict | None, fmt: str = "md") -> str:
     """Whether a class-balanced loss would differ from the plain one, from the training images per class."""
     f = _Fmt(fmt)
     if not counts:
-        return f"The training counts per class are not available yet: run {f.t('P5_c')}."
+        return f"The training counts per class are not available yet: run {f.code('P5_c')}."
     n = list(counts.values())
     w = [sum(n) / (len(n) * max(v, 1)) for v in n]
     w = [v / (sum(w) / len(w)) for v in w]  # normalised to mean 1, as training.class_weights does
@@ -321,11 +353,27 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
 
 
 def vgg_not_run(fmt: str = "md") -> str:
-    """What to do when VGG16 transfer has not run (its ImageNet weights need a download)."""
+    """How part (b)'s results come about where they do not exist yet (its ImageNet weights need a download)."""
     f = _Fmt(fmt)
-    return (f"VGG16 transfer has not been run on this data: its ImageNet weights must be downloaded. Run "
-            f"{f.t('P5_b')} on a machine with internet access (Colab, Kaggle), or give it a local copy of "
-            f"{f.code('vgg16-397923af.pth')} ({f.code('vgg16_weights')}), then {f.code('fer report')}.")
+    return (f"No VGG16 results exist for this data yet, because its ImageNet weights are a download. They are "
+            f"produced by running {f.code('P5_b')} where there is internet (Colab or Kaggle, which download the "
+            f"weights through torchvision) or with a local copy of {f.code('vgg16-397923af.pth')} given as its "
+            f"{f.code('vgg16_weights')} parameter, then {f.code('fer report')}; this section then shows its "
+            f"curves, ROC curves, confusion matrices and analysis like part (c)'s.")
+
+
+def vgg_cost(vgg_gflops: float, light_gflops: float, n_train: int | None, epochs: int,
+             epoch_seconds: dict[str, float], fmt: str = "md") -> str:
+    """The expected cost of part (b): FLOPs per image against the light VGG's, and estimated training time."""
+    f = _Fmt(fmt)
+    text = (f"One forward pass of VGG16 at 224×224 costs {vgg_gflops:.1f} GFLOPs, "
+            f"{vgg_gflops / light_gflops:.0f} times the light VGG's {light_gflops:.2f} at 128×128.")
+    if n_train and epoch_seconds:
+        est = _join([f"{sec * epochs / 60:.0f} minutes on a {gpu}" for gpu, sec in epoch_seconds.items()])
+        text += (f" Over {f.num(n_train)} training images and {epochs} epochs that is, by an estimate from FLOPs "
+                 f"and an assumed sustained throughput (not a measurement), about {est}; the frozen convolutions "
+                 f"need no weight gradients, so the real time is lower.")
+    return text
 
 
 def _card(cards, tag: str, word: str) -> dict | None:
@@ -333,7 +381,8 @@ def _card(cards, tag: str, word: str) -> dict | None:
         (c for c in cards if word.lower() in c.get("model", "").lower()), None)
 
 
-def _ran(card: dict | None) -> bool:
+def card_ran(card: dict | None) -> bool:
+    """Whether a model card (comparison.json) is of a trained model."""
     return bool(card) and isinstance(card.get("accuracy"), (int, float))
 
 
@@ -341,12 +390,12 @@ def comparison_findings(cards: list[dict] | None, fmt: str = "md") -> str:
     """LightVGG (c) against VGG16 transfer (b): cost always, accuracy where both ran."""
     f = _Fmt(fmt)
     if not cards:
-        return f"The comparison of the two models has not been made yet: run {f.t('P5_c')}."
+        return f"The comparison of the two models has not been made yet: run {f.code('P5_c')}."
     light, vgg = _card(cards, "(c)", "light"), _card(cards, "(b)", "vgg16")
     if not light or "parameters" not in light or not vgg or "parameters" not in vgg:
-        return f"The comparison lacks one of the two models' sizes: rerun the comparison cell of {f.t('P5_c')}."
+        return f"The comparison lacks one of the two models' sizes: rerun the comparison cell of {f.code('P5_c')}."
     out = []
-    if not _ran(vgg):
+    if not card_ran(vgg):
         out.append("VGG16 transfer (b) has not been run on this data, so only its cost is compared, measured on "
                    "the architecture with random weights.")
     ratio = vgg["parameters"] / light["parameters"]
@@ -359,7 +408,14 @@ def comparison_findings(cards: list[dict] | None, fmt: str = "md") -> str:
     if light.get("gpu_latency_ms") and vgg.get("gpu_latency_ms"):
         text += f" ({vgg['gpu_latency_ms']:.1f} ms against {light['gpu_latency_ms']:.1f} ms on the GPU)"
     out.append(text + ".")
-    if _ran(vgg) and _ran(light):
+    if light.get("cpu_latency_ms") and vgg.get("cpu_latency_ms"):
+        fps = lambda ms: f.num(int(1000 / ms))  # noqa: E731
+        out.append(f"On a phone these are the numbers that decide: the light VGG is a {light['fp32_size_MB']:g} MB "
+                   f"download that fits beside other apps in memory and, at this CPU's speed, would classify "
+                   f"about {fps(light['cpu_latency_ms'])} faces a second, enough for a live camera stream; VGG16 "
+                   f"needs {vgg['fp32_size_MB']:g} MB and about {fps(vgg['cpu_latency_ms'])} faces a second. A "
+                   f"phone's CPU is slower than this one, which scales both numbers alike and leaves the ratio.")
+    if card_ran(vgg) and card_ran(light):
         d = vgg["accuracy"] - light["accuracy"]
         text = (f"VGG16 transfer reaches {f.pct(vgg['accuracy'])} validation accuracy against "
                 f"{f.pct(light['accuracy'])} for the light VGG")
@@ -373,7 +429,7 @@ def comparison_findings(cards: list[dict] | None, fmt: str = "md") -> str:
         else:
             text += f": within {100 * AGREE:g} points of each other, at a fraction of the cost for the light VGG."
         out.append(text)
-    elif not _ran(light):
+    elif not card_ran(light):
         out.append("The light VGG has not been run on this data yet, so no accuracy is compared.")
     return " ".join(out)
 
@@ -385,7 +441,7 @@ def cam_findings(regions: dict | None, n_classes: int | None = None, fmt: str = 
     """Where the Grad-CAM mass lies (border, eyes, mouth) against the share of the image each region covers."""
     f = _Fmt(fmt)
     if not regions or "border" not in regions:
-        return f"The class activation maps have not been measured yet: run {f.t('P5_d')}."
+        return f"The class activation maps have not been measured yet: run {f.code('P5_d')}."
     parts = []
     for key in ("border", "eyes_band", "mouth_band"):
         r = regions.get(key, {})
@@ -432,7 +488,7 @@ def photo_style_findings(summary: dict | None, fp: dict | None, fmt: str = "md",
         if summary and summary.get("ffhq_other_classes") == 0:
             return intro + (f"No FFHQ portrait of the validation split belongs to a class other than {hn}, so the "
                             f"photo-style check has nothing to measure.")
-        return intro + f"The photo-style check has not been run yet: run {f.t('P5_d')}."
+        return intro + f"The photo-style check has not been run yet: run {f.code('P5_d')}."
     a, b = summary["ffhq_other_predicted_happy_neutral"], summary["nonffhq_other_predicted_happy_neutral"]
     n = summary["ffhq_other_classes"]
     text = intro + (f"FFHQ portraits of the other classes are predicted {hn} {f.pct(a, 0)} of the time ({n} faces), "
@@ -464,7 +520,7 @@ def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | N
     f = _Fmt(fmt)
     t = _table(screen_table)
     if t is None or len(t) == 0 or TUNE_GAIN not in t.columns or baseline not in t.index:
-        return f"The screening has not been run on this data yet ({f.t('P5_d')} with {f.code('run_ablation = True')})."
+        return f"The screening has not been run on this data yet ({f.code('P5_d')} with {f.code('run_ablation = True')})."
     rows = t.drop(index=baseline)
     p = float(t.loc[baseline, "tune acc."])
     gains = {r: float(g) for r, g in rows[TUNE_GAIN].items()}
@@ -481,6 +537,11 @@ def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | N
         out.append(f"No change cleared the bar of {_points(min_gain)} of tune accuracy, so the improved model is "
                    f"the plain one.")
     rest = {r: g for r, g in gains.items() if r not in passed}
+    weak = [r for r in passed if se is not None and abs(gains[r]) <= se]
+    if weak:
+        out.append(f"The bar is a screening rule, not evidence: {f.codes(weak)} gained no more than one standard "
+                   f"error of the tune accuracy (below), like the rows called noise there, so only the full "
+                   f"schedule with two seeds can confirm {'it' if len(weak) == 1 else 'them'}.")
     if se is not None:
         noise = [r for r, g in rest.items() if abs(g) <= se]
         lost = sorted((r for r, g in rest.items() if g < -se), key=lambda r: rest[r])
@@ -518,14 +579,14 @@ def _mean_std(row, col: str) -> tuple[float, float | None]:
 
 
 def final_findings(final_table, chosen: list[str] | None = None, fmt: str = "md",
-                   targets: tuple[float, float] | None = (0.60, 0.05)) -> str:
+                   targets: tuple[float, float] | None = None) -> str:
     """The improved model against the plain one on the full schedule: gain, its sign and the seed spread."""
     f = _Fmt(fmt)
     t = _table(final_table)
     plain_row = next((i for i in (t.index if t is not None else []) if str(i).startswith("plain")), None)
     imp_row = next((i for i in (t.index if t is not None else []) if str(i).startswith("improved")), None)
     if plain_row is None or imp_row is None:
-        return (f"The full-schedule comparison has not been run on this data yet ({f.t('P5_d')} with "
+        return (f"The full-schedule comparison has not been run on this data yet ({f.code('P5_d')} with "
                 f"{f.code('run_ablation = True')}).")
     plain, imp = t.loc[plain_row], t.loc[imp_row]
     (pm, ps), (im, is_) = _mean_std(plain, "val. acc."), _mean_std(imp, "val. acc.")
@@ -579,7 +640,7 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
     """How the improved model's maps (and photo-style pull) differ from the plain model's, and F1 per class."""
     f = _Fmt(fmt)
     if not shortcuts or "plain" not in shortcuts or "improved" not in shortcuts:
-        return f"The maps of the improved model have not been measured yet ({f.t('P5_d')}, after the ablation)."
+        return f"The maps of the improved model have not been measured yet ({f.code('P5_d')}, after the ablation)."
     p, i = shortcuts["plain"], shortcuts["improved"]
     parts = []
     for key in ("border", "eyes_band", "mouth_band"):

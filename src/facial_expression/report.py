@@ -17,6 +17,7 @@ from . import findings
 from .config import REPORT_DIR, RESULTS_DIR, TrainConfig
 from .data.fingerprint import run_fingerprint
 from .findings import tex_escape
+from .plots import draw_run_figures
 
 NOT_RUN = "not run"
 
@@ -63,9 +64,12 @@ def experiment_macros(prefix: str, out_dir: Path) -> list[str]:
         return [_macro(f"{prefix}{k}", reason) for k in
                 ("Accuracy", "MacroFone", "MacroAUC", "Kappa", "Epochs", "BestEpoch", "WallMin", "Device",
                  "Params")] + [rf"\newcommand{{\{prefix}Ran}}{{0}}"]
+    se = (m["accuracy"] * (1 - m["accuracy"]) / max(m["n"], 1)) ** 0.5  # binomial standard error
     return [
-        _macro(f"{prefix}Accuracy", f"{m['accuracy']:.4f}"), _macro(f"{prefix}MacroFone", f"{m['macro_f1']:.4f}"),
-        _macro(f"{prefix}MacroAUC", f"{m['macro_auc']:.4f}"), _macro(f"{prefix}Kappa", f"{m['cohen_kappa']:.4f}"),
+        _macro(f"{prefix}Accuracy", f"{100 * m['accuracy']:.1f} % (± {100 * se:.1f}, one standard error over "
+                                    f"{m['n']:,} images)"),
+        _macro(f"{prefix}MacroFone", f"{100 * m['macro_f1']:.1f} %"),
+        _macro(f"{prefix}MacroAUC", f"{m['macro_auc']:.3f}"), _macro(f"{prefix}Kappa", f"{m['cohen_kappa']:.3f}"),
         _macro(f"{prefix}Epochs", m["epochs_run"]), _macro(f"{prefix}BestEpoch", m["best_epoch"]),
         _macro(f"{prefix}WallMin", f"{m['wall_seconds'] / 60:.1f}"), _macro(f"{prefix}Device", m["device"]),
         _macro(f"{prefix}Params", f"{m['parameters']['total']:,}"),
@@ -90,19 +94,19 @@ def _flag(name: str, value: bool) -> str:
     return rf"\newcommand{{\{name}}}{{{int(bool(value))}}}"
 
 
-def settings_tex(out_dir: Path, path: Path) -> bool:
-    """The settings table of one run (config.json + split statistics + history)."""
-    from .models import build_model, count_parameters, model_options
+def settings_tex(out_dir: Path, path: Path, default_cfg: TrainConfig | None = None) -> bool:
+    """The settings table of one run (config.json, split statistics, history and metrics.json's parameter
+    counts); before the run exists, that of `default_cfg`, the run its notebook would make."""
     from .notebooks import settings_table
     from .training import History
-    cfg_d = _load(out_dir / "config.json")
-    if cfg_d is None or not (out_dir / "metrics.json").exists():
-        return False
-    cfg = TrainConfig.from_dict(cfg_d)
-    opts = dict(model_options(cfg), **({"weights": None} if cfg.model == "vgg16" else {}))
-    params = count_parameters(build_model(cfg.model, len(_load(out_dir / "metrics.json")["classes"]), **opts))
+    cfg_d, m = _load(out_dir / "config.json"), _load(out_dir / "metrics.json")
+    if cfg_d is None or m is None:
+        if default_cfg is None:
+            return False
+        _table(settings_table(default_cfg), path, "p{0.3\\linewidth}p{0.62\\linewidth}")
+        return True
     history = History.load(out_dir / "history.json") if (out_dir / "history.json").exists() else None
-    df = settings_table(cfg, _load(out_dir / "split_stats.json"), params, history)
+    df = settings_table(TrainConfig.from_dict(cfg_d), _load(out_dir / "split_stats.json"), m["parameters"], history)
     _table(df, path, "p{0.3\\linewidth}p{0.62\\linewidth}")
     return True
 
@@ -111,24 +115,21 @@ ABLATION_MACROS = ("ScreenEpochs", "ScreenPlainTune", "ScreenPlainVal", "PlainVa
                    "ImprovedGain")
 # Figures that write_report_inputs copies into report/figures: removed first, so that nothing of an
 # earlier results folder survives a build from another one.
-FIGURES = ("light_history.pdf", "light_roc_validation.pdf", "light_roc_train.pdf", "light_confusion_counts.pdf",
-           "light_confusion_normalised.pdf", "vgg_history.pdf", "vgg_roc_validation.pdf", "vgg_roc_train.pdf",
-           "vgg_confusion_counts.pdf", "vgg_confusion_normalised.pdf", "cam_correct.png", "cam_wrong.png",
-           "samples.pdf", "augmented.pdf", "cam_comparison.png", "improved_history.pdf",
-           "improved_confusion_counts.pdf", "improved_roc_validation.pdf")
+FIGURES = ("light_*", "vgg_*", "improved_*", "alexnet_*", "mobilenet_*", "cam_correct.pdf", "cam_wrong.pdf", "samples.pdf", "augmented.pdf",
+           "cam_comparison.pdf")
 
 
 def ablation_inputs(results: Path, gen: Path, figs: Path, fp: dict | None = None, n_tune: int | None = None,
                     area: dict | None = None) -> tuple[list[str], list[Path]]:
     """Tables, macros, findings and figures of the part (d) ablation, from results/ablation and
     light_vgg_improved."""
-    from .ablation import (final_groups, final_summary, per_class_f1, screening_summary, screening_table,
+    from .ablation import (PLAIN, final_groups, final_summary, per_class_f1, screening_summary, screening_table,
                            seeds_table, study_dirs)
     d, macros, written = study_dirs(results), [], []
     screen = screening_summary(d["screen"])
     t = chosen = None
     if screen is not None:
-        _table(screen, gen / "ablation_screen.tex", "lp{0.27\\linewidth}rrrrrrrrr")
+        _table(screen, gen / "ablation_screen.tex", "p{0.24\\linewidth}rrrrrrrrr", index=False)
         written.append(gen / "ablation_screen.tex")
         t = screening_table(d["screen"])
         chosen = findings.passed_changes(t, findings.MIN_GAIN)
@@ -148,15 +149,16 @@ def ablation_inputs(results: Path, gen: Path, figs: Path, fp: dict | None = None
     seeds = None
     if final is not None:
         groups = final_groups(results)
-        final.index.name = "model"
-        _table(final, gen / "ablation_final.tex", "lrrr" + "l" * (len(final.columns) - 3))
+        final = final.T  # two models as columns: narrow enough for the page
+        final.index.name = ""
+        _table(final, gen / "ablation_final.tex", "lrr")
         seeds = seeds_table(groups)
         f1 = per_class_f1(groups)
-        f1["change"] = f1["improved"] - f1["plain (P5_c)"]
+        f1["change"] = f1["improved"] - f1[PLAIN]
         f1.index.name = "class"
         _table(f1.round(3), gen / "ablation_per_class.tex", "lrrr")
         written += [gen / "ablation_final.tex", gen / "ablation_per_class.tex"]
-        plain, imp = seeds.loc["plain (P5_c)"], seeds.loc["improved"]
+        plain, imp = seeds.loc[PLAIN], seeds.loc["improved"]
         macros += [_macro("PlainValMean", f"{100 * plain['val. acc. mean']:.1f}"),
                    _macro("ImprovedValMean", f"{100 * imp['val. acc. mean']:.1f}"),
                    _macro("ImprovedGain", f"{100 * (imp['val. acc. mean'] - plain['val. acc. mean']):+.1f}")]
@@ -164,23 +166,22 @@ def ablation_inputs(results: Path, gen: Path, figs: Path, fp: dict | None = None
                _raw("FinalFindings", findings.final_findings(seeds, chosen, "tex"))]
     shortcuts = _load(d["improved"] / "cam" / "shortcuts.json")
     if shortcuts:
-        df = pd.DataFrame(shortcuts)
+        # accuracy_fp32 is left out: the accuracy of each model is the one of the final table (the run's autocast)
+        df = pd.DataFrame(shortcuts).drop(index=["accuracy_fp32"], errors="ignore")
         if not findings.has_photo_marker(fp):  # the photo-style rows only mean something with FFHQ portraits
             df = df.drop(index=[i for i in df.index if "ffhq" in i])
         df.index.name = "measure"
-        _table(df.rename(index=lambda k: k.replace("_", " ")), gen / "ablation_shortcuts.tex", "lrr")
+        _table(df.round(3).rename(index=findings.label), gen / "ablation_shortcuts.tex", "lrr")
         written.append(gen / "ablation_shortcuts.tex")
     f1_change = f1["change"].to_dict() if final is not None else None
     macros.append(_raw("MapChangeFindings", findings.map_change_findings(shortcuts, fp, area, f1_change, "tex")))
     defined = {m.split("{", 2)[1].strip("\\}") for m in macros}
     macros += [_macro(name, NOT_RUN) for name in ABLATION_MACROS if name not in defined]
-    for src, name in ((d["improved"] / "cam" / "cam_comparison.png", "cam_comparison.png"),
-                      (d["improved"] / "figures" / "history.pdf", "improved_history.pdf"),
-                      (d["improved"] / "figures" / "confusion_counts.pdf", "improved_confusion_counts.pdf"),
-                      (d["improved"] / "figures" / "roc_validation.pdf", "improved_roc_validation.pdf")):
-        if src.exists():
-            shutil.copyfile(src, figs / name)
-            written.append(figs / name)
+    if (d["improved"] / "metrics.json").exists():
+        written += draw_run_figures(d["improved"], figs, "improved_", png=False)
+    if (d["improved"] / "cam" / "cam_comparison.pdf").exists():
+        shutil.copyfile(d["improved"] / "cam" / "cam_comparison.pdf", figs / "cam_comparison.pdf")
+        written.append(figs / "cam_comparison.pdf")
     return macros, written
 
 
@@ -189,8 +190,9 @@ def _clear_outputs(gen: Path, figs: Path) -> None:
     for f in gen.glob("*.tex"):
         if f.name != "q1_macros.tex":
             f.unlink()
-    for name in FIGURES:
-        (figs / name).unlink(missing_ok=True)
+    for pattern in FIGURES:
+        for f in figs.glob(pattern):
+            f.unlink()
 
 
 def _dataset(results: Path, stats: dict | None = None) -> dict | None:
@@ -204,6 +206,16 @@ def _dataset(results: Path, stats: dict | None = None) -> dict | None:
         return {"name": Path(stats.get("root", "dataset")).name, "classes": stats["classes"],
                 "counts": stats["per_class"], "image_sizes": stats.get("image_sizes", {})}
     return None
+
+
+def vgg_cost_sentence(n_train: int | None) -> str:
+    """Part (b)'s expected cost, from the FLOPs of both architectures (random weights: only shapes matter)."""
+    from .models import build_model, estimate_epoch_seconds, forward_flops
+    from .notebooks import VGG16_SETTINGS
+    vgg, light = build_model("vgg16", 8, weights=None), build_model("light-vgg", 8)
+    seconds = {gpu: estimate_epoch_seconds(vgg, n_train, gpu) for gpu in ("T4", "P100")} if n_train else {}
+    return findings.vgg_cost(forward_flops(vgg) / 1e9, forward_flops(light) / 1e9, n_train,
+                             VGG16_SETTINGS["epochs"], seconds, "tex")
 
 
 def architecture_inputs(gen: Path, n_classes: int) -> list[str]:
@@ -236,14 +248,15 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     fp = _dataset(results, stats)
     macros += [_flag("HasFfhq", findings.has_photo_marker(fp)),
                _flag("IsDevSample", findings.is_development_sample(fp)),
-               _raw("DataSentence", findings.data_sentence(fp, "tex"))]
+               _raw("DataSentence", findings.data_sentence(fp, "tex")), _raw("DataName", findings.data_name(fp, "tex"))]
     if stats:
         from .data import statistics_table
         t = statistics_table(stats)
         t.index.name = "class"
         _table(t, gen / "split_stats.tex", "lrrrr")
-        macros += [_macro("NumClasses", len(stats["classes"])), _macro("NumTrain", stats["totals"]["train"]),
-                   _macro("NumTune", stats["totals"]["tune"]), _macro("NumValidation", stats["totals"]["validation"]),
+        macros += [_macro("NumClasses", len(stats["classes"])), _macro("NumTrain", f"{stats['totals']['train']:,}"),
+                   _macro("NumTune", f"{stats['totals']['tune']:,}"),
+                   _macro("NumValidation", f"{stats['totals']['validation']:,}"),
                    _macro("ImageSizes", ", ".join(stats["image_sizes"]))]
     else:
         macros += [_macro(name, NOT_RUN) for name in ("NumClasses", "NumTrain", "NumTune", "NumValidation",
@@ -259,9 +272,11 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
                    _macro("AugOffline", f"{counts['materialised_offline']:,}")]
     else:
         macros += [_macro(name, NOT_RUN) for name in ("AugSeen", "AugEpochs", "AugOffline")]
-    for name, out in (("light_vgg", light), ("vgg16_transfer", vgg)):
-        if settings_tex(out, gen / f"settings_{name}.tex"):
+    from .notebooks import vgg16_config
+    for name, out, default in (("light_vgg", light, None), ("vgg16_transfer", vgg, vgg16_config(None, results))):
+        if settings_tex(out, gen / f"settings_{name}.tex", default):
             written.append(gen / f"settings_{name}.tex")
+    macros.append(_raw("VggCost", vgg_cost_sentence((stats or {}).get("totals", {}).get("train"))))
     m, v = _load(light / "metrics.json"), _load(vgg / "metrics.json")
     macros += [_raw("LightFindings", findings.training_findings(m, _load(light / "history.json"), "tex")),
                _raw("VggFindings", findings.training_findings(v, _load(vgg / "history.json"), "tex",
@@ -276,12 +291,18 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     comparison = _load(results / "comparison.json")
     if comparison:
         df = pd.DataFrame(comparison).set_index("model").T
+        df.loc["status"] = ["trained" if findings.card_ran(c) else "not trained yet: the architecture's size and latency"
+                            for c in comparison]
+        for key in findings.PERCENT_KEYS:
+            if key in df.index:
+                df.loc[key] = [f"{100 * v:.1f}" if isinstance(v, float) else v for v in df.loc[key]]
+        df = df.rename(index=findings.label)
         df.index.name = ""
-        _table(df.fillna("--"), gen / "comparison.tex", "l" + "p{0.36\\linewidth}" * len(df.columns))
+        _table(df.fillna("--"), gen / "comparison.tex", "p{0.3\\linewidth}" + "p{0.3\\linewidth}" * len(df.columns))
     macros.append(_raw("ComparisonFindings", findings.comparison_findings(comparison, "tex")))
     regions = _load(light / "cam" / "cam_regions.json")
     if regions:
-        df = pd.DataFrame(regions)
+        df = pd.DataFrame(regions).rename(columns=findings.label).round(3)
         df.index.name = "class"
         _table(df, gen / "cam_regions.tex", "lrrr")
     n_classes = len(m["classes"]) if m else len(fp["classes"]) if fp else len(stats["classes"]) if stats else 8
@@ -289,7 +310,10 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     style = _load(light / "cam" / "photo_style.json")
     if style and findings.has_photo_marker(fp):
         df = pd.DataFrame(style).set_index("class")
-        _table(df, gen / "photo_style.tex", "lrrrr")
+        for key in findings.PERCENT_KEYS:
+            if key in df.columns:
+                df[key] = (100 * df[key]).round(1)
+        _table(df.rename(columns=findings.label), gen / "photo_style.tex", "lrrrr")
     macros.append(_raw("StyleFindings", findings.photo_style_findings(
         _load(light / "cam" / "photo_style_summary.json"), fp, "tex")))
     macros += architecture_inputs(gen, n_classes)
@@ -304,12 +328,12 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
                                     "do not edit\n" + "\n".join(macros) + "\n")
     written.append(gen / "macros.tex")
 
+    for run, prefix in ((light, "light_"), (vgg, "vgg_")):
+        if (run / "metrics.json").exists():
+            written += draw_run_figures(run, figs, prefix, png=False)  # at print size, from the run's saved numbers
     copies = {results / "preprocessing" / "figures" / "samples.pdf": "samples.pdf",
               results / "preprocessing" / "figures" / "augmented.pdf": "augmented.pdf",
-              light / "cam" / "cam_correct.png": "cam_correct.png", light / "cam" / "cam_wrong.png": "cam_wrong.png"}
-    for run, prefix in ((light, "light"), (vgg, "vgg")):
-        for fig in ("history", "roc_validation", "roc_train", "confusion_counts", "confusion_normalised"):
-            copies[run / "figures" / f"{fig}.pdf"] = f"{prefix}_{fig}.pdf"
+              light / "cam" / "cam_correct.pdf": "cam_correct.pdf", light / "cam" / "cam_wrong.pdf": "cam_wrong.pdf"}
     for src, name in copies.items():
         if src.exists():
             shutil.copyfile(src, figs / name)

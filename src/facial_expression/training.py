@@ -1,4 +1,7 @@
-"""The training loop: optimizer and schedule from the config, checkpoints, resume and early stopping."""
+"""The training loop: optimizer, schedule, loss and EMA from the config; evaluation each epoch, early stopping.
+
+Checkpoints and resuming live in `checkpoint`.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,14 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from .checkpoint import RunCheckpoints, TrainingState
 from .config import TrainConfig
-from .data import BatchLoader, Splits
-from .data.fingerprint import mismatch
+from .data import BatchLoader, ImageSet, Splits
 from .errors import FERError, NonFiniteLossError
-from .models import build_model
+from .evaluation import predict
 from .runtime import amp_dtype, autocast, device_name, make_grad_scaler
 
 
@@ -35,6 +39,19 @@ class History:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+    def add(self, row: dict) -> bool:
+        """Append an epoch's row; True when its tune accuracy is the best so far (best.pt is then saved)."""
+        self.epochs.append(row)
+        self.wall_seconds += row["seconds"]
+        improved = row["tune_accuracy"] > self.best_tune_accuracy
+        if improved:
+            self.best_tune_accuracy, self.best_epoch = row["tune_accuracy"], row["epoch"]
+        return improved
+
+    def epochs_since_best(self) -> int:
+        """Epochs run after the best one: what early stopping counts (a resumed run keeps counting)."""
+        return self.epochs[-1]["epoch"] - self.best_epoch if self.epochs else 0
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2))
@@ -110,11 +127,11 @@ def make_mixer(cfg: TrainConfig, num_classes: int):
 
 
 def train_one_epoch(model, loader, loss_fn, optimizer, scheduler=None, amp=None, scaler=None,
-                    progress: bool = True, desc: str = "train", mixer=None) -> dict:
+                    progress: bool = True, desc: str = "train", mixer=None, ema=None) -> dict:
     """One pass over the training loader; returns mean loss and accuracy over the batches.
 
     With a `mixer` (MixUp/CutMix) the loss uses the mixed soft labels and the accuracy the dominant
-    original label of each image.
+    original label of each image. An `ema` (see `make_ema`) is updated after each optimiser step.
     """
     model.train()
     device = model_device(model)
@@ -139,6 +156,8 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler=None, amp=None,
         else:
             loss.backward()
             optimizer.step()
+        if ema is not None:
+            ema.update_parameters(model)
         if scheduler is not None:
             scheduler.step()
         n = len(y)
@@ -149,56 +168,66 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler=None, amp=None,
     return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
 
 
-def evaluate(model, loader, loss_fn, amp=None) -> dict:
-    """Mean loss and accuracy over an evaluation loader, in eval mode and without gradients."""
-    model.eval()
-    device = model_device(model)
-    total_loss, correct, seen = 0.0, 0, 0
-    with torch.inference_mode(), autocast(device, amp):
-        for x, y in loader:
-            logits = model(x).float()
-            total_loss += loss_fn(logits, y).item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-    return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
+def evaluate(model, data: ImageSet, loss_fn: nn.Module | None = None, amp=None, batch_size: int = 256,
+             max_batches: int | None = None, tta: bool = False) -> dict:
+    """Mean loss and accuracy on an ImageSet: `evaluation.predict` plus the loss.
+
+    predict sets eval mode and inference mode, runs under `amp` autocast and averages in the mirror
+    image with `tta`. The loss (plain cross-entropy by default) is taken on log-probabilities, which
+    cross-entropy turns back into the same probabilities; with `tta`, those of the averaged prediction.
+    """
+    if len(data) == 0:
+        return {"loss": 0.0, "accuracy": 0.0}
+    probs, labels = predict(model, data, batch_size, amp, max_batches, tta)
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+    device = next((b.device for b in loss_fn.buffers()), torch.device("cpu"))  # a class-weight tensor's
+    probs, labels = torch.from_numpy(probs).to(device), torch.from_numpy(labels).to(device)
+    loss = loss_fn(probs.clamp_min(torch.finfo(probs.dtype).tiny).log(), labels)
+    return {"loss": loss.item(), "accuracy": (probs.argmax(1) == labels).float().mean().item()}
 
 
-def checkpoint_payload(model, cfg: TrainConfig, classes, model_options: dict, **extra) -> dict:
-    """What a checkpoint holds: enough to rebuild the model without the config file."""
-    options = dict(model_options)
-    if "weights" in options:
-        options["weights"] = None  # the state dict carries the weights
-    return {"model_name": cfg.model, "model_options": options, "classes": list(classes),
-            "config": cfg.to_dict(), "state_dict": model.state_dict(), **extra}
+def make_ema(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of the weights and buffers (AveragedModel); None when `decay` is 0."""
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild a model from a checkpoint alone; returns (model in eval mode, checkpoint dict)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FERError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    model = build_model(ckpt["model_name"], len(ckpt["classes"]), **ckpt["model_options"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).eval(), ckpt
+def make_train_loader(splits: Splits, cfg: TrainConfig, device: torch.device) -> BatchLoader:
+    """The shuffled, augmented training batches; refuses a split smaller than one batch."""
+    loader = BatchLoader(splits.train, cfg.batch_size, shuffle=True, augment=cfg.augment, device=device,
+                         seed=cfg.seed, max_batches=cfg.max_batches, drop_last=True, backend=cfg.augment_backend)
+    if len(loader) == 0:
+        raise FERError(f"the training split has {len(splits.train)} images, fewer than one batch of "
+                       f"{cfg.batch_size}; lower the batch size")
+    return loader
 
 
-def resume_problem(saved: dict, cfg: TrainConfig, classes, dataset: dict | None = None) -> str | None:
-    """Why a saved run cannot be resumed with `cfg` on `classes` and `dataset`, or None when it can."""
-    if list(saved.get("classes", classes)) != list(classes):
-        return (f"it was trained on classes {', '.join(saved['classes'])}, and this dataset has "
-                f"{', '.join(classes)}")
-    if json.dumps(saved["config"].get("epochs")) != json.dumps(cfg.epochs):
-        return (f"it was trained for a {saved['config']['epochs']}-epoch schedule and {cfg.epochs} epochs were "
-                "asked for (the learning-rate schedule spans the whole run)")
-    why = mismatch(saved.get("dataset"), dataset)
-    if why:
-        return f"it was trained on other data: {why}"
-    ignore = {"out", "data", "device", "patience", "eval_batch_size"}
-    defaults = TrainConfig().to_dict()  # settings added after a checkpoint was written had their defaults
-    changed = sorted(k for k, v in cfg.to_dict().items()
-                     if k not in ignore and json.dumps(saved["config"].get(k, defaults[k])) != json.dumps(v))
-    return f"it was trained with other settings ({', '.join(changed)})" if changed else None
+def make_loss(cfg: TrainConfig, counts: dict[str, int], device: torch.device) -> nn.Module:
+    """The training loss: cross-entropy with optional class weights and label smoothing."""
+    weight = class_weights(counts).to(device) if cfg.class_weights else None
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+
+
+def evaluate_epoch(state: TrainingState, splits: Splits, cfg: TrainConfig, amp=None) -> dict:
+    """Plain cross-entropy and accuracy of the model on tune and validation, and of the EMA on tune."""
+    runs = {"tune": (state.model, splits.tune), "validation": (state.model, splits.validation)}
+    if state.ema is not None:
+        runs["ema_tune"] = (state.ema.module, splits.tune)
+    row = {}
+    for name, (model, data) in runs.items():
+        m = evaluate(model, data, amp=amp, batch_size=cfg.eval_batch_size, max_batches=cfg.max_batches)
+        row.update({f"{name}_loss": m["loss"], f"{name}_accuracy": m["accuracy"]})
+    return row
+
+
+def epoch_line(row: dict, epochs: int, improved: bool) -> str:
+    """The one summary line printed after each epoch (loss/accuracy per split)."""
+    ema = f"  ema {row['ema_tune_loss']:.3f}/{row['ema_tune_accuracy']:.3f}" if "ema_tune_loss" in row else ""
+    return (f"epoch {row['epoch']:3d}/{epochs}  train {row['train_loss']:.3f}/{row['train_accuracy']:.3f}  "
+            f"tune {row['tune_loss']:.3f}/{row['tune_accuracy']:.3f}  "
+            f"val {row['validation_loss']:.3f}/{row['validation_accuracy']:.3f}{ema}  "
+            f"lr {row['lr']:.2e}  {row['seconds']:.0f}s{'  *' if improved else ''}")
 
 
 def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path, model_options: dict,
@@ -208,94 +237,50 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
     Resumes from out_dir/last.pt when it exists (and `resume`) and was made with the same settings,
     schedule length and dataset; otherwise it refuses in one line. Ctrl-C keeps the last finished epoch
     on disk and returns the history with `interrupted` set. `dataset` is the fingerprint recorded with
-    every file the run writes.
+    every file the run writes. With `cfg.ema` the EMA is evaluated on tune each epoch and the final
+    one is written to ema.pt.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    files = RunCheckpoints(out_dir, cfg, splits.classes, model_options, dataset)
+    saved = files.saved_run() if resume else None  # refuses before anything is written
+    finished = files.finished_run() if resume else None
+    if finished is not None:
+        print(f"{out_dir} already holds this run, finished (best.pt, history.json): nothing to train")
+        return History(**finished)
+    (out_dir / "config.json").write_text(json.dumps({**cfg.to_dict(), "dataset": dataset}, indent=2))
     device = model_device(model)
     amp = amp_dtype(device, cfg.amp)
-    scaler = make_grad_scaler(device, amp)
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    state = torch.load(last_path, map_location="cpu", weights_only=False) if resume and last_path.exists() else None
-    if state is not None:
-        why = resume_problem(state, cfg, splits.classes, dataset)
-        if why:
-            raise FERError(f"cannot resume {last_path}: {why}; start fresh with --no-resume (notebooks: "
-                           "delete the folder) or use another output folder")
-    (out_dir / "config.json").write_text(json.dumps({**cfg.to_dict(), "dataset": dataset}, indent=2))
-
-    train_loader = BatchLoader(splits.train, cfg.batch_size, shuffle=True, augment=cfg.augment,
-                               device=device, seed=cfg.seed, max_batches=cfg.max_batches, drop_last=True,
-                               backend=cfg.augment_backend)
-    eval_loaders = {name: BatchLoader(data, cfg.eval_batch_size, device=device, max_batches=cfg.max_batches)
-                    for name, data in (("tune", splits.tune), ("validation", splits.validation))}
-    if len(train_loader) == 0:
-        raise FERError(f"the training split has {len(splits.train)} images, fewer than one batch of "
-                       f"{cfg.batch_size}; lower the batch size")
-    weight = class_weights(splits.train.counts()).to(device) if cfg.class_weights else None
-    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
-    eval_loss_fn = nn.CrossEntropyLoss()
-    mixer = make_mixer(cfg, len(splits.classes))
+    loader = make_train_loader(splits, cfg, device)
+    loss_fn, mixer = make_loss(cfg, splits.train.counts(), device), make_mixer(cfg, len(splits.classes))
     optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg, len(train_loader))
-    history = History(device=device_name(device), amp=str(amp).replace("torch.", "") if amp else None)
-
-    start_epoch = 0
-    if state is not None:
-        model.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler"):
-            scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        history = History(**state["history"])
-        start_epoch = state["epoch"] + 1
-        print(f"resumed from {last_path} after epoch {start_epoch}")
-
-    def save(path: Path, epoch: int, resumable: bool) -> None:
-        """last.pt can resume (optimizer state too); best.pt holds only what inference needs (~1/3 the size)."""
-        extra = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict() if scheduler else None,
-                 "scaler": scaler.state_dict() if scaler else None} if resumable else {}
-        payload = checkpoint_payload(model, cfg, splits.classes, model_options, epoch=epoch,
-                                     history=history.to_dict(), dataset=dataset, **extra)
-        tmp = path.with_suffix(".tmp")
-        torch.save(payload, tmp)
-        tmp.replace(path)  # never leave a half-written checkpoint
-
-    bad_epochs = 0
+    state = TrainingState(model, optimizer, make_scheduler(optimizer, cfg, len(loader)),
+                          make_grad_scaler(device, amp), make_ema(model, cfg.ema),
+                          History(device=device_name(device), amp=str(amp).replace("torch.", "") if amp else None))
+    if saved is not None:
+        state.restore(saved)
+        print(f"resumed from {files.last} after epoch {state.epoch}")
     try:
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(state.epoch + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            train_loader.set_epoch(epoch)
-            train = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, amp, scaler,
-                                    progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", mixer=mixer)
-            tune = evaluate(model, eval_loaders["tune"], eval_loss_fn, amp)
-            val = evaluate(model, eval_loaders["validation"], eval_loss_fn, amp)
-            row = {"epoch": epoch + 1, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
-                   "tune_loss": tune["loss"], "tune_accuracy": tune["accuracy"],
-                   "validation_loss": val["loss"], "validation_accuracy": val["accuracy"],
-                   "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
-            history.epochs.append(row)
-            history.wall_seconds += row["seconds"]
-            improved = tune["accuracy"] > history.best_tune_accuracy
-            if improved:
-                history.best_tune_accuracy, history.best_epoch = tune["accuracy"], epoch + 1
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
-            print(f"epoch {epoch + 1:3d}/{cfg.epochs}  train {train['loss']:.3f}/{train['accuracy']:.3f}  "
-                  f"tune {tune['loss']:.3f}/{tune['accuracy']:.3f}  val {val['loss']:.3f}/{val['accuracy']:.3f}  "
-                  f"lr {row['lr']:.2e}  {row['seconds']:.0f}s{'  *' if improved else ''}", flush=True)
-            if improved:
-                save(best_path, epoch, resumable=False)
-            save(last_path, epoch, resumable=True)
-            history.save(out_dir / "history.json")
-            if cfg.patience is not None and bad_epochs >= cfg.patience:
-                history.stopped_early = True
+            loader.set_epoch(epoch - 1)  # the shuffle seed keeps its 0-based index: runs reproduce older ones
+            train = train_one_epoch(model, loader, loss_fn, optimizer, state.scheduler, amp, state.scaler,
+                                    progress, desc=f"epoch {epoch}/{cfg.epochs}", mixer=mixer, ema=state.ema)
+            row = {"epoch": epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
+                   **evaluate_epoch(state, splits, cfg, amp), "lr": optimizer.param_groups[0]["lr"],
+                   "seconds": time.perf_counter() - t0}
+            state.epoch, improved = epoch, state.history.add(row)
+            print(epoch_line(row, cfg.epochs, improved), flush=True)
+            files.save_epoch(state, improved)
+            state.history.save(out_dir / "history.json")
+            if cfg.patience is not None and state.history.epochs_since_best() >= cfg.patience:
+                state.history.stopped_early = True
                 print(f"early stop: tune accuracy has not improved for {cfg.patience} epochs")
                 break
+        if state.ema is not None:
+            files.save_ema(state)
     except KeyboardInterrupt:
-        history.interrupted = True
-        print(f"\ninterrupted: {last_path} holds the last finished epoch; run again to resume")
-    history.save(out_dir / "history.json")
-    return history
+        state.history.interrupted = True
+        print(f"\ninterrupted: {files.last} holds the last finished epoch; run again to resume")
+    state.history.save(out_dir / "history.json")
+    return state.history

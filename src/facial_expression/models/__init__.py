@@ -1,15 +1,17 @@
-"""Models: the light VGG of Hewitt & Gunes and VGG16 transfer, built by name."""
+"""Models: the light VGG, AlexNet and MobileNet variants of Hewitt & Gunes and VGG16 transfer, built by name."""
 
 from __future__ import annotations
 
 from torch import nn
 from torchinfo import summary as _torchinfo_summary
 
+from .alexnet_var import AlexNetVar, alexnet_var_keras_param_count
 from .cost import estimate_epoch_seconds, forward_flops
 from .light_vgg import GaussianDropout, LightVGG, architecture_table, light_vgg_param_count
+from .mobilenet_var import MobileNetVar, mobilenet_var_keras_param_count
 from .vgg16 import VGG16Transfer, load_imagenet_state_dict
 
-MODEL_NAMES = ("light-vgg", "vgg16")
+MODEL_NAMES = ("light-vgg", "vgg16", "alexnet-var", "mobilenet-var")
 
 
 def build_model(name: str, num_classes: int, **options) -> nn.Module:
@@ -20,6 +22,10 @@ def build_model(name: str, num_classes: int, **options) -> nn.Module:
         return LightVGG(num_classes, **options)
     if name == "vgg16":
         return VGG16Transfer(num_classes, **options)
+    if name == "alexnet-var":
+        return AlexNetVar(num_classes, **options)
+    if name == "mobilenet-var":
+        return MobileNetVar(num_classes, **options)
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
 
 
@@ -29,6 +35,9 @@ def model_options(cfg) -> dict:
     if cfg.model == "light-vgg":
         return {"input_size": size, "batch_norm": cfg.batch_norm, "dropout": cfg.dropout,
                 "gaussian_dropout": cfg.gaussian_dropout, "head": cfg.head, "mask": cfg.mask}
+    if cfg.model in ("alexnet-var", "mobilenet-var"):
+        # the authors' regularisation (their net.py) is the models' default; LightVGG's options do not apply
+        return {"input_size": size}
     return {"input_size": size, "weights": cfg.weights, "freeze": cfg.freeze}
 
 
@@ -50,3 +59,4 @@ def summary(model: nn.Module, input_size: int | None = None, batch_size: int = 1
 __all__ = ["architecture_table", "GaussianDropout", "LightVGG", "VGG16Transfer", "build_model", "count_parameters",
            "light_vgg_param_count", "load_imagenet_state_dict", "model_options", "summary", "MODEL_NAMES"]
 __all__ += ["estimate_epoch_seconds", "forward_flops"]
+__all__ += ["AlexNetVar", "MobileNetVar", "alexnet_var_keras_param_count", "mobilenet_var_keras_param_count"]

@@ -1,0 +1,188 @@
+"""Checkpoints: what they hold, writing and reading them, and resuming a training run from one.
+
+A run folder holds up to three, and each rebuilds its model alone (`load_checkpoint`):
+best.pt, the epoch with the best tune accuracy, for inference; last.pt, the last finished epoch plus the
+optimizer, schedule, grad-scaler and EMA state, for resuming; ema.pt, the exponential moving average of
+the weights at the end of training (only when `TrainConfig.ema` is on).
+
+Format versions. `epoch` is the last finished epoch. Version 2 counts it from 1, as History's rows and
+`best_epoch` do. Files without a `version` key are version 1, which counted it from 0 (its History was
+already 1-based). `read_checkpoint` converts them as it loads them, so old best.pt and last.pt files
+still load and resume; nothing on disk is rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+from .data.fingerprint import mismatch
+from .errors import FERError
+from .models import build_model
+
+VERSION = 2  # 2: `epoch` counted from 1; 1 (no "version" key): counted from 0
+
+
+def checkpoint_payload(model: nn.Module, cfg: TrainConfig, classes, model_options: dict, **extra) -> dict:
+    """What a checkpoint holds: enough to rebuild the model without the config file."""
+    options = dict(model_options)
+    if "weights" in options:
+        options["weights"] = None  # the state dict carries the weights
+    return {"version": VERSION, "model_name": cfg.model, "model_options": options, "classes": list(classes),
+            "config": cfg.to_dict(), "state_dict": model.state_dict(), **extra}
+
+
+def save_checkpoint(payload: dict, path: str | Path) -> None:
+    """torch.save through a temporary file, so that a crash never leaves a half-written checkpoint."""
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def upgrade(ckpt: dict) -> dict:
+    """The checkpoint in the current format, converted in place: version 1 counted epochs from 0."""
+    version = ckpt.get("version", 1)
+    if version > VERSION:
+        raise FERError(f"this checkpoint has format version {version}, newer than this code's {VERSION}; "
+                       "update the package")
+    if version == 1 and ckpt.get("epoch") is not None:
+        ckpt["epoch"] += 1
+    ckpt["version"] = VERSION
+    return ckpt
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A checkpoint's dict, on the CPU and in the current format whichever version wrote it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FERError(f"checkpoint {path} does not exist")
+    return upgrade(torch.load(path, map_location="cpu", weights_only=False))
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild a model from a checkpoint alone; returns (model in eval mode, checkpoint dict)."""
+    ckpt = read_checkpoint(path)
+    model = build_model(ckpt["model_name"], len(ckpt["classes"]), **ckpt["model_options"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), ckpt
+
+
+def resume_problem(saved: dict, cfg: TrainConfig, classes, dataset: dict | None = None) -> str | None:
+    """Why a saved run cannot be resumed with `cfg` on `classes` and `dataset`, or None when it can."""
+    if list(saved.get("classes", classes)) != list(classes):
+        return (f"it was trained on classes {', '.join(saved['classes'])}, and this dataset has "
+                f"{', '.join(classes)}")
+    if json.dumps(saved["config"].get("epochs")) != json.dumps(cfg.epochs):
+        return (f"it was trained for a {saved['config']['epochs']}-epoch schedule and {cfg.epochs} epochs were "
+                "asked for (the learning-rate schedule spans the whole run)")
+    why = mismatch(saved.get("dataset"), dataset)
+    if why:
+        return f"it was trained on other data: {why}"
+    ignore = {"out", "data", "device", "patience", "eval_batch_size"}
+    defaults = TrainConfig().to_dict()  # settings added after a checkpoint was written had their defaults
+    changed = sorted(k for k, v in cfg.to_dict().items()
+                     if k not in ignore and json.dumps(saved["config"].get(k, defaults[k])) != json.dumps(v))
+    return f"it was trained with other settings ({', '.join(changed)})" if changed else None
+
+
+@dataclass
+class TrainingState:
+    """Everything a run changes as it trains. last.pt saves all of it, so that a resumed run continues exactly."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any = None  # a per-batch LRScheduler, or None
+    scaler: Any = None  # a GradScaler (fp16 on CUDA), or None
+    ema: Any = None  # a torch.optim.swa_utils.AveragedModel of `model`, or None
+    history: Any = None  # training.History
+    epoch: int = 0  # the last finished epoch, counted from 1; 0 before the first
+
+    def resumable(self) -> dict:
+        """The states that last.pt adds to the model's."""
+        return {"optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "ema": self.ema.state_dict() if self.ema is not None else None}
+
+    def restore(self, saved: dict) -> None:
+        """Load a last.pt (as `read_checkpoint` returns it) into this state, in place."""
+        self.model.load_state_dict(saved["state_dict"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.scheduler is not None and saved.get("scheduler"):
+            self.scheduler.load_state_dict(saved["scheduler"])
+        if self.scaler is not None and saved.get("scaler"):
+            self.scaler.load_state_dict(saved["scaler"])
+        if self.ema is not None:  # resume_problem has checked that the saved run had the same EMA
+            self.ema.load_state_dict(saved["ema"])
+        self.history = type(self.history)(**saved["history"])
+        self.epoch = saved["epoch"]
+
+
+@dataclass
+class RunCheckpoints:
+    """The checkpoints of one run folder, and what each records next to its weights."""
+
+    out_dir: Path
+    cfg: TrainConfig
+    classes: list[str]
+    model_options: dict
+    dataset: dict | None = None  # the data fingerprint, recorded in every file
+
+    @property
+    def last(self) -> Path:
+        return Path(self.out_dir) / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return Path(self.out_dir) / "best.pt"
+
+    @property
+    def ema(self) -> Path:
+        return Path(self.out_dir) / "ema.pt"
+
+    def saved_run(self) -> dict | None:
+        """last.pt to resume from, or None when there is none; refuses one made with other settings."""
+        if not self.last.exists():
+            return None
+        saved = read_checkpoint(self.last)
+        why = resume_problem(saved, self.cfg, self.classes, self.dataset)
+        if why:
+            raise FERError(f"cannot resume {self.last}: {why}; start fresh with --no-resume (notebooks: "
+                           "delete the folder) or use another output folder")
+        return saved
+
+    def finished_run(self) -> dict | None:
+        """history.json of a run that finished with these settings where last.pt is gone (a clone keeps only
+        best.pt), so that it is not trained again; None otherwise. Refuses a finished run of other settings."""
+        history = Path(self.out_dir) / "history.json"
+        if self.last.exists() or not self.best.exists() or not history.exists():
+            return None
+        saved = json.loads(history.read_text())
+        if saved.get("interrupted") or not (len(saved.get("epochs", [])) >= self.cfg.epochs or saved.get("stopped_early")):
+            return None
+        why = resume_problem(read_checkpoint(self.best), self.cfg, self.classes, self.dataset)
+        if why:
+            raise FERError(f"{self.out_dir} holds a finished run with other settings: {why}; delete it or use "
+                           "another output folder")
+        return saved
+
+    def payload(self, model: nn.Module, state: TrainingState, **extra) -> dict:
+        return checkpoint_payload(model, self.cfg, self.classes, self.model_options, epoch=state.epoch,
+                                  history=state.history.to_dict(), dataset=self.dataset, **extra)
+
+    def save_epoch(self, state: TrainingState, improved: bool) -> None:
+        """last.pt after every epoch; best.pt (only what inference needs, ~1/3 the size) when `improved`."""
+        if improved:
+            save_checkpoint(self.payload(state.model, state), self.best)
+        save_checkpoint(self.payload(state.model, state, **state.resumable()), self.last)
+
+    def save_ema(self, state: TrainingState) -> None:
+        """ema.pt: the averaged weights as an ordinary checkpoint; `ema_steps` counts the steps averaged."""
+        save_checkpoint(self.payload(state.ema.module, state, ema_steps=int(state.ema.n_averaged)), self.ema)
