@@ -278,9 +278,10 @@ def main() -> None:
                    "training": res["train_ours"]["images_per_s"] / res["train_baseline"]["images_per_s"]},
         **res,
     }
-    rows = [("data only (img/s)", res["data_ours"]["images_per_s"], res["data_baseline"]["images_per_s"]),
-            ("  ours, per-image v2 augmentation", res["data_ours_v2"]["images_per_s"], res["data_baseline"]["images_per_s"]),
-            ("  ours without augmentation", res["data_ours_noaug"]["images_per_s"], res["data_baseline"]["images_per_s"]),
+    data_baseline = res["data_baseline"]["images_per_s"]
+    rows = [("data only (img/s)", res["data_ours"]["images_per_s"], data_baseline),
+            ("  ours, per-image v2 augmentation", res["data_ours_v2"]["images_per_s"], data_baseline),
+            ("  ours without augmentation", res["data_ours_noaug"]["images_per_s"], data_baseline),
             ("LightVGG training (img/s)", res["train_ours"]["images_per_s"], res["train_baseline"]["images_per_s"])]
     for name, r in res["models"].items():
         rows.append((f"{name} evaluation (img/s)", r["ours_eval_images_per_s"], r["baseline_fp32_eval_images_per_s"]))
@@ -289,7 +290,8 @@ def main() -> None:
     for label, ours, base in rows:
         print(f"{label:34s}{ours:10.1f}{base:10.1f}{ours / base:8.2f}")
     for name, r in res["models"].items():
-        print(f"{name} latency fp32: median {r['latency_fp32_median_ms']:.1f} ms, p90 {r['latency_fp32_p90_ms']:.1f} ms")
+        print(f"{name} latency fp32: median {r['latency_fp32_median_ms']:.1f} ms, "
+              f"p90 {r['latency_fp32_p90_ms']:.1f} ms")
     acc = res["accuracy"]
     print(f"validation accuracy after {acc['epochs']} epochs: ours {acc['ours']['validation_accuracy']:.4f} "
           f"({acc['ours']['seconds']:.0f} s), baseline {acc['baseline']['validation_accuracy']:.4f} "

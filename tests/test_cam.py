@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from facial_expression.cam import compute_cams, select_samples
+from facial_expression.cam import compute_cams, ffhq_mask, photo_style_check, photo_style_summary, select_samples
 from facial_expression.models import build_model
 
 
@@ -67,3 +67,22 @@ def test_comparison_grid_and_shortcut_summary_on_the_same_faces(tiny_dataset):
     summary = shortcut_summary(other, data)
     assert 0 <= summary["border"] <= 1 and 0 <= summary["accuracy_fp32"] <= 1
     assert not any("ffhq" in k for k in summary)  # no photo-style check on data without FFHQ files
+
+
+def test_ffhq_mask_marks_the_ffhq_files_by_name_only():
+    paths = ["/d/happy/ffhq_00012.png", "/ffhq/sad/img_3.jpg", "FFHQ_7.png", "/d/sad/x.png"]
+    assert ffhq_mask(paths).tolist() == [True, False, True, False]
+    assert ffhq_mask([]).dtype == bool and ffhq_mask([]).shape == (0,)
+
+
+def test_photo_style_check_and_summary_split_the_same_files():
+    classes = ("happy", "neutral", "sad")
+    paths = ["ffhq_1.png", "a.png", "ffhq_2.png", "b.png", "ffhq_3.png", "c.png"]
+    y_true = np.array([0, 0, 2, 2, 2, 1])
+    y_pred = np.array([0, 1, 0, 2, 1, 1])
+    table = photo_style_check(paths, y_true, y_pred, classes)
+    assert table.loc["sad", "ffhq_images"] == 2 and table.loc["sad", "other_images"] == 1
+    assert table.loc["sad", "accuracy_ffhq"] == 0.0 and table.loc["sad", "accuracy_other"] == 1.0
+    summary = photo_style_summary(paths, y_true, y_pred, classes)
+    assert summary["ffhq_other_classes"] == 2 and summary["ffhq_other_predicted_happy_neutral"] == 1.0
+    assert summary["nonffhq_other_classes"] == 1 and summary["nonffhq_other_predicted_happy_neutral"] == 0.0

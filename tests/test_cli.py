@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from facial_expression.cli import main
+from facial_expression.cli import TRAIN_HELP, _config_from_args, build_parser, main
+from facial_expression.config import TrainConfig
 
 
 def fer(*args, env=None):
@@ -18,6 +19,50 @@ def test_help_lists_every_command_with_defaults():
     for cmd in COMMANDS:
         assert cmd in out
     assert "(default: 30)" in fer("train", "--help").stdout
+
+
+def test_train_options_come_from_the_config_with_their_help():
+    parser = build_parser()
+    assert _config_from_args(parser.parse_args(["train"])) == TrainConfig()  # every default is the dataclass's
+    train = parser._subparsers._group_actions[0].choices["train"]
+    options = {a.dest: a for a in train._actions}
+    for name, choices in TrainConfig.CHOICES.items():
+        assert tuple(options[name].choices) == choices
+    assert set(TRAIN_HELP) <= set(options) and all(options[n].help == TRAIN_HELP[n] for n in TRAIN_HELP)
+    cfg = _config_from_args(parser.parse_args(["train", "--model", "vgg16", "--weights", "none", "--tta",
+                                               "--patience", "3", "--input-size", "64", "--lr", "1e-4"]))
+    assert (cfg.weights, cfg.tta, cfg.patience, cfg.input_size, cfg.lr) == (None, True, 3, 64, 1e-4)
+
+
+def test_every_option_of_every_command_has_help():
+    for sub in build_parser()._subparsers._group_actions[0].choices.values():
+        assert all(a.help for a in sub._actions), sub.prog
+
+
+def test_report_commands_share_the_results_option():
+    parser = build_parser()
+    for command in ("results", "report-tables", "report"):
+        assert parser.parse_args([command, "--results", "x"]).results == "x"
+    assert parser.parse_args(["report", "--data", "d"]).data == "d"
+
+
+def test_only_the_projects_errors_are_one_line(monkeypatch, capsys):
+    from facial_expression import cli
+    from facial_expression.errors import ConfigError
+
+    def bug(args):
+        raise ValueError("a bug")
+
+    monkeypatch.setitem(cli.COMMANDS, "stats", bug)
+    with pytest.raises(ValueError, match="a bug"):  # a bug keeps its traceback
+        main(["stats"])
+
+    def bad_setting(args):
+        raise ConfigError("unknown mix 'blend'")
+
+    monkeypatch.setitem(cli.COMMANDS, "stats", bad_setting)
+    assert main(["stats"]) == 2
+    assert capsys.readouterr().err == "fer stats: error: unknown mix 'blend'\n"
 
 
 def test_expected_errors_are_one_line_without_traceback(tmp_path):

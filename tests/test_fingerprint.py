@@ -13,7 +13,8 @@ from facial_expression.errors import DataError
 
 def test_fingerprint_names_the_data_and_ignores_where_it_is_mounted(tiny_dataset, tmp_path):
     fp = dataset_fingerprint(resolve_layout(tiny_dataset))
-    assert fp["classes"] == ["angry", "happy", "sad"] and fp["files"] == {"train": 37, "validation": 12}  # listed files, the corrupt one too
+    # listed files, the corrupt one too
+    assert fp["classes"] == ["angry", "happy", "sad"] and fp["files"] == {"train": 37, "validation": 12}
     assert fp["ffhq_files"] == 0 and "3 classes" in describe(fp)
     moved = shutil.copytree(tiny_dataset, tmp_path / "elsewhere")
     assert mismatch(fp, dataset_fingerprint(resolve_layout(moved))) is None

@@ -44,7 +44,7 @@ def test_unknown_model_and_bad_options():
         build_model("resnet", 7)
     with pytest.raises(ValueError, match="divisible by 32"):
         LightVGG(7, input_size=100)
-    with pytest.raises(ValueError, match="freeze must be"):
+    with pytest.raises(ValueError, match="unknown freeze 'some'"):
         build_model("vgg16", 7, weights=None, freeze="some")
 
 

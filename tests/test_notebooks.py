@@ -32,7 +32,8 @@ def test_a_failing_cell_is_one_line_and_keeps_the_committed_notebook(tmp_path, m
     assert not [c for c in cells if c.cell_type == "code" and "injected-parameters" in c.metadata.get("tags", [])]
     assert [c.source for c in cells if "parameters-record" in c.metadata.get("tags", [])] == [
         f'*Executed by `fer notebooks` with these parameters:*\n\n```python\ndata = "{tmp_path}/relative/folder"\n```']
-    with pytest.raises(FERError, match=r"^bad: cell In\[3\] failed: ValueError: no dataset here \(bad.ipynb is unchanged"):
+    with pytest.raises(FERError,
+                       match=r"^bad: cell In\[3\] failed: ValueError: no dataset here \(bad.ipynb is unchanged"):
         run_notebooks(["bad"])
     assert (tmp_path / "bad.ipynb").read_text() == before
 

@@ -41,7 +41,8 @@ ALEX_DENSE = 2048 * 1024 + 1024 * 1024  # flatten 128 x 4 x 4
 
 
 def keras_alex(c):
-    return {"trainable": ALEX_CONV + ALEX_DENSE + 2 * ALEX_BN_CHANNELS + 1025 * c, "non_trainable": 2 * ALEX_BN_CHANNELS}
+    return {"trainable": ALEX_CONV + ALEX_DENSE + 2 * ALEX_BN_CHANNELS + 1025 * c,
+            "non_trainable": 2 * ALEX_BN_CHANNELS}
 
 
 # M_MOB: Conv2D 3x3x3x32 + BN, 13 x (DepthwiseConv2D 3x3 + BN, Conv2D 1x1 + BN), GAP, Dense C (bias)

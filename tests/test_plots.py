@@ -40,8 +40,8 @@ def _figures():
     picks = [{"index": i, "true": i % k, "pred": (i + 1) % k, "correct": False, "confidence": 0.5} for i in range(k)]
     cams = rng.random((k, 32, 32)).astype(np.float32)
     images = _images(k).float() / 255
-    yield "confusion", plots.plot_confusions({s: {"confusion_matrix": cm.tolist(), "classes": CLASSES, "n": int(cm.sum())}
-                                              for s in ("train", "tune", "validation")})
+    confusion = {"confusion_matrix": cm.tolist(), "classes": CLASSES, "n": int(cm.sum())}
+    yield "confusion", plots.plot_confusions({s: confusion for s in ("train", "tune", "validation")})
     yield "roc", plots.plot_roc(y, probs, CLASSES)
     yield "history", plots.plot_history(_history())
     yield "samples", plots.sample_grid(data)

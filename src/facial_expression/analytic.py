@@ -30,11 +30,16 @@ def equivariance_demo(size: int = 48, kernel: int = 5, shift: tuple[int, int] = 
         conv.weight.copy_(torch.randn(conv.weight.shape, generator=g))
         conv.bias.zero_()
         dy, dx = shift
-        f = lambda t: torch.relu(conv(t))
+
+        def f(t):
+            return torch.relu(conv(t))
+
+        def pooled(t):
+            return F.max_pool2d(f(t), 2)
+
         err_conv = (f(shift2d(x, dy, dx)) - shift2d(f(x), dy, dx)).abs().amax(1)[0]
         margin = kernel // 2 + max(abs(dy), abs(dx))
         interior = err_conv[margin:-margin, margin:-margin]
-        pooled = lambda t: F.max_pool2d(f(t), 2)
         # shifting by 2 moves the pooled map by exactly 1; shifting by 1 moves it by "half a cell"
         err_even = (pooled(shift2d(x, 2, 2)) - shift2d(pooled(x), 1, 1)).abs().amax(1)[0]
         odd = pooled(shift2d(x, 1, 1))

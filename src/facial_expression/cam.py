@@ -13,6 +13,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from .checkpoint import load_checkpoint
 from .data import ImageSet, load_for_checkpoint, to_unit_float
+from .data.fingerprint import is_ffhq
 from .evaluation import predict, save_json
 from .plots import TEXT_WIDTH, save_figure, styled
 from .runtime import pick_device
@@ -144,6 +145,11 @@ def region_shares(cams: np.ndarray) -> dict[str, float]:
             "mouth_band": float(np.mean(mouth / total))}
 
 
+def ffhq_mask(paths: list[str]) -> np.ndarray:
+    """A boolean array: which of `paths` are FFHQ portraits (files named ffhq_*)."""
+    return np.array([is_ffhq(p) for p in paths], dtype=bool)
+
+
 def photo_style_check(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray, classes):
     """Per class: accuracy on FFHQ portraits (files named ffhq_*) and on the other images.
 
@@ -151,7 +157,7 @@ def photo_style_check(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray, 
     predicted happy or neutral when it *is* an FFHQ photo shows whether photo style is a shortcut.
     """
     import pandas as pd
-    ffhq = np.array([Path(p).name.startswith("ffhq") for p in paths])
+    ffhq = ffhq_mask(paths)
     rows = []
     for c, name in enumerate(classes):
         sel = y_true == c
@@ -209,7 +215,7 @@ def guided_figure(checkpoint, data=None, per_class: int = 1, max_classes: int = 
 
 def photo_style_summary(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray, classes) -> dict:
     """How often faces of the five other classes are predicted happy or neutral, FFHQ photos vs the rest."""
-    ffhq = np.array([Path(p).name.startswith("ffhq") for p in paths])
+    ffhq = ffhq_mask(paths)
     hn = [list(classes).index(c) for c in ("happy", "neutral") if c in classes]
     other = ~np.isin(y_true, hn)
     out = {}
@@ -227,8 +233,7 @@ def shortcut_summary(model, data: ImageSet, max_batches: int | None = None) -> d
     cams = compute_cams(model, to_unit_float(data.images[:len(labels)]), preds.tolist())
     paths = data.paths[:len(labels)]
     # the photo-style check only where the data has a second photo source (the sample's ffhq_* files)
-    style = photo_style_summary(paths, labels, preds, data.classes) if any(
-        Path(p).name.startswith("ffhq") for p in data.paths) else {}
+    style = photo_style_summary(paths, labels, preds, data.classes) if ffhq_mask(data.paths).any() else {}
     return {**region_shares(cams), **style,
             "accuracy_fp32": float((preds == labels).mean())}  # fp32 here; metrics.json used the run's autocast
 

@@ -165,7 +165,8 @@ class RunCheckpoints:
         if self.last.exists() or not self.best.exists() or not history.exists():
             return None
         saved = json.loads(history.read_text())
-        if saved.get("interrupted") or not (len(saved.get("epochs", [])) >= self.cfg.epochs or saved.get("stopped_early")):
+        done = len(saved.get("epochs", [])) >= self.cfg.epochs or saved.get("stopped_early")
+        if saved.get("interrupted") or not done:
             return None
         why = resume_problem(read_checkpoint(self.best), self.cfg, self.classes, self.dataset)
         if why:

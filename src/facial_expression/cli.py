@@ -8,71 +8,89 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import AugmentConfig, TrainConfig
+from .config import TrainConfig
 from .errors import FERError
-from .models import MODEL_NAMES
 
 
 def _none_or_int(s: str) -> int | None:
     return None if s.lower() in ("none", "0") else int(s)
 
 
+# `fer train`'s options in --help order: TrainConfig field -> help text. The option's default, its choices
+# (TrainConfig.CHOICES) and its type come from the dataclass; a bool field is a switch. Fields not listed
+# here (betas, eval_batch_size) have no option.
+TRAIN_HELP = {
+    "model": "the network",
+    "data": "dataset root (default: $FER_DATA, then data/affectnet)",
+    "out": "output folder (default: results/<model>)",
+    "classes": "names for numeric class folders 0..K-1: 'a,b,...' or 'affectnet' (default: classes.txt)",
+    "epochs": "epochs",
+    "batch_size": "batch size",
+    "lr": "learning rate (the peak of onecycle and cosine)",
+    "optimizer": "optimizer",
+    "weight_decay": "weight decay",
+    "momentum": "SGD momentum",
+    "schedule": "learning-rate schedule",
+    "warmup_epochs": "linear warm-up of cosine",
+    "label_smoothing": "label smoothing",
+    "class_weights": "inverse-frequency class weights",
+    "mix": "batch-level MixUp/CutMix (both: one of the two per batch)",
+    "mix_alpha": "Beta(alpha, alpha) of MixUp/CutMix",
+    "tta": "report metrics with flip test-time augmentation",
+    "patience": "early-stopping patience (epochs)",
+    "ema": "decay per optimiser step of an EMA of the weights, saved as ema.pt (0: off)",
+    "augment": "augmentation policy",
+    "augment_backend": "v2: torchvision per image; batched: one grid_sample per batch (about 2x faster on CPU)",
+    "tune_fraction": "share of train carved out as the tune split",
+    "input_size": "default: 128 LightVGG, 224 VGG16",
+    "batch_norm": "LightVGG: batch-norm after each layer",
+    "dropout": "LightVGG: dropout after dense layers",
+    "gaussian_dropout": "LightVGG: Gaussian dropout after each pool",
+    "head": "LightVGG: the paper's dense head or global average pooling",
+    "mask": "LightVGG: multiply the input by a soft face ellipse",
+    "weights": "VGG16: imagenet | none | PATH to a .pth file",
+    "freeze": "VGG16: the layers kept frozen",
+    "head_lr_mult": "VGG16: the new head's learning rate over the body's",
+    "seed": "seed",
+    "device": "auto | cpu | cuda | mps",
+    "amp": "mixed precision",
+    "max_batches": "smoke runs: batches per epoch",
+}
+# how a command-line string becomes each field type (TrainConfig's annotations are strings)
+PARSERS = {"int": int, "float": float, "str": str, "str | None": str, "int | None": _none_or_int}
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
-    p.add_argument("--model", choices=MODEL_NAMES, default=d.model)
-    p.add_argument("--data", default=None, help="dataset root (default: $FER_DATA, then data/affectnet)")
-    p.add_argument("--out", default=None, help="output folder (default: results/<model>)")
-    p.add_argument("--classes", default=None,
-                   help="names for numeric class folders 0..K-1: 'a,b,...' or 'affectnet' (default: classes.txt)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default=d.optimizer)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--schedule", choices=("onecycle", "cosine", "none"), default=d.schedule)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="linear warm-up of cosine")
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--class-weights", action="store_true", help="inverse-frequency class weights")
-    p.add_argument("--mix", choices=("none", "mixup", "cutmix", "both"), default=d.mix,
-                   help="batch-level MixUp/CutMix (both: one of the two per batch)")
-    p.add_argument("--mix-alpha", type=float, default=d.mix_alpha)
-    p.add_argument("--tta", action="store_true", help="report metrics with flip test-time augmentation")
-    p.add_argument("--patience", type=_none_or_int, default=d.patience, help="early-stopping patience (epochs)")
-    p.add_argument("--ema", type=float, default=d.ema,
-                   help="decay per optimiser step of an EMA of the weights, saved as ema.pt (0: off)")
-    p.add_argument("--augment", choices=AugmentConfig.PRESETS, default=d.augment)
-    p.add_argument("--augment-backend", choices=("v2", "batched"), default=d.augment_backend,
-                   help="v2: torchvision per image; batched: one grid_sample per batch (about 2x faster on CPU)")
-    p.add_argument("--tune-fraction", type=float, default=d.tune_fraction)
-    p.add_argument("--input-size", type=int, default=None, help="default: 128 LightVGG, 224 VGG16")
-    p.add_argument("--batch-norm", action="store_true", help="LightVGG: batch-norm after each layer")
-    p.add_argument("--dropout", type=float, default=d.dropout, help="LightVGG: dropout after dense layers")
-    p.add_argument("--gaussian-dropout", type=float, default=d.gaussian_dropout,
-                   help="LightVGG: Gaussian dropout after each pool")
-    p.add_argument("--head", choices=("dense", "gap"), default=d.head,
-                   help="LightVGG: the paper's dense head or global average pooling")
-    p.add_argument("--mask", action="store_true", help="LightVGG: multiply the input by a soft face ellipse")
-    p.add_argument("--weights", default=d.weights, help="VGG16: imagenet | none | PATH to a .pth file")
-    p.add_argument("--freeze", choices=("none", "features", "all-but-last-block"), default=d.freeze)
-    p.add_argument("--head-lr-mult", type=float, default=d.head_lr_mult)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device, help="auto | cpu | cuda | mps")
-    p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=d.amp)
-    p.add_argument("--max-batches", type=_none_or_int, default=None, help="smoke runs: batches per epoch")
+    d, types = TrainConfig(), {f.name: f.type for f in fields(TrainConfig)}
+    for name, help_text in TRAIN_HELP.items():
+        flag, default = "--" + name.replace("_", "-"), getattr(d, name)
+        if types[name] == "bool":
+            p.add_argument(flag, action="store_true", help=help_text)
+        elif name in TrainConfig.CHOICES:
+            p.add_argument(flag, choices=TrainConfig.CHOICES[name], default=default, help=help_text)
+        else:
+            p.add_argument(flag, type=PARSERS[types[name]], default=default, help=help_text)
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `fer` parser; every option has a help text, so --help shows every default."""
     parser = argparse.ArgumentParser(prog="fer", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
+    results = argparse.ArgumentParser(add_help=False)  # --results of `results`, `report-tables` and `report`
+    results.add_argument("--results", default=None,
+                         help="results folder to read (default: $FER_RESULTS or results/; the development "
+                              "sample's: examples/affectnet7_sample)")
+    report = argparse.ArgumentParser(add_help=False, parents=[results])  # `report-tables` and `report`
+    report.add_argument("--data", default=None,
+                        help="dataset root for the guided-backprop faces (default: $FER_DATA)")
 
     p = sub.add_parser("stats", help="split statistics of a dataset", formatter_class=fmt)
     p.add_argument("data", nargs="?", default=None, help="dataset root (default: $FER_DATA)")
-    p.add_argument("--tune-fraction", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tune-fraction", type=float, default=0.1, help="share of train carved out as the tune split")
+    p.add_argument("--seed", type=int, default=0, help="seed of the tune split")
     p.add_argument("--json", default=None, help="also write the statistics to this JSON file")
 
     p = sub.add_parser("train", help="train a model and evaluate it on every split", formatter_class=fmt)
@@ -80,34 +98,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a folder of class folders",
                        formatter_class=fmt)
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a best.pt, last.pt or ema.pt")
     p.add_argument("--data", required=True, help="a dataset root (its validation split) or a class-folder dir")
-    p.add_argument("--out", required=True)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--max-batches", type=_none_or_int, default=None)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--batch-size", type=int, default=256, help="batch size")
+    p.add_argument("--max-batches", type=_none_or_int, default=None, help="smoke runs: batches evaluated")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
 
     p = sub.add_parser("cam", help="Grad-CAM grids of right and wrong validation faces", formatter_class=fmt)
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a best.pt, last.pt or ema.pt")
     p.add_argument("--data", default=None, help="dataset root or class-folder dir (default: $FER_DATA)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--per-class", type=int, default=2, help="correct and wrong faces per class")
-    p.add_argument("--max-batches", type=_none_or_int, default=None)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--max-batches", type=_none_or_int, default=None, help="smoke runs: batches predicted")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
 
     p = sub.add_parser("predict", help="find the faces in photos and classify their expressions",
                        formatter_class=fmt)
     p.add_argument("path", help="an image file or a folder of images")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a best.pt, last.pt or ema.pt")
     p.add_argument("--out", default="predictions", help="folder for the annotated images and predictions.json")
     p.add_argument("--cam", action="store_true", help="also write each face's Grad-CAM overlay")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
 
     p = sub.add_parser("summary", help="torchinfo summary and parameter counts", formatter_class=fmt)
-    p.add_argument("--model", choices=("light-vgg", "vgg16"), default="light-vgg")
-    p.add_argument("--num-classes", type=int, default=8)
-    p.add_argument("--input-size", type=int, default=None)
-    p.add_argument("--batch-norm", action="store_true")
+    p.add_argument("--model", choices=("light-vgg", "vgg16"), default="light-vgg", help="the network")
+    p.add_argument("--num-classes", type=int, default=8, help="width of the output layer")
+    p.add_argument("--input-size", type=int, default=None, help="default: the model's own")
+    p.add_argument("--batch-norm", action="store_true", help="LightVGG: batch-norm after each layer")
+
     p = sub.add_parser("ablation", help="part (d): train ablation rows of LightVGG, then print the table",
                        formatter_class=fmt)
     p.add_argument("--out", required=True, help="folder of the study; runs go to OUT/<row>_seed<seed>/")
@@ -117,41 +136,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead of --rows, one row NAME with the comma-separated CHANGES together")
     p.add_argument("--deliver", default=None,
                    help="with --combine: the seed-0 run goes to this folder (e.g. results/light_vgg_improved)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--epochs", type=int, default=30, help="epochs of each run")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="batch size")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per row and seed")
     p.add_argument("--data", default=None, help="dataset root (default: $FER_DATA)")
     p.add_argument("--max-batches", type=_none_or_int, default=None, help="smoke runs: batches per epoch")
     p.add_argument("--table", action="store_true", help="only print the table of the finished runs")
+
     p = sub.add_parser("notebooks", help="execute the P5 notebooks in order with papermill",
                        formatter_class=fmt)
     p.add_argument("--smoke", action="store_true",
                    help="1 epoch, 2 batches, random VGG16 allowed; writes into --output-dir or a temp folder")
     p.add_argument("--only", nargs="*", default=None, help="notebook names (default: all four)")
-    p.add_argument("--output-dir", default=None)
+    p.add_argument("--output-dir", default=None,
+                   help="with --smoke: folder for the executed copies and results (default: a temporary one)")
     p.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="a notebook parameter, e.g. -p epochs 30 -p data /path (values parsed as JSON if they can be)")
     p.add_argument("--report", action="store_true",
                    help="then build report/report.pdf from the same results (TeX is checked before any notebook runs)")
     p.add_argument("--zip", default=None, metavar="FILE",
                    help="then zip the results folder and the executed notebooks into FILE, for download")
+
     p = sub.add_parser("results", help="the README's results table from results/*/metrics.json",
-                       formatter_class=fmt)
-    p.add_argument("--results", default=None, help="results folder (default: the repository's results/)")
+                       formatter_class=fmt, parents=[results])
     p.add_argument("--readme", action="store_true",
                    help="also write the tables into README.md, between its results:start/end markers")
-    p = sub.add_parser("report-tables", help="LaTeX tables, macros and figures for report/ from results/",
-                       formatter_class=fmt)
-    p.add_argument("--data", default=None, help="dataset root for the guided-backprop faces (default: $FER_DATA)")
-    p.add_argument("--results", default=None,
-                   help="results folder to report (default: $FER_RESULTS or results/; the development sample's: "
-                        "examples/affectnet7_sample)")
-    p = sub.add_parser("report", help="report-tables, then build report/report.pdf with latexmk and check it",
-                       formatter_class=fmt)
-    p.add_argument("--data", default=None, help="dataset root for the guided-backprop faces (default: $FER_DATA)")
-    p.add_argument("--results", default=None,
-                   help="results folder to report (default: $FER_RESULTS or results/; the development sample's: "
-                        "examples/affectnet7_sample)")
+    sub.add_parser("report-tables", help="LaTeX tables, macros and figures for report/ from results/",
+                   formatter_class=fmt, parents=[report])
+    sub.add_parser("report", help="report-tables, then build report/report.pdf with latexmk and check it",
+                   formatter_class=fmt, parents=[report])
     p = sub.add_parser("badges", help="write the repository's Open-in-Colab badges into README and the notebooks",
                        formatter_class=fmt)
     p.add_argument("--repo-url", default=None,
@@ -162,19 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-rerun", action="store_true", help="do not rerun the zip's notebooks in smoke mode")
     p.add_argument("--data", default=None, help="dataset for the smoke rerun (default: $FER_DATA)")
     p.add_argument("--out", default=None, help="output folder (default: dist/)")
-    for subparser in sub.choices.values():  # every option shows its default in --help
-        for action in subparser._actions:
-            if not action.help and action.dest != "help":
-                action.help = action.dest.replace("_", " ")
     return parser
 
 
 def _config_from_args(args) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
-    kw = {k: v for k, v in vars(args).items() if k in names}
-    if isinstance(kw.get("weights"), str) and kw["weights"].lower() == "none":
-        kw["weights"] = None
-    return TrainConfig(**kw)
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _results_dir(args) -> Path:
+    from .config import RESULTS_DIR
+    return Path(args.results) if args.results else RESULTS_DIR
 
 
 def cmd_stats(args) -> None:
@@ -251,7 +262,7 @@ def cmd_ablation(args) -> None:
         names = args.rows or list(CHANGES)
         unknown = [n for n in names if n not in CHANGES]
         if unknown:
-            raise ValueError(f"unknown rows {', '.join(unknown)}; choose from {', '.join(CHANGES)}")
+            raise FERError(f"unknown rows {', '.join(unknown)}; choose from {', '.join(CHANGES)}")
         rows = {n: [] if n == "plain" else [n] for n in names}
     if not args.table:
         run_rows(rows, args.out, args.epochs, tuple(args.seeds), args.data, dirs=dirs, max_batches=args.max_batches,
@@ -287,12 +298,11 @@ def cmd_notebooks(args) -> None:
 
 
 def cmd_results(args) -> None:
-    from .config import RESULTS_DIR
-    from .experiment import results_markdown
     from .ablation import ablation_markdown
     from .config import PROJ_ROOT
-    text = results_markdown(args.results or RESULTS_DIR)
-    ablation = ablation_markdown(args.results or RESULTS_DIR)
+    from .experiment import results_markdown
+    text = results_markdown(_results_dir(args))
+    ablation = ablation_markdown(_results_dir(args))
     print(text + ("\n\n" + ablation if ablation else ""))
     if args.readme:
         readme = PROJ_ROOT / "README.md"
@@ -311,17 +321,16 @@ def cmd_results(args) -> None:
 
 
 def cmd_report_tables(args) -> None:
-    from .config import RESULTS_DIR
+    # the first half of report.build_report, which goes on to build the PDF
     from .report import write_analytic_figures, write_report_inputs
-    results = Path(args.results) if args.results else RESULTS_DIR
+    results = _results_dir(args)
     written = write_report_inputs(results) + write_analytic_figures(data=args.data, results=results)
     print(f"wrote {len(written)} files under report/ (generated/ and figures/) from {results}")
 
 
 def cmd_report(args) -> None:
-    from .config import RESULTS_DIR
     from .report import build_report
-    print(f"wrote {build_report(Path(args.results) if args.results else RESULTS_DIR, data=args.data)}")
+    print(f"wrote {build_report(_results_dir(args), data=args.data)}")
 
 
 def cmd_badges(args) -> None:
@@ -345,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
-    except (FERError, ValueError) as e:
+    except FERError as e:  # the errors a user can fix; any other exception is a bug and keeps its traceback
         print(f"fer {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

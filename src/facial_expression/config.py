@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from .errors import ConfigError
+
 PROJ_ROOT = Path(__file__).resolve().parents[2]
 # A student's runs: $FER_RESULTS (Drive on Colab, /kaggle/working on Kaggle), else results/ (git-ignored).
 RESULTS_DIR = Path(os.environ.get("FER_RESULTS") or PROJ_ROOT / "results").expanduser().resolve()
@@ -16,6 +18,23 @@ NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 REPORT_DIR = PROJ_ROOT / "report"
 REPORT_FIG_DIR = REPORT_DIR / "figures"
 DEFAULT_DATA_DIR = PROJ_ROOT / "data" / "affectnet"
+
+
+# The choices of TrainConfig's text settings: defined once here; the models, the runtime and the CLI use them.
+MODEL_NAMES = ("light-vgg", "vgg16", "alexnet-var", "mobilenet-var")
+HEADS = ("dense", "gap")
+FREEZE_POLICIES = ("none", "features", "all-but-last-block")
+AUGMENT_BACKENDS = ("v2", "batched")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("onecycle", "cosine", "none")
+MIXES = ("none", "mixup", "cutmix", "both")
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+
+
+def check_choice(name: str, value, choices: tuple[str, ...]) -> None:
+    """Raise ConfigError in one line if `value` is not one of `choices`."""
+    if value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
 
 
 def cache_dir() -> Path:
@@ -62,7 +81,7 @@ class AugmentConfig:
         if name == "trivial":
             return cls(name="trivial", rotation=0.0, translate=0.0, scale=(1.0, 1.0), brightness=0.0,
                        contrast=0.0, trivial=True, erasing=0.25)
-        raise ValueError(f"unknown augmentation policy {name!r}; choose one of {', '.join(cls.PRESETS)}")
+        raise ConfigError(f"unknown augmentation policy {name!r}; choose one of {', '.join(cls.PRESETS)}")
 
 
 @dataclass
@@ -77,7 +96,7 @@ class TrainConfig:
     head: str = "dense"  # dense (the paper) | gap (global average pooling)
     mask: bool = False  # multiply the input by a fixed soft face ellipse
     # VGG16 options
-    weights: str | None = "imagenet"  # imagenet | none | path to a .pth state dict
+    weights: str | None = "imagenet"  # imagenet | None ("none" or "" become None) | path to a .pth state dict
     freeze: str = "features"  # none | features | all-but-last-block
     head_lr_mult: float = 10.0
     input_size: int | None = None  # None: the model's own (128 LightVGG, 224 VGG16)
@@ -112,6 +131,18 @@ class TrainConfig:
     eval_batch_size: int = 256
     out: str | None = None
 
+    CHOICES = {"model": MODEL_NAMES, "head": HEADS, "freeze": FREEZE_POLICIES, "augment": AugmentConfig.PRESETS,
+               "augment_backend": AUGMENT_BACKENDS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "mix": MIXES,
+               "amp": AMP_CHOICES}
+
+    def __post_init__(self):
+        # "none" is how a command line or a notebook parameter says "random weights"
+        if isinstance(self.weights, str) and self.weights.strip().lower() in ("", "none"):
+            self.weights = None
+        self.betas = tuple(self.betas)  # a list after a JSON round trip
+        for name, choices in self.CHOICES.items():
+            check_choice(name, getattr(self, name), choices)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -119,11 +150,7 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> "TrainConfig":
         """Rebuild from a saved dict, ignoring keys this version no longer knows."""
         known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        for key in ("betas",):
-            if key in kw and kw[key] is not None:
-                kw[key] = tuple(kw[key])
-        return cls(**kw)
+        return cls(**{k: v for k, v in d.items() if k in known})
 
     def resolved_input_size(self) -> int:
         if self.input_size is not None:

@@ -15,3 +15,7 @@ class WeightsUnavailableError(FERError):
 
 class NonFiniteLossError(FERError):
     """Training diverged: the loss became NaN or infinite."""
+
+
+class ConfigError(FERError, ValueError):
+    """A setting has a value outside its choices (also a ValueError, for callers that catch that)."""

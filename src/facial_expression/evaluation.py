@@ -88,6 +88,16 @@ def save_json(obj, path: Path) -> Path:
     return path
 
 
+def is_smoke_run(metrics: dict) -> bool:
+    """Whether a metrics.json is of a smoke run (a few batches per epoch, `max_batches`): its numbers mean nothing."""
+    return bool(metrics.get("max_batches"))
+
+
+def is_finished_run(metrics: dict) -> bool:
+    """Whether a metrics.json is a real result: a training run (not a checkpoint's evaluation) and no smoke run."""
+    return "epochs_run" in metrics and not is_smoke_run(metrics)
+
+
 def measure_latency(model, input_size: int, device=None, repeats: int = 50, warmup: int = 10) -> dict:
     """Single-image inference latency in ms (median and p90) on `device`."""
     device = torch.device(device) if device else next(model.parameters()).device

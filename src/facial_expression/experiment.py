@@ -14,11 +14,11 @@ import torch
 
 from .checkpoint import load_checkpoint
 from .config import RESULTS_DIR, TrainConfig
-from .errors import DataError
-from .data import (ImageSet, Splits, load_for_checkpoint, load_splits, resolve_eval_folder, resolve_layout,
+from .data import (ImageSet, Splits, load_split_for_checkpoint, load_splits, resolve_eval_folder, resolve_layout,
                    split_statistics)
 from .data.fingerprint import check_same_dataset, dataset_fingerprint, describe, run_fingerprint
-from .evaluation import compute_metrics, measure_latency, predict, report_text, save_json
+from .errors import DataError
+from .evaluation import compute_metrics, is_finished_run, measure_latency, predict, report_text, save_json
 from .models import build_model, count_parameters, model_options
 from .plots import draw_run_figures
 from .runtime import amp_dtype, configure_backends, pick_device, seed_everything, set_threads
@@ -124,7 +124,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out_dir: str |
     dev = pick_device(device)
     model, ckpt = load_checkpoint(checkpoint, dev)
     folder = resolve_eval_folder(data)
-    images = load_for_checkpoint(folder, model.input_size, ckpt, progress)
+    images = load_split_for_checkpoint(folder, model.input_size, ckpt, progress)
     cfg = TrainConfig.from_dict(ckpt["config"])
     extra = {"model": ckpt["model_name"], "checkpoint": str(checkpoint), "data": str(folder),
              "trained_on": ckpt.get("dataset")}
@@ -189,6 +189,14 @@ def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dic
     return card
 
 
+def paper_models_comparison(results: str | Path, n_classes: int) -> list[dict]:
+    """Model cards of the paper's three light networks, their CPU latencies measured one after the other in this
+    call; a network without a finished run is measured on its architecture and marked not trained."""
+    from .notebooks import PAPER_MODELS
+    return [model_card(Path(results) / folder, label, (model, n_classes, {}))
+            for model, (folder, label) in PAPER_MODELS.items()]
+
+
 def results_markdown(results_dir: str | Path = RESULTS_DIR) -> str:
     """The README's results table, generated from results/*/metrics.json (validation split)."""
     import json
@@ -196,7 +204,7 @@ def results_markdown(results_dir: str | Path = RESULTS_DIR) -> str:
              "parameters | wall time | device |", "|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(Path(results_dir).glob("*/metrics.json")):
         m = json.loads(path.read_text())
-        if "epochs_run" not in m or m.get("max_batches"):
+        if not is_finished_run(m):
             continue  # evaluations and smoke runs are not results
         lines.append(f"| `{path.parent.name}` | {m['model']} | {m['epochs_run']} ({m['best_epoch']}) | "
                      f"{m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['macro_auc']:.4f} | "

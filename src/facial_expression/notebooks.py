@@ -27,6 +27,17 @@ def light_vgg_config(data, results, **settings) -> TrainConfig:
     return TrainConfig(model="light-vgg", data=str(data), out=str(Path(results) / "light_vgg"), **settings)
 
 
+# The paper's three light networks (Hewitt and Gunes 2018): model name -> (results folder, label)
+PAPER_MODELS = {"light-vgg": ("light_vgg", "VGG-var (LightVGG, part c)"), "alexnet-var": ("alexnet_var", "AlexNet-var"),
+                "mobilenet-var": ("mobilenet_var", "MobileNet-var")}
+
+
+def paper_model_config(model: str, data, results, **settings) -> TrainConfig:
+    """One of the paper's light networks, trained with part (c)'s recipe into RESULTS/<its folder>."""
+    folder, _ = PAPER_MODELS[model]
+    return TrainConfig(model=model, data=str(data), out=str(Path(results) / folder), **settings)
+
+
 # Part (b)'s settings where P5_b's parameters cell does not set them: its features frozen, the two 4096-unit
 # layers fine-tuned and the new head at ten times the learning rate.
 VGG16_SETTINGS = {"epochs": 30, "batch_size": 32, "lr": 1e-4, "freeze": "features", "head_lr_mult": 10.0}
@@ -180,7 +191,7 @@ def _record_parameters(path: Path) -> None:
         if "parameters-record" in tags:
             continue  # the record of an earlier run
         if cell.cell_type == "code" and "injected-parameters" in tags:
-            body = "\n".join(l for l in cell.source.splitlines() if l.strip() and not l.startswith("#"))
+            body = "\n".join(line for line in cell.source.splitlines() if line.strip() and not line.startswith("#"))
             cell = nbformat.v4.new_markdown_cell(
                 f"*Executed by `fer notebooks` with these parameters:*\n\n```python\n{body}\n```",
                 metadata={"tags": ["parameters-record"]})
@@ -257,8 +268,9 @@ def setup_notebook(data=None, results=None, seed: int = 0, amp: str = "auto", sm
     gpu = "cpu" if device.type != "cuda" else (known[0] if known else "T4")
     net = build_model(model, len(layout.classes), **({"weights": None} if model == "vgg16" else {}))
     est = estimate_epoch_seconds(net, n_train, gpu)
-    rows["epoch estimate"] = (f"~{est:.0f} s of arithmetic per epoch of {n_train:,} images ({model} on "
-                              f"{'a ' + gpu if gpu != 'cpu' else 'this CPU'}; an estimate from FLOPs, not a measurement)")
+    where = f"a {gpu}" if gpu != "cpu" else "this CPU"
+    rows["epoch estimate"] = (f"~{est:.0f} s of arithmetic per epoch of {n_train:,} images ({model} on {where}; "
+                              f"an estimate from FLOPs, not a measurement)")
     for key, value in rows.items():
         print(f"{key:15s} {value}")
     if smoke:

@@ -16,6 +16,7 @@ import pandas as pd
 from . import findings
 from .config import REPORT_DIR, RESULTS_DIR, TrainConfig
 from .data.fingerprint import run_fingerprint
+from .evaluation import is_smoke_run
 from .findings import tex_escape
 from .plots import draw_run_figures
 
@@ -115,7 +116,8 @@ ABLATION_MACROS = ("ScreenEpochs", "ScreenPlainTune", "ScreenPlainVal", "PlainVa
                    "ImprovedGain")
 # Figures that write_report_inputs copies into report/figures: removed first, so that nothing of an
 # earlier results folder survives a build from another one.
-FIGURES = ("light_*", "vgg_*", "improved_*", "alexnet_*", "mobilenet_*", "cam_correct.pdf", "cam_wrong.pdf", "samples.pdf", "augmented.pdf",
+FIGURES = ("light_*", "vgg_*", "improved_*", "alexnet_*", "mobilenet_*", "cam_correct.pdf", "cam_wrong.pdf",
+           "samples.pdf", "augmented.pdf",
            "cam_comparison.pdf")
 
 
@@ -240,7 +242,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     light, vgg = results / "light_vgg", results / "vgg16_transfer"
     macros = (experiment_macros("Light", light) + experiment_macros("Vgg", vgg)
               + experiment_macros("Improved", results / "light_vgg_improved"))
-    smoke = [p.parent.name for p in sorted(results.glob("*/metrics.json")) if (_load(p) or {}).get("max_batches")]
+    smoke = [p.parent.name for p in sorted(results.glob("*/metrics.json")) if is_smoke_run(_load(p) or {})]
     macros.append(_raw("SmokeNote", rf"\textbf{{Smoke run: {tex_escape(', '.join(smoke))} trained on a few batches "
                                     r"only, to test the pipeline; every number and finding from it is meaningless.}"
                        if smoke else ""))
@@ -291,8 +293,8 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     comparison = _load(results / "comparison.json")
     if comparison:
         df = pd.DataFrame(comparison).set_index("model").T
-        df.loc["status"] = ["trained" if findings.card_ran(c) else "not trained yet: the architecture's size and latency"
-                            for c in comparison]
+        df.loc["status"] = ["trained" if findings.card_ran(c) else
+                            "not trained yet: the architecture's size and latency" for c in comparison]
         for key in findings.PERCENT_KEYS:
             if key in df.index:
                 df.loc[key] = [f"{100 * v:.1f}" if isinstance(v, float) else v for v in df.loc[key]]
@@ -300,6 +302,18 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
         df.index.name = ""
         _table(df.fillna("--"), gen / "comparison.tex", "p{0.3\\linewidth}" + "p{0.3\\linewidth}" * len(df.columns))
     macros.append(_raw("ComparisonFindings", findings.comparison_findings(comparison, "tex")))
+    paper = _load(results / "paper_models.json")
+    if paper:
+        df = pd.DataFrame(paper).set_index("model").T.drop(index=["status", "trainable"], errors="ignore")
+        df.loc["trained"] = ["yes" if findings.card_ran(c) else "not yet" for c in paper]
+        for key in findings.PERCENT_KEYS:
+            if key in df.index:
+                df.loc[key] = [f"{100 * v:.1f}" if isinstance(v, float) else v for v in df.loc[key]]
+        df = df.rename(index=findings.label)
+        df.index.name = ""
+        _table(df.fillna("--"), gen / "paper_models.tex", "p{0.3\\linewidth}" + "r" * len(df.columns))
+    macros += [_flag("PaperRan", paper is not None),
+               _raw("PaperFindings", findings.paper_models_findings(paper, "tex"))]
     regions = _load(light / "cam" / "cam_regions.json")
     if regions:
         df = pd.DataFrame(regions).rename(columns=findings.label).round(3)

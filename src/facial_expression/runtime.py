@@ -11,6 +11,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from .config import AMP_CHOICES, check_choice
+from .errors import ConfigError
+
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) in one call."""
@@ -45,7 +48,6 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
-AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 # bf16 tensor cores arrived with Ampere; below it CUDA emulates bf16 (slowly), whatever is_bf16_supported() says
 NATIVE_BF16_CAPABILITY = (8, 0)
 
@@ -72,8 +74,7 @@ def gpu_has_native_bf16(device: torch.device) -> bool:
 def _amp_decision(device: torch.device, amp: str | None) -> tuple[torch.dtype | None, str]:
     """The autocast dtype for a device and an amp setting, and a one-phrase reason."""
     amp = "auto" if amp is None else amp
-    if amp not in AMP_CHOICES:
-        raise ValueError(f"unknown amp {amp!r}; choose one of {', '.join(AMP_CHOICES)}")
+    check_choice("amp", amp, AMP_CHOICES)
     device = torch.device(device)
     if amp == "off":
         return None, "mixed precision off (requested)"
@@ -89,7 +90,7 @@ def _amp_decision(device: torch.device, amp: str | None) -> tuple[torch.dtype | 
         return torch.float16, "fp16 + GradScaler: no native bf16 below capability 8.0"
     if device.type == "cpu":
         if amp == "fp16":
-            raise ValueError("amp='fp16' is not supported on the CPU (no fp16 autocast speed-up there); "
+            raise ConfigError("amp='fp16' is not supported on the CPU (no fp16 autocast speed-up there); "
                              "use 'bf16' or 'off'")
         fast = cpu_has_fast_bf16()
         if amp == "bf16":

@@ -77,11 +77,12 @@ def pdf_text(pdf: Path) -> list[str]:
 
 def report_number_problems(pages: list[str], results: Path) -> list[str]:
     """Every finished experiment's validation accuracy must appear in the report exactly as saved."""
+    from .evaluation import is_finished_run
     text = " ".join(" ".join(pages).split())
     problems = []
     for path in sorted(Path(results).glob("*/metrics.json")):
         m = json.loads(path.read_text())
-        if "epochs_run" not in m or m.get("max_batches"):
+        if not is_finished_run(m):
             continue
         if f"{m['accuracy']:.4f}" not in text:
             problems.append(f"report.pdf does not show {path.parent.name}'s accuracy {m['accuracy']:.4f} "

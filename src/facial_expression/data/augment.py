@@ -6,6 +6,7 @@ import torch
 from torchvision.transforms import v2
 
 from ..config import AugmentConfig
+from ..errors import ConfigError
 
 
 def build_augmentation(policy: AugmentConfig | str) -> v2.Compose:
@@ -99,13 +100,13 @@ class BatchAugment:
     def __init__(self, policy: AugmentConfig | str):
         self.p = AugmentConfig.preset(policy) if isinstance(policy, str) else policy
         if self.p.trivial:
-            raise ValueError("TrivialAugment draws a different operation per image; use the v2 backend")
+            raise ConfigError("TrivialAugment draws a different operation per image; use the v2 backend")
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         import math
         import torch.nn.functional as F
         p, n, dev = self.p, images.shape[0], images.device
-        x = images.to(torch.float32).div_(255.0)
+        x = to_unit_float(images)
 
         def uniform(lo, hi, *shape):
             return torch.empty(n, *shape, device=dev).uniform_(lo, hi)

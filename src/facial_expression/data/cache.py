@@ -151,14 +151,18 @@ def load_folder(split_dir: str | os.PathLike, size: int, classes: tuple[str, ...
         except Exception as e:  # PIL raises many types for corrupt files
             bad.append((f, f"unreadable ({type(e).__name__})"))
             continue
-        labels.append(label); paths.append(str(f)); sizes.append(orig); modes.append(mode)
+        labels.append(label)
+        paths.append(str(f))
+        sizes.append(orig)
+        modes.append(mode)
         n += 1
     skipped += bad
     if n == 0:
         raise DataError(f"no image in {split_dir} could be decoded")
     if use_disk_cache:
         if big:
-            arr.flush(); del arr
+            arr.flush()
+            del arr
             os.replace(tmp, npy)
             arr = np.load(npy, mmap_mode="c")  # copy-on-write: writable view, file untouched
         else:

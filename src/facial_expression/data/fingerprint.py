@@ -22,6 +22,11 @@ def _split_dirs(layout: DatasetLayout) -> dict[str, Path]:
     return dirs
 
 
+def is_ffhq(path: str | Path) -> bool:
+    """Whether an image file is an FFHQ portrait (named ffhq_*): the development sample's second photo source."""
+    return Path(path).name.lower().startswith("ffhq")
+
+
 def dataset_fingerprint(layout: DatasetLayout, splits=None) -> dict:
     """Root, class names, files per split, a hash of the file list, and (with `splits`) counts and sizes.
 
@@ -35,7 +40,7 @@ def dataset_fingerprint(layout: DatasetLayout, splits=None) -> dict:
         for folder, name in zip(folders, layout.classes):
             for f in list_files(split_dir / folder)[0]:
                 h.update(f"{split}/{name}/{f.name}\n".encode())
-                ffhq += f.name.lower().startswith("ffhq")
+                ffhq += is_ffhq(f)
                 n += 1
         files[split] = n
     fp = {"root": str(layout.root), "name": layout.root.name, "classes": list(layout.classes),

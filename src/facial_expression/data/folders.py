@@ -23,8 +23,8 @@ _ROLE_OF = {alias: role for role, aliases in SPLIT_ALIASES.items() for alias in 
 # Searched (SEARCH_DEPTH levels down) only when no path, no $FER_DATA and no data/affectnet: Colab, Drive, Kaggle.
 SEARCH_ROOTS = (Path("/content"), Path("/content/drive/MyDrive"), Path("/kaggle/input"))
 SEARCH_DEPTH = 4
-# AffectNet's documented label order, for datasets whose class folders are 0..7.
-CLASS_PRESETS = {"affectnet": ("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry", "contempt")}  # the course's folder names
+# AffectNet's documented label order (the course's folder names), for datasets whose class folders are 0..7.
+CLASS_PRESETS = {"affectnet": ("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry", "contempt")}
 
 
 @dataclass(frozen=True)
@@ -154,10 +154,11 @@ def _csv_refusal(root: Path, csv_path: Path) -> DataError:
         header = next(reader, [])
         first = next(reader, [])
     lower = [h.strip().lower() for h in header]
-    path_col = next((h for h, l in zip(header, lower) if l in ("pth", "path", "file", "filename", "file_name",
-                                                                "image", "img", "image_path", "subdirectory")), None)
-    label_col = next((h for h, l in zip(header, lower) if l in ("label", "labels", "class", "expression",
-                                                                 "emotion", "category")), None)
+    path_col = next((h for h, low in zip(header, lower) if low in ("pth", "path", "file", "filename", "file_name",
+                                                                    "image", "img", "image_path", "subdirectory")),
+                    None)
+    label_col = next((h for h, low in zip(header, lower) if low in ("label", "labels", "class", "expression",
+                                                                     "emotion", "category")), None)
     base = csv_path.parent
     if path_col and first and len(first) == len(header):
         # the image paths may be relative to the CSV's folder or to one of its sub-folders
@@ -268,8 +269,8 @@ def _class_map(classes, root: Path, folders: list[str]) -> tuple[tuple[str, ...]
     """(folders in label order, display names) from a list, "a,b,...", a preset name, or root/classes.txt."""
     source = "--classes"
     if classes is None and (root / "classes.txt").is_file():
-        classes, source = [l.strip() for l in (root / "classes.txt").read_text().splitlines() if l.strip()], \
-            str(root / "classes.txt")
+        lines = (root / "classes.txt").read_text().splitlines()
+        classes, source = [line.strip() for line in lines if line.strip()], str(root / "classes.txt")
     if classes is None:
         if _numeric(folders):
             warnings.warn(f"the class folders of {root} are numbers ({', '.join(folders)}): pass --classes "

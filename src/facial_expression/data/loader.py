@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from ..config import AUGMENT_BACKENDS, check_choice
 from .augment import BatchAugment, augment_batch, build_augmentation, to_unit_float
 from .cache import ImageSet
 
@@ -21,8 +22,7 @@ class BatchLoader:
     def __init__(self, data: ImageSet, batch_size: int, *, shuffle: bool = False, augment=None,
                  device: torch.device | str = "cpu", seed: int = 0, max_batches: int | None = None,
                  drop_last: bool = False, channels_last: bool = True, backend: str = "v2"):
-        if backend not in ("v2", "batched"):
-            raise ValueError(f"augmentation backend must be v2 or batched, got {backend!r}")
+        check_choice("augmentation backend", backend, AUGMENT_BACKENDS)
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
         self.transform = None
         if augment not in (None, "none"):

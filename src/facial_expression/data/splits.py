@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from ..errors import ConfigError
 from .cache import ImageSet, load_folder
 from .folders import DatasetLayout, find_data_root, folders_for, resolve_eval_folder, resolve_layout
 
@@ -36,7 +38,7 @@ class Splits:
 def split_train_tune(data: ImageSet, fraction: float = 0.1, seed: int = 0) -> tuple[ImageSet, ImageSet]:
     """A stratified, seeded tune split carved from train: it selects checkpoints, never validation/."""
     if not 0 < fraction < 1:
-        raise ValueError(f"tune fraction must be in (0, 1), got {fraction}")
+        raise ConfigError(f"tune fraction must be in (0, 1), got {fraction}")
     index = list(range(len(data)))
     train_idx, tune_idx = train_test_split(index, test_size=fraction, random_state=seed,
                                            stratify=data.labels.numpy())
@@ -87,7 +89,12 @@ def statistics_table(stats: dict) -> pd.DataFrame:
 def load_for_checkpoint(data, size: int, ckpt: dict, progress: bool = True) -> ImageSet:
     """A split folder, or a dataset's validation split, labelled in a checkpoint's class order (numeric
     folders named through the class map the checkpoint was trained with)."""
-    folder = resolve_eval_folder(data if data is not None else find_data_root(None))
+    return load_split_for_checkpoint(resolve_eval_folder(data if data is not None else find_data_root(None)),
+                                     size, ckpt, progress)
+
+
+def load_split_for_checkpoint(folder: Path, size: int, ckpt: dict, progress: bool = True) -> ImageSet:
+    """`load_for_checkpoint` of a folder that `resolve_eval_folder` has already resolved."""
     classes = tuple(ckpt["classes"])
     folders = folders_for(folder, classes, ckpt.get("config", {}).get("classes"))
     return load_folder(folder, size, classes, progress=progress, folders=folders)

@@ -5,28 +5,27 @@ from __future__ import annotations
 from torch import nn
 from torchinfo import summary as _torchinfo_summary
 
+from ..config import MODEL_NAMES, check_choice
+from ..errors import ConfigError
 from .alexnet_var import AlexNetVar, alexnet_var_keras_param_count
 from .cost import estimate_epoch_seconds, forward_flops
 from .light_vgg import GaussianDropout, LightVGG, architecture_table, light_vgg_param_count
 from .mobilenet_var import MobileNetVar, mobilenet_var_keras_param_count
 from .vgg16 import VGG16Transfer, load_imagenet_state_dict
 
-MODEL_NAMES = ("light-vgg", "vgg16", "alexnet-var", "mobilenet-var")
-
 
 def build_model(name: str, num_classes: int, **options) -> nn.Module:
     """A model by name; `options` are the constructor's keyword arguments."""
+    check_choice("model", name, MODEL_NAMES)
     if num_classes < 2:
-        raise ValueError(f"need at least 2 classes, got {num_classes}")
+        raise ConfigError(f"need at least 2 classes, got {num_classes}")
     if name == "light-vgg":
         return LightVGG(num_classes, **options)
     if name == "vgg16":
         return VGG16Transfer(num_classes, **options)
     if name == "alexnet-var":
         return AlexNetVar(num_classes, **options)
-    if name == "mobilenet-var":
-        return MobileNetVar(num_classes, **options)
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    return MobileNetVar(num_classes, **options)
 
 
 def model_options(cfg) -> dict:

@@ -5,7 +5,8 @@ Translated from the authors' Keras code, repository friggog/Emosic:
 - M_ALEX/C_ARCH.json at commit f84c23633bbea424b8a2f18a5298ff770423213b, the exported classifier
   (Keras 2.1.2): every layer, filter count, kernel size, stride, padding, use_bias, the dense widths, the
   GaussianDropout rate, the 128 x 128 x 3 input and the 8-way softmax output.
-- CNN/net.py at commit 2e5e3eec3e0d6b49c082c5e9ffeec119fe3c3883 (and net.py at 914846862b1bb91d7c655f4e4c851304a9861dd3),
+- CNN/net.py at commit 2e5e3eec3e0d6b49c082c5e9ffeec119fe3c3883
+  (and net.py at 914846862b1bb91d7c655f4e4c851304a9861dd3),
   `alexnet_style_model`: the same layers, plus a Dropout(0.5) after each hidden dense block.
 
 The layers (channels_last in Keras, channels_first here), at 128 x 128:
@@ -39,6 +40,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 from .light_vgg import GaussianDropout
 
 CONVS = ((16, 9), (32, 7), (64, 5), (128, 3), (128, 3))  # (filters, kernel) of the 5 blocks
@@ -60,7 +63,7 @@ class AlexNetVar(nn.Module):
                  dropout: float = 0.5):
         super().__init__()
         if input_size < 32:
-            raise ValueError(f"AlexNetVar needs an input size of at least 32 (5 pools), got {input_size}")
+            raise ConfigError(f"AlexNetVar needs an input size of at least 32 (5 pools), got {input_size}")
         self.input_size = input_size
         blocks, c_in = [], 3
         for width, k in CONVS:

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..errors import ConfigError
+
 # Assumed *sustained* training throughput in TFLOP/s (not the datasheet peak), at the precision the
 # runtime picks there: small convnets at batch 64 keep only a fraction of the tensor cores busy.
 SUSTAINED_TFLOPS = {
@@ -45,6 +47,6 @@ def estimate_epoch_seconds(model: nn.Module, n_images: int, gpu: str = "T4", inp
     """
     key = {k.lower(): k for k in SUSTAINED_TFLOPS}.get(gpu.lower())
     if key is None:
-        raise ValueError(f"unknown gpu {gpu!r}; choose one of {', '.join(SUSTAINED_TFLOPS)}")
+        raise ConfigError(f"unknown gpu {gpu!r}; choose one of {', '.join(SUSTAINED_TFLOPS)}")
     flops = TRAIN_FLOPS_PER_FORWARD * forward_flops(model, input_size) * n_images
     return flops / (SUSTAINED_TFLOPS[key] * 1e12)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import HEADS, check_choice
+from ..errors import ConfigError
+
 WIDTHS = (16, 32, 64, 128, 128)
 DENSE = 1024
-HEADS = ("dense", "gap")
 
 
 def face_mask(size: int, width: float = 0.42, height: float = 0.48, edge: float = 0.06) -> torch.Tensor:
@@ -63,9 +65,8 @@ class LightVGG(nn.Module):
                  mask: bool = False):
         super().__init__()
         if input_size % 32:
-            raise ValueError(f"LightVGG needs an input size divisible by 32 (5 pools), got {input_size}")
-        if head not in HEADS:
-            raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+            raise ConfigError(f"LightVGG needs an input size divisible by 32 (5 pools), got {input_size}")
+        check_choice("head", head, HEADS)
         self.input_size = input_size
         # a buffer, so it moves with the model and is saved in the state dict; no parameters
         self.register_buffer("mask", face_mask(input_size) if mask else None)

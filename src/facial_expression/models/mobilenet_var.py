@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
+
 from .alexnet_var import KERAS_BN
 
 STEM = 32
@@ -82,7 +84,7 @@ class MobileNetVar(nn.Module):
     def __init__(self, num_classes: int, input_size: int = 128, dropout: float = 0.0):
         super().__init__()
         if input_size < 32:
-            raise ValueError(f"MobileNetVar needs an input size of at least 32 (5 strides of 2), got {input_size}")
+            raise ConfigError(f"MobileNetVar needs an input size of at least 32 (5 strides of 2), got {input_size}")
         self.input_size = input_size
         blocks, c_in = [nn.Sequential(*_conv_bn_relu(3, STEM, 3, 2))], STEM
         for width, stride in BLOCKS:

@@ -9,12 +9,12 @@ import torch
 from torch import nn
 from torchvision.models import VGG16_Weights, vgg16
 
-from ..errors import WeightsUnavailableError
+from ..config import FREEZE_POLICIES, check_choice
+from ..errors import ConfigError, WeightsUnavailableError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHTS_ENV = "FER_VGG16_WEIGHTS"
-FREEZE_POLICIES = ("none", "features", "all-but-last-block")
 # features[24:] is block 5 (three convs and the last pool)
 LAST_BLOCK_START = 24
 
@@ -50,15 +50,14 @@ class VGG16Transfer(nn.Module):
     def __init__(self, num_classes: int, weights: str | None = "imagenet", freeze: str = "features",
                  input_size: int = 224):
         super().__init__()
-        if freeze not in FREEZE_POLICIES:
-            raise ValueError(f"freeze must be one of {FREEZE_POLICIES}, got {freeze!r}")
+        check_choice("freeze", freeze, FREEZE_POLICIES)
         if input_size < 32:
-            raise ValueError(f"VGG16 needs inputs of at least 32 x 32, got {input_size}")
+            raise ConfigError(f"VGG16 needs inputs of at least 32 x 32, got {input_size}")
         self.input_size, self.freeze = input_size, freeze
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         net = vgg16(weights=None)
-        if weights is not None and str(weights).lower() != "none":
+        if weights is not None:  # TrainConfig turns "none" into None
             net.load_state_dict(load_imagenet_state_dict(str(weights)))
         net.classifier[6] = nn.Linear(net.classifier[6].in_features, num_classes)
         self.features, self.avgpool, self.classifier = net.features, net.avgpool, net.classifier
