@@ -2,8 +2,10 @@ import json
 import warnings
 
 import pytest
+from test_findings import fingerprint, metrics
 
-from facial_expression import ablation
+from facial_expression import ablation, findings
+from facial_expression.config import TrainConfig
 from facial_expression.data import SkippedFilesWarning
 from facial_expression.errors import FERError
 
@@ -51,7 +53,9 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     assert list(table.index) == ["plain", "label_smoothing"] and table.loc["plain", "tune Δ"] == 0
     assert table.loc["label_smoothing", "tune Δ"] == pytest.approx(
         table.loc["label_smoothing", "tune acc."] - table.loc["plain", "tune acc."])
-    assert ablation.helpful_changes(table, min_gain=2.0) == []
+    gain = table.loc["label_smoothing", "tune Δ"]
+    assert ablation.helpful_changes(table, min_gain=gain - 0.5) == ["label_smoothing"]
+    assert ablation.helpful_changes(table, min_gain=gain) == []  # strictly more than min_gain
 
     seeds = ablation.seeds_table({"plain": [done[0], done[2]]})
     assert seeds.loc["plain", "seeds"] == "0, 1" and "±" in seeds.loc["plain", "val. acc."]
@@ -61,3 +65,45 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     assert "| `plain` | the paper's LightVGG, as in part (c) |" in markdown and "±" not in markdown
     with pytest.raises(FERError, match="no finished runs"):
         ablation.screening_table(tmp_path / "nothing")
+
+
+def write_screen_run(root, name, tune, fp, val=0.6):
+    """A finished seed-0 screening run (metrics.json and config.json) with the given tune accuracy."""
+    classes = fp["classes"]
+    out = root / f"{name}_seed0"
+    out.mkdir(parents=True)
+    m = metrics(classes, tune=tune, val=val, fp=fp) | {"cpu_latency_ms": 4.0, "tta": False}
+    (out / "metrics.json").write_text(json.dumps(m))
+    (out / "config.json").write_text(json.dumps(TrainConfig(model="light-vgg").to_dict() | {"dataset": fp}))
+    return out
+
+
+def test_helpful_changes_are_those_that_beat_plain_by_more_than_min_gain_largest_first(tmp_path, capsys):
+    classes = ["angry", "happy", "sad"]
+    fp = fingerprint(classes)
+    tune = {"plain": 0.50, "batch_norm": 0.53, "gap_head": 0.58, "label_smoothing": 0.505, "class_weights": 0.47,
+            "mixup_cutmix": 0.545, "wider": 0.70}  # "wider" is no change of the study
+    for name, acc in tune.items():
+        write_screen_run(tmp_path, name, acc, fp)
+    other = fingerprint(["angry", "happy", "sad"], name="other_data")
+    other["files_sha1"] = "fedcba9876543210"
+    write_screen_run(tmp_path, "trivial_augment", 0.90, other)  # trained on other data: never compared
+
+    table = ablation.screening_table(tmp_path)
+    assert "left out" in capsys.readouterr().out and "trivial_augment" not in table.index
+    assert table.index[0] == "plain"
+    assert table.loc["gap_head", "tune Δ"] == pytest.approx(0.08)
+    assert table.loc["class_weights", "tune Δ"] == pytest.approx(-0.03)
+    assert list(table["tune Δ"].iloc[1:]) == sorted(table["tune Δ"].iloc[1:], reverse=True)
+
+    chosen = ablation.helpful_changes(table, min_gain=0.01)
+    assert chosen == ["gap_head", "mixup_cutmix", "batch_norm"]  # largest gain first; +0.5 and -3 points fail
+    assert ablation.helpful_changes(table, min_gain=0.04) == ["gap_head", "mixup_cutmix"]
+    assert ablation.helpful_changes(table, min_gain=0.0) == ["gap_head", "mixup_cutmix", "batch_norm",
+                                                             "label_smoothing"]
+    assert ablation.helpful_changes(table, min_gain=0.2) == []
+    # the report's selection (findings.passed_changes) agrees with the notebook's on the study's changes
+    assert [r for r in findings.passed_changes(table, 0.01) if r in ablation.CHANGES] == chosen
+    # the chosen changes combine into one config, the larger gain first
+    cfg = ablation.row_config(chosen)
+    assert cfg.head == "gap" and cfg.batch_norm and cfg.mix == "both"

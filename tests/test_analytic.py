@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from facial_expression.analytic import (OneDCNN, dilated_as_ordinary, dilated_output_size, equivariance_demo,
                                         one_d_closed_form_gradients, one_d_param_count)
@@ -23,11 +24,34 @@ def test_q3_parameter_count_matches_the_model(m):
     assert model.pool_len == 393
 
 
-@pytest.mark.parametrize("padding,pool,stride", [(0, 2, 2), (1, 2, 1), (2, 3, 3)])
-def test_q3_other_readings_of_the_figure(padding, pool, stride):
-    conv_len = 785 + 2 * padding - 1
-    pool_len = (conv_len - pool) // stride + 1
-    assert one_d_param_count(785, 8, padding, 2, pool, stride) == 3 + (pool_len + 1) * 8 + 9
+def torch_one_d_cnn(n_inputs, m, padding, kernel, pool, stride):
+    """Question 3's network under one reading of the figure, built from PyTorch layers (FC1's width is what
+    PyTorch's pooling actually outputs, not a formula)."""
+    features = nn.Sequential(nn.Conv1d(1, 1, kernel, padding=padding), nn.ReLU(), nn.AvgPool1d(pool, stride),
+                             nn.Flatten())
+    pool_len = features(torch.zeros(1, 1, n_inputs)).shape[1]
+    return nn.Sequential(features, nn.Linear(pool_len, m), nn.ReLU(), nn.Linear(m, 1), nn.Sigmoid()), pool_len
+
+
+@pytest.mark.parametrize("padding,pool,stride,per_m", [(1, 2, 2, 395), (0, 2, 2, 394), (1, 2, 1, 787),
+                                                       (0, 2, 1, 785), (2, 3, 3, 264), (1, 3, 2, 394)])
+@pytest.mark.parametrize("m", [1, 8, 100])
+def test_q3_other_readings_of_the_figure(padding, pool, stride, per_m, m):
+    model, pool_len = torch_one_d_cnn(785, m, padding, 2, pool, stride)
+    counted = sum(p.numel() for p in model.parameters())
+    assert one_d_param_count(785, m, padding, 2, pool, stride) == counted
+    assert counted == per_m * m + 4  # the report's totals: 395M+4, 394M+4 without padding, 787M+4 with stride 1
+    assert model(torch.randn(3, 1, 785)).shape == (3, 1)
+    if pool == stride:  # the project's own network agrees with PyTorch's layers too
+        ours = OneDCNN(785, m, padding, pool)
+        assert ours.pool_len == pool_len and sum(p.numel() for p in ours.parameters()) == counted
+        assert ours(torch.randn(3, 785)).shape == (3,)
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 4])
+def test_q3_param_count_for_other_kernel_widths(kernel):
+    model, _ = torch_one_d_cnn(100, 5, 1, kernel, 2, 2)
+    assert one_d_param_count(100, 5, 1, kernel, 2, 2) == sum(p.numel() for p in model.parameters())
 
 
 @pytest.mark.parametrize("y", [0.0, 1.0])
@@ -64,10 +88,56 @@ def test_q4_dilated_output_size_and_equivalence(m, n, f, d):
     assert F.conv2d(x, full.view(1, 1, d * f, d * f)).shape[-1] == n - d * f + 1
 
 
-def test_q4_receptive_field_of_one_kxk_conv_is_k():
-    k = 5
-    x = torch.zeros(1, 1, 11, 11, requires_grad=True)
-    y = F.conv2d(x, torch.ones(1, 1, k, k))
-    y[0, 0, 3, 3].backward()
-    rows = (x.grad[0, 0].abs().sum(1) > 0).sum().item()
-    assert rows == k
+def input_gradient(layers, size=41):
+    """Autograd's gradient of one central output unit of a stack of stride-1, unpadded convolutions with respect to
+    the input: nonzero exactly where that unit reads. `layers` are (K, D) pairs or ready K x K kernels."""
+    torch.manual_seed(0)
+    x = torch.zeros(1, 1, size, size, dtype=torch.float64, requires_grad=True)
+    y = x
+    for layer in layers:
+        if isinstance(layer, torch.Tensor):
+            y = F.conv2d(y, layer.view(1, 1, *layer.shape))
+        else:  # positive weights: no gradient can cancel out by chance
+            k, d = layer
+            y = F.conv2d(y, torch.rand(1, 1, k, k, dtype=torch.float64) + 0.1, dilation=d)
+    y[0, 0, y.shape[2] // 2, y.shape[3] // 2].backward()
+    return x.grad[0, 0]
+
+
+def extent(grad):
+    """Height and width of the nonzero region of a gradient map."""
+    rows, cols = torch.nonzero(grad.abs().sum(1)).flatten(), torch.nonzero(grad.abs().sum(0)).flatten()
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+
+def receptive_field_from_output_sizes(layers, size=41):
+    """The receptive field the project's `dilated_output_size` implies: every output unit of a stride-1 stack reads
+    a window of the same size, so input size - output size + 1."""
+    m = n = size
+    for k, d in layers:
+        m, n = dilated_output_size(m, n, k, d)
+    return size - m + 1, size - n + 1
+
+
+@pytest.mark.parametrize("layers", [[(5, 1)], [(3, 1)] * 4, [(3, 2)], [(2, 4)], [(3, 1), (3, 2), (3, 4)],
+                                    [(5, 3), (2, 1)]])
+def test_q4_receptive_field_of_a_conv_stack(layers):
+    rf = extent(input_gradient(layers))
+    assert rf == receptive_field_from_output_sizes(layers)
+    assert rf[0] == rf[1] == 1 + sum(d * (k - 1) for k, d in layers)  # q4.tex: L(K-1)+1, and D(K-1)+1 dilated
+
+
+@pytest.mark.parametrize("k,d", [(3, 2), (2, 4), (5, 3)])
+def test_q4_dilated_kernel_reads_the_same_pixels_as_the_kron_kernel(k, d):
+    torch.manual_seed(k * d)
+    kernel = torch.rand(k, k, dtype=torch.float64) + 0.1
+    ordinary = dilated_as_ordinary(kernel, d)
+    x = torch.zeros(1, 1, 41, 41, dtype=torch.float64, requires_grad=True)
+    F.conv2d(x, kernel.view(1, 1, k, k), dilation=d)[0, 0, 10, 10].backward()
+    dilated_grad, x.grad = x.grad.clone(), None
+    grad = input_gradient([ordinary])
+    # output unit (10, 10) reads the input from (10, 10) on: its gradient there holds the taps
+    taps = dilated_grad[0, 0][10:10 + ordinary.shape[0], 10:10 + ordinary.shape[1]]
+    torch.testing.assert_close(taps, ordinary)  # the dilated conv's taps are K' = K kron A, trimmed
+    assert int((dilated_grad != 0).sum()) == k * k == int((grad != 0).sum())
+    assert extent(grad) == tuple(ordinary.shape) == (d * (k - 1) + 1,) * 2

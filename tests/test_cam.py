@@ -1,7 +1,8 @@
 import numpy as np
 import torch
 
-from facial_expression.cam import compute_cams, ffhq_mask, photo_style_check, photo_style_summary, select_samples
+from facial_expression import cam
+from facial_expression.cam import compute_cams, guided_maps, select_samples
 from facial_expression.models import build_model
 
 
@@ -46,7 +47,8 @@ def test_select_samples_is_deterministic_and_per_class():
 def test_comparison_grid_and_shortcut_summary_on_the_same_faces(tiny_dataset):
     import warnings
     import matplotlib.pyplot as plt
-    from facial_expression.cam import comparison_grid, select_samples, shortcut_summary
+    from facial_expression.cam import comparison_grid
+    from facial_expression.shortcuts import shortcut_summary
     from facial_expression.data import SkippedFilesWarning, load_folder
     from facial_expression.evaluation import predict
     from facial_expression.models import build_model
@@ -69,20 +71,100 @@ def test_comparison_grid_and_shortcut_summary_on_the_same_faces(tiny_dataset):
     assert not any("ffhq" in k for k in summary)  # no photo-style check on data without FFHQ files
 
 
-def test_ffhq_mask_marks_the_ffhq_files_by_name_only():
-    paths = ["/d/happy/ffhq_00012.png", "/ffhq/sad/img_3.jpg", "FFHQ_7.png", "/d/sad/x.png"]
-    assert ffhq_mask(paths).tolist() == [True, False, True, False]
-    assert ffhq_mask([]).dtype == bool and ffhq_mask([]).shape == (0,)
+def _counting(monkeypatch, name: str) -> list:
+    """Replace cam.<name> by a subclass that records each construction."""
+    built, original = [], getattr(cam, name)
+
+    class Counting(original):
+        def __init__(self, *args, **kwargs):
+            built.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(cam, name, Counting)
+    return built
 
 
-def test_photo_style_check_and_summary_split_the_same_files():
-    classes = ("happy", "neutral", "sad")
-    paths = ["ffhq_1.png", "a.png", "ffhq_2.png", "b.png", "ffhq_3.png", "c.png"]
-    y_true = np.array([0, 0, 2, 2, 2, 1])
-    y_pred = np.array([0, 1, 0, 2, 1, 1])
-    table = photo_style_check(paths, y_true, y_pred, classes)
-    assert table.loc["sad", "ffhq_images"] == 2 and table.loc["sad", "other_images"] == 1
-    assert table.loc["sad", "accuracy_ffhq"] == 0.0 and table.loc["sad", "accuracy_other"] == 1.0
-    summary = photo_style_summary(paths, y_true, y_pred, classes)
-    assert summary["ffhq_other_classes"] == 2 and summary["ffhq_other_predicted_happy_neutral"] == 1.0
-    assert summary["nonffhq_other_classes"] == 1 and summary["nonffhq_other_predicted_happy_neutral"] == 0.0
+def test_vgg16_cam_layer_is_the_last_relu_of_features():
+    model = build_model("vgg16", 3, weights=None, freeze="features", input_size=64)
+    assert model.cam_layer is model.features[29] and isinstance(model.cam_layer, torch.nn.ReLU)
+    out = {}
+    hook = model.cam_layer.register_forward_hook(lambda m, i, o: out.setdefault("a", o))
+    with torch.no_grad():
+        model(torch.rand(1, 3, 64, 64))
+    hook.remove()
+    assert out["a"].shape == (1, 512, 4, 4)  # 1/16 of the side: before block 5's pool
+
+
+def test_an_open_grad_cam_can_be_passed_and_its_hooks_go_with_its_with_block():
+    from pytorch_grad_cam import GradCAM
+    torch.manual_seed(0)
+    model = build_model("light-vgg", 3, input_size=32).train()
+    x = torch.rand(4, 3, 32, 32)
+    fresh = compute_cams(model, x, [0, 1, 2, 0])
+    assert model.training  # the mode is restored although building a GradCAM switches it to eval
+    with GradCAM(model=model, target_layers=[model.cam_layer]) as open_cam:
+        parts = [compute_cams(model, x[k:k + 1], [t], cam=open_cam) for k, t in enumerate([0, 1, 2, 0])]
+        assert _hooks(model) > 0
+    assert _hooks(model) == 0
+    np.testing.assert_allclose(np.concatenate(parts), fresh, atol=1e-4)  # batch of 1 vs 4: float noise
+
+
+def test_cam_analysis_builds_one_grad_cam_for_both_targets(tiny_dataset, monkeypatch):
+    import warnings
+    from facial_expression.cam import cam_analysis
+    from facial_expression.data import SkippedFilesWarning, load_folder
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)
+        data = load_folder(tiny_dataset / "validation", 32, ("angry", "happy", "sad"), progress=False)
+    torch.manual_seed(0)
+    model = build_model("light-vgg", 3, input_size=32)
+    built = _counting(monkeypatch, "GradCAM")
+    out = cam_analysis(model, data, per_class=2)
+    n = len(out["picks"])
+    assert n > 1 and len(built) == 1
+    assert out["cams_pred"].shape == out["cams_true"].shape == (n, 32, 32)
+    right = [i for i, p in enumerate(out["picks"]) if p["correct"]]  # same class: the same map twice
+    np.testing.assert_allclose(out["cams_pred"][right], out["cams_true"][right], atol=1e-4)
+
+
+def test_guided_maps_shapes_invariant_and_one_build_for_all_faces(monkeypatch):
+    torch.manual_seed(0)
+    model = build_model("light-vgg", 3, input_size=32).train()
+    relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(3, 3, 32, 32)
+    before = x.clone()
+    built_gb, built_cam = _counting(monkeypatch, "GuidedBackpropReLUModel"), _counting(monkeypatch, "GradCAM")
+    guided, guided_cam, cams = guided_maps(model, x, [0, 2, 1])
+    assert len(built_gb) == 1 and len(built_cam) == 1
+    assert guided.shape == guided_cam.shape == (3, 32, 32, 3) and cams.shape == (3, 32, 32)
+    assert np.isfinite(guided).all() and np.isfinite(guided_cam).all() and np.abs(guided).sum() > 0
+    # guided Grad-CAM is guided backprop weighted by the Grad-CAM map: zero wherever that map is zero
+    np.testing.assert_array_equal(guided_cam, guided * cams[..., None])
+    zero = cams == 0
+    assert zero.any() and (guided_cam[zero] == 0).all()
+    # the model is left as it was: same ReLU modules, weights and mode, no hooks
+    assert [m for m in model.modules() if isinstance(m, torch.nn.ReLU)] == relus
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert model.training and _hooks(model) == 0
+    assert torch.equal(x, before)
+
+
+def test_guided_figure_shows_uint8_guided_panels(tiny_dataset, tmp_path):
+    import matplotlib.pyplot as plt
+    from facial_expression.cam import guided_figure
+    from facial_expression.checkpoint import checkpoint_payload, save_checkpoint
+    from facial_expression.config import TrainConfig
+    torch.manual_seed(0)
+    options = {"input_size": 32}
+    path = tmp_path / "best.pt"
+    save_checkpoint(checkpoint_payload(build_model("light-vgg", 3, **options), TrainConfig(model="light-vgg"),
+                                       ("angry", "happy", "sad"), options), path)
+    fig = guided_figure(path, tiny_dataset)
+    rows = len(fig.axes) // 4
+    assert rows >= 1 and len(fig.axes) == 4 * rows
+    assert [ax.get_title() for ax in fig.axes[1:4]] == ["Grad-CAM", "guided backprop", "guided Grad-CAM"]
+    for ax in fig.axes[2:4]:
+        pic = ax.get_images()[0].get_array()
+        assert pic.dtype == np.uint8 and pic.shape == (32, 32, 3)
+    plt.close(fig)

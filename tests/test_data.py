@@ -58,6 +58,67 @@ def test_disk_cache_gives_the_same_images(tiny_dataset):
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels) and a.paths == b.paths
 
 
+def test_disk_cache_sees_changed_added_moved_and_removed_files(tiny_dataset, tmp_path, monkeypatch):
+    """The cache key covers every file's path, class, size and modification time: any change is decoded anew."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from facial_expression.data import cache
+    monkeypatch.setenv("FER_CACHE", str(tmp_path / "cache"))  # an empty cache of this test's own
+    split = tiny_dataset / "validation"
+    target = split / "angry" / "angry_1.png"
+
+    def write_uncompressed(value):  # the same number of bytes whatever the pixels
+        Image.fromarray(np.full((32, 32), value, np.uint8)).save(target, compress_level=0)
+
+    def entries():
+        return len(list((tmp_path / "cache").glob("*.npy")))
+
+    def decoded(data, path):
+        return data.images[data.paths.index(str(path))]
+
+    write_uncompressed(10)
+    first = load_folder(split, 32, progress=False)
+    assert entries() == 1 and decoded(first, target).max() == 10
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded again although nothing changed")
+    with monkeypatch.context() as m:
+        m.setattr(cache, "decode_image", no_decoding)
+        again = load_folder(split, 32, progress=False)  # served from the cache
+    assert torch.equal(again.images, first.images) and again.paths == first.paths and entries() == 1
+
+    # new pixels, same file size: only the modification time tells, and it is enough
+    before = target.stat()
+    write_uncompressed(200)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+    assert target.stat().st_size == before.st_size
+    changed = load_folder(split, 32, progress=False)
+    assert entries() == 2 and decoded(changed, target).min() == 200
+    others = [i for i, p in enumerate(changed.paths) if p != str(target)]
+    assert torch.equal(changed.images[others], first.images[others])
+
+    added = split / "sad" / "sad_new.png"
+    Image.fromarray(np.full((40, 40, 3), 77, np.uint8)).save(added)
+    grown = load_folder(split, 32, progress=False)
+    assert len(grown) == len(first) + 1 and decoded(grown, added).float().mean() == 77
+    assert grown.labels[grown.paths.index(str(added))] == 2
+
+    moved = split / "happy" / "sad_new.png"  # the same file in another class folder: another label
+    added.rename(moved)
+    relabelled = load_folder(split, 32, progress=False)
+    assert str(added) not in relabelled.paths and relabelled.labels[relabelled.paths.index(str(moved))] == 1
+
+    moved.unlink()
+    (split / "happy" / "happy_0.jpg").unlink()
+    shrunk = load_folder(split, 32, progress=False)
+    assert len(shrunk) == len(first) - 1 and str(split / "happy" / "happy_0.jpg") not in shrunk.paths
+    assert shrunk.counts() == {"angry": 4, "happy": 3, "sad": 4}
+    assert entries() == 5
+
+
 def test_tune_split_is_stratified_disjoint_and_seeded(tiny_dataset):
     splits = load(tiny_dataset)
     full = len(splits.train) + len(splits.tune)

@@ -109,5 +109,5 @@ def test_report_numbers_must_equal_the_results(project):
     metrics.write_text(json.dumps(m))
     pdf = project / "report" / "report.pdf"
     os.utime(pdf, (pdf.stat().st_mtime + 120,) * 2)
-    with pytest.raises(FERError, match="does not show light_vgg's accuracy 0.1234"):
+    with pytest.raises(FERError, match="does not show light_vgg's accuracy 12.3 %"):
         build_submission(project, rerun=False)

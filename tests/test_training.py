@@ -105,16 +105,77 @@ def test_class_weights_are_inverse_frequency():
     assert torch.allclose(w, torch.tensor([1.5, 0.5]))
 
 
+def drawn_mix(x, mixed):
+    """(kind, lambda) of one MixUp/CutMix batch, read back from the images alone: MixUp blends every image with the
+    one before it, lambda x + (1 - lambda) x_prev; CutMix pastes a box of x_prev, lambda = the share not pasted."""
+    prev = x.roll(1, 0)
+    if torch.equal(mixed, x):
+        return "none", 1.0
+    pasted = (mixed == prev) & (mixed != x)
+    kept = mixed == x
+    if bool((pasted | kept).all()):  # every pixel is one of the two images: a pasted box
+        share = pasted.all(1).float().mean(dim=(1, 2))  # the same box in every image and channel
+        assert torch.allclose(share, share[0]) and bool((pasted.any(1) == pasted.all(1)).all())
+        return "cutmix", 1 - float(share[0])
+    lam = float(((mixed - prev) * (x - prev)).sum() / ((x - prev) ** 2).sum())
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * prev)
+    return "mixup", lam
+
+
 @pytest.mark.parametrize("mix", ["mixup", "cutmix", "both"])
-def test_mix_trains_on_soft_labels(tiny_dataset, tmp_path, mix):
+def test_mix_trains_on_soft_labels(tiny_dataset, tmp_path, monkeypatch, mix):
     cfg, splits, model, opts = tiny_run(tiny_dataset, mix=mix, label_smoothing=0.1)
     mixer = training.make_mixer(cfg, len(splits.classes))
-    x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
-    mixed, soft = mixer(x, y)
-    assert mixed.shape == x.shape and soft.shape == (4, 3)
-    assert torch.allclose(soft.sum(1), torch.ones(4))
+    x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 1])  # every image differs in class from the one before
+    onehot = nn.functional.one_hot(y, 3).float()
+    torch.manual_seed(0)
+    kinds = set()
+    for _ in range(12):
+        mixed, soft = mixer(x, y)
+        kind, lam = drawn_mix(x, mixed)
+        kinds.add(kind)
+        assert soft.shape == (4, 3) and torch.allclose(soft.sum(1), torch.ones(4))
+        torch.testing.assert_close(soft, lam * onehot + (1 - lam) * onehot.roll(1, 0))  # the drawn lambda's labels
+    assert kinds - {"none"} == ({"mixup", "cutmix"} if mix == "both" else {mix})
+
+    # train_one_epoch's loss is taken on the mixer's soft labels: lambda CE(y) + (1 - lambda) CE(y_prev)
+    seen, losses = [], []
+
+    def spy_mixer(images, labels):
+        out = mixer(images, labels)
+        seen.append((images, *out))
+        return out
+
+    loss_fn = training.make_loss(cfg, splits.train.counts(), torch.device("cpu"))
+
+    def spy_loss(logits, target):
+        loss = loss_fn(logits, target)
+        losses.append((logits.detach(), target, loss.item()))
+        return loss
+
+    torch.manual_seed(3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    out = training.train_one_epoch(model, [(x, y)], spy_loss, optimizer, progress=False, mixer=spy_mixer)
+    (images, mixed, soft), (logits, target, loss) = seen[0], losses[0]
+    assert target is soft and not torch.equal(target, onehot)
+    kind, lam = drawn_mix(images, mixed)
+    assert 0 < lam < 1, "seed 3 draws a real mix"
+    soft_ce = [nn.functional.cross_entropy(logits, t, label_smoothing=0.1) for t in (y, y.roll(1))]
+    assert loss == pytest.approx(lam * soft_ce[0].item() + (1 - lam) * soft_ce[1].item(), rel=1e-5)
+    assert out["loss"] == pytest.approx(loss, rel=1e-6)
+    assert out["accuracy"] == (logits.argmax(1) == soft.argmax(1)).float().mean().item()  # the dominant label
+
+    # fit hands the configured mixer to every epoch (one batch of one epoch here: the checks above are the test)
+    cfg.epochs, cfg.max_batches = 1, 1
+    mixers, original = [], training.train_one_epoch
+
+    def recording(*a, **k):
+        mixers.append(k.get("mixer"))
+        return original(*a, **k)
+    monkeypatch.setattr(training, "train_one_epoch", recording)
     history = fit(model, splits, cfg, tmp_path / "run", opts, progress=False)
-    assert all(torch.isfinite(torch.tensor(r["train_loss"])) for r in history.epochs)
+    assert all(math.isfinite(r["train_loss"]) for r in history.epochs)
+    assert len(mixers) == 1 and type(mixers[0]) is type(mixer)
     with pytest.raises(training.FERError, match="unknown mix"):
         training.make_mixer(TrainConfig(mix="blend"), 3)
 

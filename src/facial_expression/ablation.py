@@ -153,8 +153,10 @@ def screening_table(root: str | Path, baseline: str = "plain", reference: dict |
 
 
 def helpful_changes(table: pd.DataFrame, min_gain: float = 0.0) -> list[str]:
-    """The changes whose tune accuracy beat the plain row by more than `min_gain` (tune split only)."""
-    return [name for name, gain in table["tune Δ"].items() if name in CHANGES and name != "plain" and gain > min_gain]
+    """The changes whose tune accuracy beat the plain row by more than `min_gain` (tune split only), largest
+    gain first."""
+    gains = table["tune Δ"].sort_values(ascending=False, kind="stable")
+    return [name for name, gain in gains.items() if name in CHANGES and name != "plain" and gain > min_gain]
 
 
 def seeds_table(groups: dict[str, list[str | Path]]) -> pd.DataFrame:

@@ -1,19 +1,22 @@
-"""Grad-CAM (pytorch-grad-cam) for right and wrong faces, for the predicted and the true class."""
+"""Grad-CAM and guided backprop (pytorch-grad-cam) maps, and the figures that show them.
+
+The shortcut checks built on these maps (face regions, photo style) are in `shortcuts.py`.
+"""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from pytorch_grad_cam import GradCAM
-from pytorch_grad_cam.utils.image import show_cam_on_image
+from pytorch_grad_cam import GradCAM, GuidedBackpropReLUModel
+from pytorch_grad_cam.utils.image import deprocess_image, show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from .checkpoint import load_checkpoint
 from .data import ImageSet, load_for_checkpoint, to_unit_float
-from .data.fingerprint import is_ffhq
 from .evaluation import predict, save_json
 from .plots import TEXT_WIDTH, save_figure, styled
 from .runtime import pick_device
@@ -36,17 +39,19 @@ def select_samples(y_true: np.ndarray, probs: np.ndarray, per_class: int = 2) ->
 
 
 def compute_cams(model: torch.nn.Module, images: torch.Tensor, targets: list[int],
-                 batch_size: int = 32) -> np.ndarray:
+                 batch_size: int = 32, cam: GradCAM | None = None) -> np.ndarray:
     """Grad-CAM maps (N x H x W, each scaled to [0, 1]) of float images for the given target classes.
 
-    The CAM object is built once and used as a context manager, so its hooks are always removed. The
+    Without `cam`, one GradCAM object is built for all the images and used as a context manager, so its
+    hooks are always removed. A caller that needs maps in several calls (one per photo, say) can open
+    `with GradCAM(model=model, target_layers=[model.cam_layer]) as cam:` itself and pass `cam`. The
     input is copied, never modified.
     """
     device = next(model.parameters()).device
-    was_training = model.training
+    was_training = model.training  # read first: building a GradCAM switches the model to eval
     model.eval()
     maps = []
-    with GradCAM(model=model, target_layers=[model.cam_layer]) as cam:
+    with GradCAM(model=model, target_layers=[model.cam_layer]) if cam is None else nullcontext(cam) as cam:
         for start in range(0, len(images), batch_size):
             # requires_grad on a copy: with frozen features the target layer would otherwise get no gradient
             x = images[start:start + batch_size].detach().clone().float().to(device).requires_grad_(True)
@@ -90,7 +95,8 @@ def cam_grid(picks: list[dict], images: torch.Tensor, cams_pred: np.ndarray, cam
                 ax.set_title(label, pad=2)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.2)
+    top = 1 - 0.3 / fig.get_figheight() if title else 1  # room for the title above the first row's labels
+    fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.2, rect=(0, 0, 1, top))
     return fig
 
 
@@ -100,8 +106,9 @@ def cam_analysis(model, data: ImageSet, per_class: int = 2, max_batches: int | N
     picks = select_samples(labels, probs, per_class)
     index = [p["index"] for p in picks]
     images = to_unit_float(data.images[index]) if index else torch.zeros(0, 3, 1, 1)
-    cams_pred = compute_cams(model, images, [p["pred"] for p in picks])
-    cams_true = compute_cams(model, images, [p["true"] for p in picks])
+    # one GradCAM for both targets: the images twice, first for the predicted then for the true class
+    cams = compute_cams(model, torch.cat([images, images]), [p["pred"] for p in picks] + [p["true"] for p in picks])
+    cams_pred, cams_true = cams[:len(picks)], cams[len(picks):]
     for p in picks:
         p["path"] = data.paths[p["index"]]
     return {"picks": picks, "images": images, "cams_pred": cams_pred, "cams_true": cams_true,
@@ -130,64 +137,26 @@ def cam_report(checkpoint, data, out_dir, per_class: int = 2, max_batches: int |
     return save_cam_figures(cam_analysis(model, images, per_class, max_batches), out_dir)
 
 
-def region_shares(cams: np.ndarray) -> dict[str, float]:
-    """Mean share of CAM mass in face regions of an aligned crop: border ring, eyes band, mouth band.
-
-    Bands are fractions of the height: eyes 25-50%, mouth 60-85%; the border is the outer 12.5% ring.
-    """
-    n, h, w = cams.shape
-    total = cams.reshape(n, -1).sum(1) + 1e-8
-    b = max(1, h // 8)
-    inner = cams[:, b:h - b, b:w - b].reshape(n, -1).sum(1)
-    eyes = cams[:, int(0.25 * h):int(0.5 * h), :].reshape(n, -1).sum(1)
-    mouth = cams[:, int(0.6 * h):int(0.85 * h), :].reshape(n, -1).sum(1)
-    return {"border": float(np.mean(1 - inner / total)), "eyes_band": float(np.mean(eyes / total)),
-            "mouth_band": float(np.mean(mouth / total))}
-
-
-def ffhq_mask(paths: list[str]) -> np.ndarray:
-    """A boolean array: which of `paths` are FFHQ portraits (files named ffhq_*)."""
-    return np.array([is_ffhq(p) for p in paths], dtype=bool)
-
-
-def photo_style_check(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray, classes):
-    """Per class: accuracy on FFHQ portraits (files named ffhq_*) and on the other images.
-
-    In our sample `happy` and `neutral` are mostly FFHQ photos; how often a non-happy/neutral face is
-    predicted happy or neutral when it *is* an FFHQ photo shows whether photo style is a shortcut.
-    """
-    import pandas as pd
-    ffhq = ffhq_mask(paths)
-    rows = []
-    for c, name in enumerate(classes):
-        sel = y_true == c
-        row = {"class": name, "ffhq_images": int((sel & ffhq).sum()), "other_images": int((sel & ~ffhq).sum())}
-        for tag, mask in (("ffhq", sel & ffhq), ("other", sel & ~ffhq)):
-            row[f"accuracy_{tag}"] = float((y_pred[mask] == c).mean()) if mask.any() else float("nan")
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("class")
-
-
-def guided_maps(model: torch.nn.Module, image: torch.Tensor, target: int) -> tuple[np.ndarray, np.ndarray]:
-    """Guided backpropagation (H x W x 3) and guided Grad-CAM of one [0, 1] image for a class.
+def guided_maps(model: torch.nn.Module, images: torch.Tensor,
+                targets: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Guided backprop (N x H x W x 3), guided Grad-CAM (N x H x W x 3) and Grad-CAM (N x H x W) of
+    [0, 1] images for the given classes.
 
     Guided backprop (Springenberg et al.) passes a gradient back through a ReLU only where both the
     forward input and the backward gradient are positive; multiplied by the Grad-CAM map it gives
-    guided Grad-CAM.
+    guided Grad-CAM, which is therefore zero wherever the Grad-CAM map is. The guided model and the
+    GradCAM object are built once for all images; `model` is not modified.
     """
     import copy
-    from pytorch_grad_cam import GuidedBackpropReLUModel
-    twin = copy.deepcopy(model).eval()  # the guided model swaps ReLUs in place: keep the original intact
-    gb = GuidedBackpropReLUModel(model=twin, device=next(model.parameters()).device)
-    guided = gb(image[None].clone(), target_category=target)
-    cam = compute_cams(model, image[None], [target])[0]
-    return guided, guided * cam[..., None]
-
-
-def _normalise_signed(g: np.ndarray) -> np.ndarray:
-    g = g - g.mean()
-    g = g / (g.std() + 1e-8) * 0.15 + 0.5
-    return np.clip(g, 0, 1)
+    # GuidedBackpropReLUModel swaps the ReLUs in place (and back, as new modules): it gets a copy, one
+    # per call, not per image. No parameter gradients: only the input's gradient is wanted.
+    twin = copy.deepcopy(model).eval().requires_grad_(False)
+    gb = GuidedBackpropReLUModel(model=twin, device=None)  # None: stay on the model's device
+    # it backpropagates from the first image of a batch only, so one image per call
+    guided = [gb(image[None].detach().clone().float(), target_category=int(t)) for image, t in zip(images, targets)]
+    guided = np.stack(guided) if guided else np.zeros((0,) + tuple(images.shape[-2:]) + (3,), np.float32)
+    cams = compute_cams(model, images, targets)
+    return guided, guided * cams[..., None], cams
 
 
 @styled
@@ -197,45 +166,20 @@ def guided_figure(checkpoint, data=None, per_class: int = 1, max_classes: int = 
     images = load_for_checkpoint(data, model.input_size, ckpt, progress=False)
     probs, labels = predict(model, images)
     picks = [p for p in select_samples(labels, probs, per_class) if p["correct"]][:max_classes]
+    faces = to_unit_float(images.images[[p["index"] for p in picks]])
+    guided, guided_cams, cams = guided_maps(model, faces, [p["pred"] for p in picks])
     fig, axes = plt.subplots(len(picks), 4, figsize=(TEXT_WIDTH * 0.8, (TEXT_WIDTH * 0.2 + 0.2) * len(picks)),
                              squeeze=False)
     for r, p in enumerate(picks):
-        img = to_unit_float(images.images[p["index"]])
-        guided, guided_cam = guided_maps(model, img, p["pred"])
-        cam = compute_cams(model, img[None], [p["pred"]])[0]
-        cells = [(img.permute(1, 2, 0).numpy(), images.classes[p["true"]]), (overlay(img, cam), "Grad-CAM"),
-                 (_normalise_signed(guided), "guided backprop"), (_normalise_signed(guided_cam), "guided Grad-CAM")]
+        img = faces[r]
+        cells = [(img.permute(1, 2, 0).numpy(), images.classes[p["true"]]), (overlay(img, cams[r]), "Grad-CAM"),
+                 (deprocess_image(guided[r]), "guided backprop"), (deprocess_image(guided_cams[r]), "guided Grad-CAM")]
         for ax, (pic, title) in zip(axes[r], cells):
             ax.imshow(pic)
             ax.set_title(title, pad=2)
             ax.axis("off")
     fig.tight_layout()
     return fig
-
-
-def photo_style_summary(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray, classes) -> dict:
-    """How often faces of the five other classes are predicted happy or neutral, FFHQ photos vs the rest."""
-    ffhq = ffhq_mask(paths)
-    hn = [list(classes).index(c) for c in ("happy", "neutral") if c in classes]
-    other = ~np.isin(y_true, hn)
-    out = {}
-    for tag, sel in (("ffhq", ffhq & other), ("nonffhq", ~ffhq & other)):
-        out[f"{tag}_other_classes"] = int(sel.sum())
-        out[f"{tag}_other_predicted_happy_neutral"] = float(np.isin(y_pred[sel], hn).mean()) if sel.any() else None
-    return out
-
-
-def shortcut_summary(model, data: ImageSet, max_batches: int | None = None) -> dict:
-    """Where the predicted-class maps of every face lie (border, eyes, mouth), and the photo-style check
-    where the data has FFHQ files."""
-    probs, labels = predict(model, data, max_batches=max_batches)
-    preds = probs.argmax(1)
-    cams = compute_cams(model, to_unit_float(data.images[:len(labels)]), preds.tolist())
-    paths = data.paths[:len(labels)]
-    # the photo-style check only where the data has a second photo source (the sample's ffhq_* files)
-    style = photo_style_summary(paths, labels, preds, data.classes) if ffhq_mask(data.paths).any() else {}
-    return {**region_shares(cams), **style,
-            "accuracy_fp32": float((preds == labels).mean())}  # fp32 here; metrics.json used the run's autocast
 
 
 @styled
@@ -250,21 +194,22 @@ def comparison_grid(models: dict, data: ImageSet, picks: list[dict], title: str 
         probs, _ = predict(model, data.subset(index))
         columns.append((name, probs, compute_cams(model, images, probs.argmax(1).tolist())))
     width, rows = 1 + len(models), -(-len(picks) // groups)
-    side = min(1.1, TEXT_WIDTH / (width * groups))
-    fig, axes = plt.subplots(rows, width * groups, figsize=(side * width * groups, (side + 0.35) * rows),
+    side = min(0.78, TEXT_WIDTH / (width * groups) - 0.1)  # seven rows of faces still fit one page
+    fig, axes = plt.subplots(rows, width * groups, figsize=(side * width * groups, (side + 0.5) * rows),
                              squeeze=False)
     for i, p in enumerate(picks):
         r, c0 = i // groups, (i % groups) * width
         axes[r, c0].imshow(images[i].permute(1, 2, 0).numpy())
-        axes[r, c0].set_title(f"true\n{data.classes[p['true']]}", pad=2)
+        axes[r, c0].set_title(f"true\n{data.classes[p['true']]}\n", pad=2)
         for j, (name, probs, cams) in enumerate(columns, start=1):
             k = int(probs[i].argmax())
             axes[r, c0 + j].imshow(overlay(images[i], cams[i]))
             mark = "✓" if k == p["true"] else "✗"
-            axes[r, c0 + j].set_title(f"{name}\n{data.classes[k]} {probs[i, k]:.2f} {mark}", pad=2)
+            axes[r, c0 + j].set_title(f"{name}\n{data.classes[k]}\n{probs[i, k]:.2f} {mark}", pad=2)
     for ax in axes.flat:
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.2, rect=(0, 0, 1, 1 - 0.25 / rows) if title else None)
+    top = 1 - 0.3 / fig.get_figheight() if title else 1
+    fig.tight_layout(pad=0.2, w_pad=0.8, h_pad=0.4, rect=(0, 0, 1, top))
     return fig

@@ -1,4 +1,4 @@
-"""The `fer` command: stats, train, evaluate, cam and summary."""
+"""The `fer` command: train, evaluate, explain and report (`fer --help` lists every subcommand)."""
 
 from __future__ import annotations
 

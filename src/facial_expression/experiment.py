@@ -189,11 +189,17 @@ def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dic
     return card
 
 
-def paper_models_comparison(results: str | Path, n_classes: int) -> list[dict]:
+def paper_models_comparison(results: str | Path, n_classes: int, measured: dict[str, dict] | None = None) -> list[dict]:
     """Model cards of the paper's three light networks, their CPU latencies measured one after the other in this
-    call; a network without a finished run is measured on its architecture and marked not trained."""
+    call; a network without a finished run is measured on its architecture and marked not trained.
+
+    `measured` (results folder name -> card) reuses cards already taken in the same run, so that one model is
+    measured once and printed with one latency everywhere.
+    """
     from .notebooks import PAPER_MODELS
-    return [model_card(Path(results) / folder, label, (model, n_classes, {}))
+    measured = measured or {}
+    return [{**measured[folder], "model": label} if folder in measured else
+            model_card(Path(results) / folder, label, (model, n_classes, {}))
             for model, (folder, label) in PAPER_MODELS.items()]
 
 

@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import findings
@@ -40,6 +41,8 @@ def _table(df: pd.DataFrame, path: Path, colspec: str | None = None, index: bool
 
 def _fmt(v) -> str:
     """Integers with thousands separators, other floats with 4 significant digits, NaN as --."""
+    if isinstance(v, np.generic):  # numpy scalars format like Python's
+        v = v.item()
     if isinstance(v, float) and v != v:
         return "--"
     if isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and abs(v) >= 1:
@@ -243,8 +246,10 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     macros = (experiment_macros("Light", light) + experiment_macros("Vgg", vgg)
               + experiment_macros("Improved", results / "light_vgg_improved"))
     smoke = [p.parent.name for p in sorted(results.glob("*/metrics.json")) if is_smoke_run(_load(p) or {})]
-    macros.append(_raw("SmokeNote", rf"\textbf{{Smoke run: {tex_escape(', '.join(smoke))} trained on a few batches "
-                                    r"only, to test the pipeline; every number and finding from it is meaningless.}"
+    names = ", ".join(rf"\texttt{{{tex_escape(r)}}}" for r in smoke)
+    # ragged right: typewriter run names do not stretch, and a justified line of them overflows
+    macros.append(_raw("SmokeNote", rf"{{\raggedright\textbf{{Smoke run: {names} trained on a few batches only, "
+                                    r"to test the pipeline; every number and finding from it is meaningless.}\par}"
                        if smoke else ""))
     stats = _load(results / "preprocessing" / "split_stats.json") or _load(light / "split_stats.json")
     fp = _dataset(results, stats)

@@ -84,8 +84,9 @@ def report_number_problems(pages: list[str], results: Path) -> list[str]:
         m = json.loads(path.read_text())
         if not is_finished_run(m):
             continue
-        if f"{m['accuracy']:.4f}" not in text:
-            problems.append(f"report.pdf does not show {path.parent.name}'s accuracy {m['accuracy']:.4f} "
+        shown = f"{100 * m['accuracy']:.1f}"  # the report states each run's accuracy in % with one decimal
+        if not re.search(rf"(accuracy (of )?|reaches ){re.escape(shown)} ?%", text):
+            problems.append(f"report.pdf does not show {path.parent.name}'s accuracy {shown} % "
                             f"from {path.relative_to(Path(results).parent)}: run `make report`")
     return problems
 

@@ -20,7 +20,8 @@ DENSE = 1024
 
 def face_mask(size: int, width: float = 0.42, height: float = 0.48, edge: float = 0.06) -> torch.Tensor:
     """A soft ellipse, 1 on the face and 0 in the corners: semi-axes `width` and `height` of the side,
-    a linear fade of `edge` sides. The CAM analysis found 43% of the Grad-CAM mass in the outer ring."""
+    a linear fade of `edge` sides. It removes background and hair, a candidate fix where Grad-CAM maps put more
+    mass on the border ring than its share of the area (43.75 %, what a uniform map gives)."""
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size - 0.5
     y, x = torch.meshgrid(coords, coords, indexing="ij")
     r = torch.sqrt((x / width) ** 2 + (y / height) ** 2)  # 1 on the ellipse

@@ -69,8 +69,8 @@ class VGG16Transfer(nn.Module):
 
     @property
     def cam_layer(self) -> nn.Module:
-        """The last ReLU of `features` (14 x 14 at 224 x 224 input)."""
-        return self.features[29]
+        """The last ReLU of `features`, before the last pool: 14 x 14 at 224 x 224 input."""
+        return [m for m in self.features if isinstance(m, nn.ReLU)][-1]
 
     def head_parameters(self) -> list[nn.Parameter]:
         """The new output layer, which may get a higher learning rate."""

@@ -1,0 +1,191 @@
+"""Generated results tables: the README's (experiment.results_markdown) and the report's (report.py).
+
+A finished run's numbers appear, a smoke run (max_batches set) or a checkpoint's evaluation is left out or
+flagged, a missing run says so, and no snake_case key of the results files reaches the reader outside code type.
+"""
+
+import json
+import re
+
+import pytest
+from test_findings import CLASSES8, cards, fingerprint, history, metrics, regions, split_stats
+
+from facial_expression import report
+from facial_expression.config import TrainConfig
+from facial_expression.experiment import results_markdown
+from facial_expression.report import experiment_macros, settings_tex, write_report_inputs
+
+SNAKE = re.compile(r"[A-Za-z0-9](?:\\_|_)[A-Za-z0-9]")  # a_b, or a\_b once escaped for LaTeX
+VAL, N = 0.734, 1_250  # the finished run's validation accuracy and images: numbers no default produces
+
+
+def finished_metrics(**kw):
+    """metrics.json of a finished LightVGG run with distinctive numbers."""
+    m = metrics(CLASSES8, train=0.812, tune=0.7025, val=VAL, best=17, epochs=24, fp=kw.pop("fp", None), **kw)
+    return m | {"model": "light-vgg", "n": N, "macro_f1": 0.7111, "macro_auc": 0.9432, "cohen_kappa": 0.6789,
+                "wall_seconds": 1512.0, "device": "cuda", "cpu_latency_ms": 3.2}
+
+
+def write(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value))
+
+
+def results_folder(root, smoke=True):
+    """light_vgg finished; vgg16_transfer and light_vgg_improved missing; with `smoke`, a smoke run
+    (smoke_check) and a checkpoint's evaluation (eval_best) beside them."""
+    fp = fingerprint(CLASSES8)
+    stats = split_stats(CLASSES8)
+    light = root / "light_vgg"
+    write(light / "metrics.json", finished_metrics(fp=fp))
+    write(light / "config.json", TrainConfig(model="light-vgg", out=str(light)).to_dict() | {"dataset": fp})
+    write(light / "history.json", history(17, epochs=24) | {"device": "cuda", "wall_seconds": 1512.0})
+    write(light / "split_stats.json", stats)
+    write(light / "cam" / "cam_regions.json", regions(CLASSES8))
+    write(root / "preprocessing" / "split_stats.json", stats)
+    write(root / "comparison.json", cards(light_acc=VAL))
+    if smoke:
+        write(root / "smoke_check" / "metrics.json", finished_metrics(fp=fp) | {"accuracy": 0.0917, "max_batches": 2})
+        write(root / "smoke_check" / "config.json",
+              TrainConfig(model="light-vgg", max_batches=2, epochs=1).to_dict() | {"dataset": fp})
+        evaluation = {k: v for k, v in finished_metrics(fp=fp).items() if k not in ("epochs_run", "best_epoch")}
+        write(root / "eval_best" / "metrics.json", evaluation | {"accuracy": 0.4321, "checkpoint": "best.pt"})
+    return root
+
+
+def macro(gen, name):
+    """The body of one generated macro, or None."""
+    m = re.search(r"^\\newcommand\{\\" + name + r"\}\{(.*)\}$", (gen / "macros.tex").read_text(), re.M)
+    return m.group(1) if m else None
+
+
+def outside_code(tex):
+    r"""The text without its \texttt{...} spans (no nested braces in them)."""
+    return re.sub(r"\\texttt\{[^{}]*\}", "", tex)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """report/generated of a results folder with a smoke run, and of one without; the VGG16 cost estimate and the
+    figures (slow, and not what is tested here) are left out."""
+    out = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report, "vgg_cost_sentence", lambda n_train: "cost")
+        mp.setattr(report, "draw_run_figures", lambda *a, **k: [])
+        for smoke in (True, False):
+            root = tmp_path_factory.mktemp(f"smoke{int(smoke)}")
+            write_report_inputs(results_folder(root / "results", smoke), root / "report")
+            out[smoke] = root / "report" / "generated"
+    return out
+
+
+# ------------------------------------------------------------------------------------ README: results_markdown
+def test_results_markdown_lists_finished_runs_only(tmp_path):
+    results = results_folder(tmp_path / "results")
+    write(results / "alexnet_var" / "metrics.json",
+          finished_metrics() | {"model": "alexnet-var", "accuracy": 0.6543, "parameters": {"total": 1_234_567}})
+    lines = results_markdown(results).splitlines()
+    assert len(lines) == 4  # header, rule, and the two finished runs
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert len(header) == 9 and all(len(line.strip("|").split("|")) == 9 for line in lines[2:])
+    assert lines[2:] == [
+        "| `alexnet_var` | alexnet-var | 24 (17) | 0.6543 | 0.7111 | 0.9432 | 1,234,567 | 25.2 min | cuda |",
+        "| `light_vgg` | light-vgg | 24 (17) | 0.7340 | 0.7111 | 0.9432 | 3,744,664 | 25.2 min | cuda |"]
+    text = "\n".join(lines)
+    for left_out in ("smoke_check", "0.0917", "eval_best", "0.4321", "vgg16_transfer", "light_vgg_improved"):
+        assert left_out not in text, left_out  # a smoke run, an evaluation and missing runs are no results
+    assert not SNAKE.search(re.sub(r"`[^`]*`", "", text))  # folder names only as code
+
+
+def test_results_markdown_of_an_empty_or_missing_folder_is_the_header(tmp_path):
+    for folder in (tmp_path, tmp_path / "nothing"):
+        lines = results_markdown(folder).splitlines()
+        assert len(lines) == 2 and lines[0].startswith("| experiment |") and set(lines[1]) == {"|", "-"}
+
+
+# ------------------------------------------------------------------------------------ report: macros
+def test_experiment_macros_of_a_finished_run(tmp_path):
+    run = tmp_path / "results" / "light_vgg"
+    write(run / "metrics.json", finished_metrics())
+    body = {m.split("}{", 1)[0].removeprefix("\\newcommand{\\"): m.split("}{", 1)[1][:-1]
+            for m in experiment_macros("Light", run)}
+    se = 100 * (VAL * (1 - VAL) / N) ** 0.5
+    assert body["LightAccuracy"] == f"73.4 \\% (± {se:.1f}, one standard error over 1,250 images)"
+    assert (body["LightMacroFone"], body["LightMacroAUC"], body["LightKappa"]) == ("71.1 \\%", "0.943", "0.679")
+    assert (body["LightEpochs"], body["LightBestEpoch"], body["LightWallMin"]) == ("24", "17", "25.2")
+    assert (body["LightDevice"], body["LightParams"], body["LightRan"]) == ("cuda", "3,744,664", "1")
+    assert (body["LightTrainAccuracy"], body["LightTuneAccuracy"]) == ("0.8120", "0.7025")
+
+
+def test_experiment_macros_of_a_missing_run_say_not_run(tmp_path):
+    body = {m.split("}{", 1)[0].removeprefix("\\newcommand{\\"): m.split("}{", 1)[1][:-1]
+            for m in experiment_macros("Vgg", tmp_path / "results" / "vgg16_transfer")}
+    assert body.pop("VggRan") == "0"
+    assert len(body) == 9 and set(body.values()) == {r"not run (no results in results/vgg16\_transfer)"}
+
+
+def test_report_macros_quote_the_finished_run_and_flag_the_smoke_run(generated):
+    gen = generated[True]
+    assert macro(gen, "LightAccuracy").startswith("73.4 \\% (± 1.2, one standard error over 1,250 images)")
+    assert macro(gen, "LightRan") == "1" and macro(gen, "LightEpochs") == "24"
+    for prefix in ("Vgg", "Improved"):
+        assert macro(gen, f"{prefix}Ran") == "0" and macro(gen, f"{prefix}Accuracy").startswith("not run")
+    note = macro(gen, "SmokeNote")
+    assert "Smoke run" in note and "smoke" in note and "meaningless" in note
+    assert "light" not in note and "eval" not in note  # the finished run and the evaluation are no smoke runs
+    text = (gen / "macros.tex").read_text()
+    assert not re.search(r"(?<![\d.])9\.2 \\%|0\.0917", text)  # nothing of the smoke run is quoted
+    assert macro(generated[False], "SmokeNote") == ""
+
+
+def test_smoke_note_names_runs_as_code(generated):
+    assert not SNAKE.search(outside_code(macro(generated[True], "SmokeNote")))
+
+
+# ------------------------------------------------------------------------------------ report: tables
+def test_report_tables_hold_the_finished_runs_numbers(generated):
+    gen = generated[True]
+    per_class = (gen / "per_class_light_vgg.tex").read_text()
+    f1 = finished_metrics()["per_class"]
+    for c in CLASSES8:
+        assert re.search(rf"^{c} & .* \\\\$", per_class, re.M), c
+        assert f" & {f1[c]['f1']:.4g} & " in re.search(rf"^{c} & .*$", per_class, re.M).group(0), c
+    comparison = (gen / "comparison.tex").read_text()
+    assert re.search(r"^validation accuracy \(\\%\) & 73\.4 & not run \\\\$", comparison, re.M)
+    assert "not trained yet" in comparison  # VGG16 transfer: the architecture's numbers only
+    settings = (gen / "settings_light_vgg.tex").read_text()
+    assert "epochs run / best tune epoch & 24 / 17" in settings and "cuda / " in settings
+    assert "parameters (total / trainable) & 3,744,664 / 3,744,664" in settings
+
+
+def test_generated_tables_show_no_snake_case_keys(generated):
+    for gen in generated.values():
+        tables = [p for p in gen.glob("*.tex") if p.name != "macros.tex"]
+        assert {"per_class_light_vgg.tex", "comparison.tex", "settings_light_vgg.tex", "split_stats.tex",
+                "cam_regions.tex", "settings_vgg16_transfer.tex"} <= {p.name for p in tables}
+        for path in tables:
+            text = outside_code(path.read_text())
+            assert not SNAKE.search(text), (path.name, SNAKE.search(text).group(0))
+
+
+def test_split_counts_have_thousands_separators_like_the_macros(generated):
+    assert re.search(r"^total & 8,000 & ", (generated[True] / "split_stats.tex").read_text(), re.M)
+
+
+# ------------------------------------------------------------------------------------ report: settings_tex
+def test_settings_table_of_a_finished_a_smoke_and_a_missing_run(tmp_path):
+    results = results_folder(tmp_path / "results")
+    out = tmp_path / "settings.tex"
+    assert settings_tex(results / "light_vgg", out)
+    finished = out.read_text()
+    assert "epochs run / best tune epoch & 24 / 17" in finished and "smoke" not in finished
+
+    assert settings_tex(results / "smoke_check", out)
+    assert re.search(r"^batches per epoch \(smoke run\) & 2 \\\\$", out.read_text(), re.M)  # flagged
+
+    out.unlink()
+    assert not settings_tex(results / "vgg16_transfer", out) and not out.exists()  # nothing to show, no table
+    assert settings_tex(results / "vgg16_transfer", out, TrainConfig(model="vgg16", batch_size=32))
+    default = out.read_text()
+    assert "batch size & 32" in default and "epochs run" not in default  # the settings it would run with
+    assert not SNAKE.search(outside_code(finished + default))
