@@ -174,3 +174,4 @@ def test_committed_pdf_matches_the_results():
              if p.exists()]
     assert acc.split(" (")[0] in saved  # the report was generated from one of the results folders
     assert f"validation accuracy of {acc}" in " ".join("\n".join(pdf_pages(pdf)).split())
+    assert_print_ready(pdf)  # the committed PDF too: no text under 8 pt, no snake_case outside code
