@@ -200,6 +200,21 @@ def _clear_outputs(gen: Path, figs: Path) -> None:
             f.unlink()
 
 
+def _cards_table(cards: list[dict], path: Path, column: str, state: dict[str, tuple[str, str]],
+                 drop: tuple[str, ...] = ()) -> None:
+    """Model cards (comparison.json, paper_models.json) as a table, one column per model: human labels,
+    accuracies in %, and a row `state` saying whether each model was trained (its two words)."""
+    df = pd.DataFrame(cards).set_index("model").T.drop(index=list(drop), errors="ignore")
+    (row, (yes, no)), = state.items()
+    df.loc[row] = [yes if findings.card_ran(c) else no for c in cards]
+    for key in findings.PERCENT_KEYS:
+        if key in df.index:
+            df.loc[key] = [f"{100 * v:.1f}" if isinstance(v, float) else v for v in df.loc[key]]
+    df = df.rename(index=findings.label)
+    df.index.name = ""
+    _table(df.fillna("--"), path, "p{0.3\\linewidth}" + column * len(df.columns))
+
+
 def _dataset(results: Path, stats: dict | None = None) -> dict | None:
     """The fingerprint of the data behind `results`: the first run under it that recorded one, else what
     P5_a's split statistics tell (name, classes, counts, sizes)."""
@@ -297,26 +312,13 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
         _table(per, gen / "per_class_light_vgg.tex", "lrrrrr")
     comparison = _load(results / "comparison.json")
     if comparison:
-        df = pd.DataFrame(comparison).set_index("model").T
-        df.loc["status"] = ["trained" if findings.card_ran(c) else
-                            "not trained yet: the architecture's size and latency" for c in comparison]
-        for key in findings.PERCENT_KEYS:
-            if key in df.index:
-                df.loc[key] = [f"{100 * v:.1f}" if isinstance(v, float) else v for v in df.loc[key]]
-        df = df.rename(index=findings.label)
-        df.index.name = ""
-        _table(df.fillna("--"), gen / "comparison.tex", "p{0.3\\linewidth}" + "p{0.3\\linewidth}" * len(df.columns))
+        _cards_table(comparison, gen / "comparison.tex", "p{0.3\\linewidth}",
+                     {"status": ("trained", "not trained yet: the architecture's size and latency")})
     macros.append(_raw("ComparisonFindings", findings.comparison_findings(comparison, "tex")))
     paper = _load(results / "paper_models.json")
     if paper:
-        df = pd.DataFrame(paper).set_index("model").T.drop(index=["status", "trainable"], errors="ignore")
-        df.loc["trained"] = ["yes" if findings.card_ran(c) else "not yet" for c in paper]
-        for key in findings.PERCENT_KEYS:
-            if key in df.index:
-                df.loc[key] = [f"{100 * v:.1f}" if isinstance(v, float) else v for v in df.loc[key]]
-        df = df.rename(index=findings.label)
-        df.index.name = ""
-        _table(df.fillna("--"), gen / "paper_models.tex", "p{0.3\\linewidth}" + "r" * len(df.columns))
+        _cards_table(paper, gen / "paper_models.tex", "r", {"trained": ("yes", "not yet")},
+                     drop=("status", "trainable"))
     macros += [_flag("PaperRan", paper is not None),
                _raw("PaperFindings", findings.paper_models_findings(paper, "tex"))]
     regions = _load(light / "cam" / "cam_regions.json")

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .common import check_batch, kaiming_init
 
 from .light_vgg import GaussianDropout
 
@@ -85,18 +86,7 @@ class AlexNetVar(nn.Module):
 
     def reset_parameters(self) -> None:
         """Kaiming init as LightVGG (fan_out for convolutions, fan_in for dense layers); BN 1 and 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        kaiming_init(self)
 
     @property
     def cam_layer(self) -> nn.Module:
@@ -104,9 +94,7 @@ class AlexNetVar(nn.Module):
         return next(m for m in self.features[-1] if isinstance(m, nn.ReLU))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != (self.input_size, self.input_size):
-            raise ValueError(f"AlexNetVar expects a batch of shape (N, 3, {self.input_size}, "
-                             f"{self.input_size}), got {tuple(x.shape)}")
+        check_batch(self, x)
         return self.classifier(self.features(x))
 
 

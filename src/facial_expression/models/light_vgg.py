@@ -13,6 +13,7 @@ from torch import nn
 
 from ..config import HEADS, check_choice
 from ..errors import ConfigError
+from .common import check_batch, kaiming_init
 
 WIDTHS = (16, 32, 64, 128, 128)
 DENSE = 1024
@@ -101,18 +102,7 @@ class LightVGG(nn.Module):
         With PyTorch's default init the plain (no batch-norm) network stayed at chance, loss ln(C),
         for 10 epochs on our sample; with this init it learns.
         """
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        kaiming_init(self)
 
     @property
     def cam_layer(self) -> nn.Module:
@@ -120,9 +110,7 @@ class LightVGG(nn.Module):
         return self.features[-1][[i for i, m in enumerate(self.features[-1]) if isinstance(m, nn.ReLU)][-1]]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != (self.input_size, self.input_size):
-            raise ValueError(f"LightVGG expects a batch of shape (N, 3, {self.input_size}, "
-                             f"{self.input_size}), got {tuple(x.shape)}")
+        check_batch(self, x)
         if self.mask is not None:
             x = x * self.mask
         return self.classifier(self.features(x))
