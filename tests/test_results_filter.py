@@ -32,5 +32,5 @@ def test_readme_table_and_report_check_skip_the_same_runs(tmp_path):
     table = results_markdown(results)
     assert "`real`" in table and "`smoke`" not in table and "`evaluation`" not in table
     problems = report_number_problems(["nothing of note"], results)
-    assert len(problems) == 1 and "real's accuracy 0.5000" in problems[0]
-    assert report_number_problems(["accuracy 0.5000"], results) == []
+    assert len(problems) == 1 and "real's accuracy 50.0 %" in problems[0]
+    assert report_number_problems(["accuracy 50.0 %"], results) == []
