@@ -4,7 +4,7 @@ import warnings
 import pytest
 from test_findings import fingerprint, metrics
 
-from facial_expression import ablation, findings
+from facial_expression import ablation, findings, readme
 from facial_expression.config import TrainConfig
 from facial_expression.data import SkippedFilesWarning
 from facial_expression.errors import FERError
@@ -61,7 +61,7 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     assert seeds.loc["plain", "seeds"] == "0, 1" and "±" in seeds.loc["plain", "val. acc."]
     f1 = ablation.per_class_f1({"plain": [done[0], done[2]]})
     assert list(f1.index) == ["angry", "happy", "sad"]
-    markdown = ablation.ablation_markdown(tmp_path / "results")  # the screening only: no final runs yet
+    markdown = readme.ablation_markdown(tmp_path / "results")  # the screening only: no final runs yet
     assert "| `plain` | the paper's LightVGG, as in part (c) |" in markdown and "±" not in markdown
     with pytest.raises(FERError, match="no finished runs"):
         ablation.screening_table(tmp_path / "nothing")
@@ -107,3 +107,11 @@ def test_helpful_changes_are_those_that_beat_plain_by_more_than_min_gain_largest
     # the chosen changes combine into one config, the larger gain first
     cfg = ablation.row_config(chosen)
     assert cfg.head == "gap" and cfg.batch_norm and cfg.mix == "both"
+
+
+def test_config_differences_compare_a_saved_run_with_its_row(tmp_path):
+    cfg = ablation.row_config(["batch_norm"], epochs=30, seed=1, data="/elsewhere", out=str(tmp_path), amp="off")
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    assert ablation.config_differences(tmp_path, ["batch_norm"]) == {}  # where and how precisely it ran aside
+    assert ablation.config_differences(tmp_path, []) == {"batch_norm": (True, False)}
+    assert ablation.config_differences(tmp_path, ["batch_norm"], lr=0.01) == {"lr": (0.001, 0.01)}

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from facial_expression import cam
@@ -44,11 +45,11 @@ def test_select_samples_is_deterministic_and_per_class():
         assert all(a["confidence"] >= b["confidence"] for a, b in zip(right, right[1:]))
 
 
-def test_comparison_grid_and_shortcut_summary_on_the_same_faces(tiny_dataset):
+def test_comparison_grid_and_split_maps_on_the_same_faces(tiny_dataset):
     import warnings
     import matplotlib.pyplot as plt
     from facial_expression.cam import comparison_grid
-    from facial_expression.shortcuts import shortcut_summary
+    from facial_expression.shortcuts import SplitMaps
     from facial_expression.data import SkippedFilesWarning, load_folder
     from facial_expression.evaluation import predict
     from facial_expression.models import build_model
@@ -66,9 +67,14 @@ def test_comparison_grid_and_shortcut_summary_on_the_same_faces(tiny_dataset):
     fig = comparison_grid({"plain": plain, "improved": other}, data, picks, groups=2)
     assert len(fig.axes) == 6 * -(-len(picks) // 2)
     plt.close(fig)
-    summary = shortcut_summary(other, data)
-    assert 0 <= summary["border"] <= 1 and 0 <= summary["accuracy_fp32"] <= 1
-    assert not any("ffhq" in k for k in summary)  # no photo-style check on data without FFHQ files
+    maps = SplitMaps.compute(plain, data)
+    assert (maps.probs == probs).all() and (maps.labels == labels).all() and maps.cams.shape == (len(labels), 32, 32)
+    table = maps.region_table()
+    assert list(table.index) == ["angry", "happy", "sad", "all", "uniform map (area share)"]
+    assert table.loc["uniform map (area share)", "border"] == pytest.approx(1 - (24 / 32) ** 2)
+    summary = maps.summary()
+    assert summary == {k: table.loc["all", k] for k in ("border", "eyes_band", "mouth_band")}
+    assert not maps.has_second_source()  # no photo-style check on data without FFHQ files
 
 
 def _counting(monkeypatch, name: str) -> list:

@@ -61,3 +61,12 @@ def test_every_committed_config_loads(path):
     for key, value in saved.items():
         if key in known and key != "betas":
             assert getattr(cfg, key) == value, key
+
+
+def test_differences_name_each_changed_setting_and_give_newer_ones_their_default():
+    cfg = TrainConfig(lr=0.01, batch_norm=True)
+    saved = json.loads(json.dumps(TrainConfig().to_dict()))  # as config.json stores it: tuples become lists
+    del saved["ema"]  # a config written before `ema` existed
+    assert cfg.differences(saved) == {"lr": (0.001, 0.01), "batch_norm": (False, True)}
+    assert cfg.differences(saved, ignore={"lr"}) == {"batch_norm": (False, True)}
+    assert TrainConfig(ema=0.999).differences(saved) == {"ema": (0.0, 0.999)}

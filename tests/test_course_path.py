@@ -95,8 +95,8 @@ def test_notebooks_on_course_shaped_data_never_read_the_sample(course_run, cours
 
 def test_notebooks_give_the_same_numbers_as_the_cli(course_run, course_data, tmp_path):
     results, _ = course_run
-    assert main(["train", "--data", str(course_data), "--epochs", "1", "--max-batches", "2",
-                 "--out", str(tmp_path / "cli")]) == 0
+    assert main(["train", "--data", str(course_data), "--epochs", "1", "--max-batches", "2", "--batch-size", "16",
+                 "--out", str(tmp_path / "cli")]) == 0  # the notebooks' smoke settings
     nb_hist = json.loads((results / "light_vgg" / "history.json").read_text())["epochs"]
     cli_hist = json.loads((tmp_path / "cli" / "history.json").read_text())["epochs"]
     for key in ("train_loss", "tune_loss", "validation_loss", "validation_accuracy"):

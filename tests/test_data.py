@@ -1,3 +1,4 @@
+import math
 import warnings
 
 import pytest
@@ -218,12 +219,16 @@ def test_augmentation_counts_and_offline_expansion(tiny_dataset):
 
 def test_loader_is_seeded_per_epoch_and_eval_never_shuffles(tiny_dataset):
     data = load(tiny_dataset).train
+    from facial_expression.runtime import seed_epoch
     loader = BatchLoader(data, 8, shuffle=True, augment="standard", seed=3)
-    loader.set_epoch(1)
-    a = [x for x, _ in loader]
-    loader.set_epoch(1)
-    b = [x for x, _ in loader]
-    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    passes = []
+    for epoch in (1, 1, 2):
+        loader.set_epoch(epoch)
+        seed_epoch(3, epoch)  # the augmentation draws, as the training loop seeds them
+        passes.append([(x, y) for x, y in loader])
+    (a, b, c) = passes
+    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
+    assert not torch.equal(torch.cat([y for _, y in a]), torch.cat([y for _, y in c]))  # another order
     ys = torch.cat([y for _, y in BatchLoader(data, 8)])
     assert torch.equal(ys, data.labels)
     assert len(BatchLoader(data, 8, max_batches=2)) == 2
@@ -294,3 +299,52 @@ def test_trivial_augment_needs_the_per_image_backend():
     from facial_expression.data import BatchAugment
     with pytest.raises(ValueError, match="v2 backend"):
         BatchAugment("trivial")
+
+
+# ------------------------------------------------- the batched backend draws what the v2 policy draws
+def _only(**field) -> "AugmentConfig":
+    from facial_expression.config import AugmentConfig
+    none = dict(hflip=0.0, rotation=0.0, translate=0.0, scale=(1.0, 1.0), brightness=0.0, contrast=0.0)
+    return AugmentConfig(name="probe", **{**none, **field})
+
+
+def _blob(n: int = 64) -> torch.Tensor:
+    """A grey image with an elongated bright blob, brighter on its left: orientation, centre, size and side
+    can all be read back from its moments."""
+    yy, xx = torch.meshgrid(torch.arange(n) - (n - 1) / 2, torch.arange(n) - (n - 1) / 2, indexing="ij")
+    blob = torch.exp(-(xx / 10) ** 2 - (yy / 4) ** 2) * (1 + 0.5 * (xx < 0))
+    return (60 + 120 * blob / blob.max()).round().to(torch.uint8).expand(3, n, n).contiguous()
+
+
+def _moments(img: torch.Tensor) -> dict[str, float]:
+    g = img.mean(0) - img.mean(0).min()
+    n = g.shape[0]
+    yy, xx = torch.meshgrid(torch.arange(n, dtype=torch.float32), torch.arange(n, dtype=torch.float32),
+                            indexing="ij")
+    m = g.sum()
+    cx, cy = (g * xx).sum() / m, (g * yy).sum() / m
+    mu20, mu02 = (g * (xx - cx) ** 2).sum() / m, (g * (yy - cy) ** 2).sum() / m
+    mu11 = (g * (xx - cx) * (yy - cy)).sum() / m
+    left = g[:, : n // 2].sum() > g[:, n // 2:].sum()
+    return {"angle": math.degrees(0.5 * math.atan2(2 * mu11, mu20 - mu02)), "x": float(cx), "size": float(mu20 + mu02),
+            "left": float(left), "brightness": float(img.mean()), "contrast": float(img.std())}
+
+
+@pytest.mark.parametrize("field, value, stat, relative", [
+    ("hflip", 0.5, "left", False), ("rotation", 10.0, "angle", False), ("translate", 0.08, "x", False),
+    ("scale", (0.9, 1.1), "size", True), ("brightness", 0.2, "brightness", True), ("contrast", 0.2, "contrast", True),
+])
+def test_batched_augmentation_draws_from_the_distribution_of_the_v2_policy(field, value, stat, relative):
+    from facial_expression.data import BatchAugment, build_augmentation
+    torch.manual_seed(0)
+    policy, img, n = _only(**{field: value}), _blob(), 400
+    v2_stats = torch.tensor([_moments(build_augmentation(policy)(img) * 255)[stat] for _ in range(n)])
+    batched = BatchAugment(policy)(img.expand(n, -1, -1, -1).contiguous())
+    b_stats = torch.tensor([_moments((x * 255).round())[stat] for x in batched])
+    if relative:  # scale and the photometric factors act on the value itself
+        ref = _moments(img.float())[stat]
+        v2_stats, b_stats = v2_stats / ref, b_stats / ref
+    assert v2_stats.std() > 0  # the component does something
+    se = (v2_stats.var() / n + b_stats.var() / n).sqrt()
+    assert abs(v2_stats.mean() - b_stats.mean()) < 4 * se + 1e-3, (v2_stats.mean(), b_stats.mean())
+    assert 0.8 < b_stats.std() / v2_stats.std() < 1.25, (v2_stats.std(), b_stats.std())

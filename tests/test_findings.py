@@ -268,3 +268,10 @@ def test_class_weights_and_map_changes():
     course = F.map_change_findings(shortcuts, fingerprint(CLASSES8))
     assert "FFHQ" not in course and "photo style" not in course
     assert "not been measured" in F.map_change_findings(None)
+
+
+def test_top_confusions_are_the_largest_off_diagonal_cells():
+    m = {"classes": ["a", "b", "c"], "confusion_matrix": [[5, 3, 0], [1, 6, 4], [2, 0, 9]]}
+    assert F.top_confusions(m, 2) == [{"true": "b", "predicted": "c", "count": 4, "of": 11},
+                                             {"true": "a", "predicted": "b", "count": 3, "of": 8}]
+    assert len(F.top_confusions(m)) == 4  # only the non-zero errors

@@ -59,6 +59,24 @@ def test_badges_and_repo_url_come_from_one_place(tmp_path, monkeypatch):
     assert 'repo_url = "https://github.com/ada/fer.git"' in nb.cells[1].source
 
 
+def test_every_notebook_has_the_one_environment_cell(tmp_path, monkeypatch):
+    import shutil
+    from facial_expression import notebooks
+    for name in NOTEBOOKS:
+        nb = nbformat.read(notebooks.NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+        assert sum(c.source == notebooks.ENVIRONMENT_CELL for c in nb.cells) == 1, name
+    shutil.copytree(notebooks.NOTEBOOKS_DIR, tmp_path / "notebooks")
+    monkeypatch.setattr(notebooks, "NOTEBOOKS_DIR", tmp_path / "notebooks")
+    assert notebooks.write_environment_cells() == []  # nothing to change
+    path = tmp_path / "notebooks" / "P5_b_transfer_vgg16.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    i = next(i for i, c in enumerate(nb.cells) if c.source.startswith("# Environment:"))
+    nb.cells[i].source = "# Environment: an edited copy\n"
+    nbformat.write(nb, path)
+    assert notebooks.write_environment_cells() == [path]
+    assert nbformat.read(path, as_version=4).cells[i].source == notebooks.ENVIRONMENT_CELL
+
+
 def test_committed_notebooks_have_no_code_that_overrides_their_parameters():
     from facial_expression.notebooks import NOTEBOOKS_DIR
     for name in NOTEBOOKS:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from facial_expression.evaluation import is_finished_run, is_smoke_run
-from facial_expression.experiment import results_markdown
+from facial_expression.readme import results_markdown
 from facial_expression.submission import report_number_problems
 
 FINISHED = {"model": "light-vgg", "epochs_run": 3, "best_epoch": 2, "max_batches": None, "accuracy": 0.5,

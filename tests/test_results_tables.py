@@ -1,4 +1,4 @@
-"""Generated results tables: the README's (experiment.results_markdown) and the report's (report.py).
+"""Generated results tables: the README's (readme.results_markdown) and the report's (report.py).
 
 A finished run's numbers appear, a smoke run (max_batches set) or a checkpoint's evaluation is left out or
 flagged, a missing run says so, and no snake_case key of the results files reaches the reader outside code type.
@@ -12,7 +12,7 @@ from test_findings import CLASSES8, cards, fingerprint, history, metrics, region
 
 from facial_expression import report
 from facial_expression.config import TrainConfig
-from facial_expression.experiment import results_markdown
+from facial_expression.readme import results_markdown
 from facial_expression.report import experiment_macros, settings_tex, write_report_inputs
 
 SNAKE = re.compile(r"[A-Za-z0-9](?:\\_|_)[A-Za-z0-9]")  # a_b, or a\_b once escaped for LaTeX

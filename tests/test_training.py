@@ -281,14 +281,14 @@ def test_one_training_step_under_bf16_autocast(tiny_dataset):
     x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 0])
     before = copy.deepcopy(model.state_dict())
     optimizer = make_optimizer(model, cfg)
-    out = training.train_one_epoch(model, [(x, y)], nn.CrossEntropyLoss(), optimizer, amp=torch.bfloat16,
+    out = training.train_one_epoch(model, [(x, y)], nn.CrossEntropyLoss(), optimizer, dtype=torch.bfloat16,
                                    progress=False)
     assert math.isfinite(out["loss"])
     assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps fp32 master weights
     assert not same_weights(before, model.state_dict())
     with torch.inference_mode(), training.autocast(torch.device("cpu"), torch.bfloat16):
         assert model.eval()(x).dtype == torch.bfloat16
-    assert math.isfinite(evaluate(model, splits.validation, amp=torch.bfloat16)["loss"])
+    assert math.isfinite(evaluate(model, splits.validation, dtype=torch.bfloat16)["loss"])
 
 
 def test_ema_with_decay_one_half_after_two_steps():

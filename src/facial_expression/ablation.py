@@ -15,8 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .config import TrainConfig
+from .data import load_splits
 from .data.fingerprint import mismatch, run_fingerprint
 from .errors import FERError
+from .experiment import run_experiment
+from .models import build_model, count_parameters, model_options
 
 PLAIN = "plain (part c)"  # the plain LightVGG's row in the final tables
 PARAM_BUDGET = 3_750_000  # the paper's LightVGG budget (Hewitt & Gunes 2018)
@@ -53,6 +56,15 @@ def row_config(changes: list[str] | tuple[str, ...], **settings) -> TrainConfig:
     return TrainConfig(model="light-vgg", **{**overrides, **settings})
 
 
+def config_differences(run_dir: str | Path, changes: list[str], **settings) -> dict[str, tuple]:
+    """The settings in which the run saved in `run_dir` differs from the plain LightVGG with `changes` and
+    `settings`, at the run's own epochs and seed, as name -> (saved, expected); where it ran, its precision
+    and batch limit aside."""
+    saved = json.loads((Path(run_dir) / "config.json").read_text())
+    expected = row_config(changes, **{**settings, "epochs": saved["epochs"], "seed": saved["seed"]})
+    return expected.differences(saved, ignore={"data", "out", "max_batches", "amp", "device"})
+
+
 def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0,), data: str | None = None,
              progress: bool = True, dirs: dict[str, str | Path] | None = None, **settings) -> list[Path]:
     """Train every row (name -> list of changes) for every seed into root/<name>_seed<seed>/, or into
@@ -60,9 +72,6 @@ def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0
 
     Rows with a metrics.json are skipped; a row whose last.pt exists resumes. Returns the run folders.
     """
-    from .data import load_splits
-    from .experiment import run_experiment
-    from .models import build_model, count_parameters, model_options
     root, done, splits_by_seed = Path(root), [], {}
     for seed in seeds:
         for name, changes in rows.items():
@@ -214,14 +223,6 @@ def final_groups(results: str | Path) -> dict[str, list[Path]]:
             "improved": [d["improved"], d["final"] / "improved_seed1"]}
 
 
-def _markdown(df: pd.DataFrame) -> str:
-    cols = [df.index.name or ""] + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join([f"`{i}`" if i in CHANGES else str(i)] + [str(v) for v in row]) + " |"
-              for i, row in df.iterrows()]
-    return "\n".join(lines)
-
-
 def _pct(v) -> str:
     return "–" if v is None or v != v else f"{100 * v:.1f}"
 
@@ -254,9 +255,3 @@ def final_summary(results: str | Path) -> pd.DataFrame | None:
     t["parameters"] = t["parameters"].map(lambda v: f"{int(v):,}")
     t["CPU ms"] = (t["CPU ms"] / t["CPU ms"].iloc[0]).map(lambda v: f"{v:.2f}×")
     return t.rename(columns={"CPU ms": "latency"})
-
-
-def ablation_markdown(results: str | Path) -> str:
-    """The README's part (d) tables: the seeds comparison and the screening, from the saved runs."""
-    tables = (final_summary(results), screening_summary(study_dirs(results)["screen"]))
-    return "\n\n".join(_markdown(t) for t in tables if t is not None)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .plots import STYLE, TEXT_WIDTH
 
 
 # ----------------------------------------------------------------------------------------- question 1
@@ -57,8 +60,6 @@ def equivariance_demo(size: int = 48, kernel: int = 5, shift: tuple[int, int] = 
 
 def equivariance_figure(demo: dict):
     """Input, shifted input, and |f(Tx) - T f(x)| for conv, and for conv + pool (shift 2 and 1)."""
-    import matplotlib.pyplot as plt
-    from .plots import STYLE, TEXT_WIDTH
     panels = [("input x", demo["input"]), ("T x\n(shift 3, 5)", demo["shifted"]),
               ("conv\n|f(Tx) − T f(x)|", demo["error_conv"]),
               ("conv + pool\nshift 2", demo["error_pool_even"]), ("conv + pool\nshift 1", demo["error_pool_odd"])]

@@ -5,6 +5,7 @@ The shortcut checks built on these maps (face regions, photo style) are in `shor
 
 from __future__ import annotations
 
+import copy
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -147,7 +148,6 @@ def guided_maps(model: torch.nn.Module, images: torch.Tensor,
     guided Grad-CAM, which is therefore zero wherever the Grad-CAM map is. The guided model and the
     GradCAM object are built once for all images; `model` is not modified.
     """
-    import copy
     # GuidedBackpropReLUModel swaps the ReLUs in place (and back, as new modules): it gets a copy, one
     # per call, not per image. No parameter gradients: only the input's gradient is wanted.
     twin = copy.deepcopy(model).eval().requires_grad_(False)

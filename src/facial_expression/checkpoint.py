@@ -85,10 +85,7 @@ def resume_problem(saved: dict, cfg: TrainConfig, classes, dataset: dict | None 
     why = mismatch(saved.get("dataset"), dataset)
     if why:
         return f"it was trained on other data: {why}"
-    ignore = {"out", "data", "device", "patience", "eval_batch_size"}
-    defaults = TrainConfig().to_dict()  # settings added after a checkpoint was written had their defaults
-    changed = sorted(k for k, v in cfg.to_dict().items()
-                     if k not in ignore and json.dumps(saved["config"].get(k, defaults[k])) != json.dumps(v))
+    changed = sorted(cfg.differences(saved["config"], ignore={"out", "data", "device", "patience", "eval_batch_size"}))
     return f"it was trained with other settings ({', '.join(changed)})" if changed else None
 
 

@@ -73,12 +73,22 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-resume", action="store_true", help="start over even if OUT/last.pt exists")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in --help, except where the help text already says what the default is, or there is none."""
+
+    def _get_help_string(self, action):
+        if "(default:" in (action.help or "") or action.default is None or action.default is False \
+                or action.default == argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `fer` parser; every option has a help text, so --help shows every default."""
     parser = argparse.ArgumentParser(prog="fer", description=__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=_Help)
     sub = parser.add_subparsers(dest="command", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _Help
     results = argparse.ArgumentParser(add_help=False)  # --results of `results`, `report-tables` and `report`
     results.add_argument("--results", default=None,
                          help="results folder to read (default: $FER_RESULTS or results/; the development "
@@ -191,7 +201,8 @@ def _results_dir(args) -> Path:
 def cmd_stats(args) -> None:
     from .data import load_splits, split_statistics, statistics_table
     from .evaluation import save_json
-    splits = load_splits(args.data, 48, args.tune_fraction, args.seed)
+    # decoded at the light VGG's input size, as P5_a and training do: one cached copy serves all three
+    splits = load_splits(args.data, TrainConfig().resolved_input_size(), args.tune_fraction, args.seed)
     stats = split_statistics(splits)
     print(f"dataset: {stats['root']}")
     print(statistics_table(stats).to_string())
@@ -298,26 +309,10 @@ def cmd_notebooks(args) -> None:
 
 
 def cmd_results(args) -> None:
-    from .ablation import ablation_markdown
-    from .config import PROJ_ROOT
-    from .experiment import results_markdown
-    text = results_markdown(_results_dir(args))
-    ablation = ablation_markdown(_results_dir(args))
-    print(text + ("\n\n" + ablation if ablation else ""))
+    from .readme import results_section, write_results
+    print(results_section(_results_dir(args)))
     if args.readme:
-        readme = PROJ_ROOT / "README.md"
-        start, end = "<!-- results:start -->", "<!-- results:end -->"
-        old = readme.read_text()
-        if start not in old or end not in old:
-            raise FERError(f"README.md has no {start} ... {end} block")
-        head, rest = old.split(start, 1)
-        _, tail = rest.split(end, 1)
-        part_d = ("\n\nPart (d), the ablation (`ablation/`, `light_vgg_improved/`): the plain "
-                  "and the improved model on the full schedule, mean ± std over seeds 0 and 1, when both have "
-                  "run; then the screening, each change alone on the plain model (seed 0, sorted by the tune "
-                  "gain that selects them):\n\n" + ablation) if ablation else ""
-        readme.write_text(f"{head}{start}\n{text}{part_d}\n{end}{tail}")
-        print(f"wrote {readme}")
+        print(f"wrote {write_results(_results_dir(args))}")
 
 
 def cmd_report_tables(args) -> None:
@@ -334,8 +329,9 @@ def cmd_report(args) -> None:
 
 
 def cmd_badges(args) -> None:
-    from .notebooks import write_badges
-    print("wrote " + ", ".join(str(p) for p in write_badges(args.repo_url)))
+    from .notebooks import write_badges, write_environment_cells
+    written = write_badges(args.repo_url) + write_environment_cells()
+    print("wrote " + ", ".join(str(p) for p in dict.fromkeys(written)))
 
 
 def cmd_submission(args) -> None:

@@ -146,6 +146,14 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def differences(self, saved: dict, ignore=frozenset()) -> dict[str, tuple]:
+        """The settings in which a saved config (a config.json, or a checkpoint's) differs from this one, as
+        name -> (saved, this), leaving out `ignore`. A setting the saved config lacks was added to the project
+        after it was written, and had its default then."""
+        defaults = TrainConfig().to_dict()
+        return {k: (saved.get(k, defaults[k]), v) for k, v in self.to_dict().items()
+                if k not in ignore and json.dumps(saved.get(k, defaults[k])) != json.dumps(v)}
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         """Rebuild from a saved dict, ignoring keys this version no longer knows."""

@@ -8,23 +8,32 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import (accuracy_score, classification_report, cohen_kappa_score, confusion_matrix,
-                             f1_score, precision_recall_fscore_support, roc_auc_score, roc_curve)
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    roc_curve,
+)
 
 from .data import BatchLoader, ImageSet
 from .runtime import autocast
 
 
-def predict(model, data: ImageSet, batch_size: int = 256, amp=None,
+def predict(model, data: ImageSet, batch_size: int = 256, dtype: torch.dtype | None = None,
             max_batches: int | None = None, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities (N x C) and true labels (N) of a model on an ImageSet, in eval mode.
 
-    With `tta` the probabilities are the mean over each image and its mirror image.
+    `dtype` is the autocast dtype (None: fp32); with `tta` the probabilities are the mean over each image
+    and its mirror image.
     """
     device = next(model.parameters()).device
     model.eval()
     probs, labels = [], []
-    with torch.inference_mode(), autocast(device, amp):
+    with torch.inference_mode(), autocast(device, dtype):
         for x, y in BatchLoader(data, batch_size, device=device, max_batches=max_batches):
             p = torch.softmax(model(x).float(), 1)
             if tta:
@@ -96,6 +105,9 @@ def is_smoke_run(metrics: dict) -> bool:
 def is_finished_run(metrics: dict) -> bool:
     """Whether a metrics.json is a real result: a training run (not a checkpoint's evaluation) and no smoke run."""
     return "epochs_run" in metrics and not is_smoke_run(metrics)
+
+
+LATENCY_REPEATS = {"run": (50, 10), "smoke": (3, 1)}  # (timed, warm-up) passes; a smoke run's numbers mean nothing
 
 
 def measure_latency(model, input_size: int, device=None, repeats: int = 50, warmup: int = 10) -> dict:

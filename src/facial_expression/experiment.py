@@ -6,6 +6,7 @@ The CLI and the notebooks both call `run_experiment`, so the same config and see
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,11 +15,18 @@ import torch
 
 from .checkpoint import load_checkpoint
 from .config import RESULTS_DIR, TrainConfig
-from .data import (ImageSet, Splits, load_split_for_checkpoint, load_splits, resolve_eval_folder, resolve_layout,
-                   split_statistics)
+from .data import (
+    ImageSet,
+    Splits,
+    load_split_for_checkpoint,
+    load_splits,
+    resolve_eval_folder,
+    resolve_layout,
+    split_statistics,
+)
 from .data.fingerprint import check_same_dataset, dataset_fingerprint, describe, run_fingerprint
 from .errors import DataError
-from .evaluation import compute_metrics, is_finished_run, measure_latency, predict, report_text, save_json
+from .evaluation import LATENCY_REPEATS, compute_metrics, is_smoke_run, measure_latency, predict, report_text, save_json
 from .models import build_model, count_parameters, model_options
 from .plots import draw_run_figures
 from .runtime import amp_dtype, configure_backends, pick_device, seed_everything, set_threads
@@ -26,6 +34,9 @@ from .training import History, fit
 
 DEFAULT_NAMES = {"light-vgg": "light_vgg", "vgg16": "vgg16_transfer", "alexnet-var": "alexnet_var",
                  "mobilenet-var": "mobilenet_var"}
+# The paper's three light networks (Hewitt and Gunes 2018): model name -> (results folder, name in tables)
+PAPER_MODELS = {"light-vgg": ("light_vgg", "VGG-var (LightVGG, part c)"), "alexnet-var": ("alexnet_var", "AlexNet-var"),
+                "mobilenet-var": ("mobilenet_var", "MobileNet-var")}
 
 
 @dataclass
@@ -46,7 +57,7 @@ def output_dir(cfg: TrainConfig) -> Path:
 
 
 def evaluate_splits(model, data: dict[str, ImageSet], out_dir: Path, classes, batch_size: int = 256,
-                    amp=None, max_batches: int | None = None, extra: dict | None = None,
+                    dtype=None, max_batches: int | None = None, extra: dict | None = None,
                     figures: bool = True, tta: bool = False,
                     alternative_splits: tuple[str, ...] = ("tune", "validation")) -> tuple[dict, dict]:
     """Metrics, predictions.npz, metrics.json and ROC/confusion figures for each split given.
@@ -58,10 +69,10 @@ def evaluate_splits(model, data: dict[str, ImageSet], out_dir: Path, classes, ba
     out_dir = Path(out_dir)
     metrics, preds, alternative = {}, {}, {}
     for split, images in data.items():
-        probs, labels = predict(model, images, batch_size, amp, max_batches, tta=tta)
+        probs, labels = predict(model, images, batch_size, dtype, max_batches, tta=tta)
         metrics[split], preds[split] = compute_metrics(labels, probs, classes), (probs, labels)
         if split in alternative_splits:
-            other, _ = predict(model, images, batch_size, amp, max_batches, tta=not tta)
+            other, _ = predict(model, images, batch_size, dtype, max_batches, tta=not tta)
             m = compute_metrics(labels, other, classes)
             alternative[split] = {k: m[k] for k in ("accuracy", "macro_f1", "macro_auc")}
     reported = "validation" if "validation" in data else list(data)[-1]
@@ -105,10 +116,11 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     if best.exists():
         model, _ = load_checkpoint(best, device)
         model = model.to(memory_format=torch.channels_last)
-    latency = measure_latency(copy.deepcopy(model).float().cpu(), size, "cpu")
+    latency = measure_latency(copy.deepcopy(model).float().cpu(), size, "cpu",
+                              *LATENCY_REPEATS["smoke" if cfg.max_batches else "run"])
     extra = {"model": cfg.model, "parameters": count_parameters(model), "best_epoch": history.best_epoch,
              "epochs_run": len(history.epochs), "wall_seconds": history.wall_seconds,
-             "device": history.device, "amp": history.amp, "data": cfg.data,
+             "device": history.hardware, "amp": history.precision, "data": cfg.data,
              "interrupted": history.interrupted, "max_batches": cfg.max_batches,
              "cpu_latency_ms": latency["median_ms"], "cpu_latency_p90_ms": latency["p90_ms"], "dataset": dataset}
     metrics, preds = evaluate_splits(model, dict(splits.items()), out_dir, splits.classes,
@@ -155,17 +167,19 @@ def trained_model(cfg: TrainConfig, what: str = "the model", progress: bool = Tr
     return model, ckpt
 
 
-def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dict] | None = None) -> dict:
+def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dict] | None = None,
+               smoke: bool = False) -> dict:
     """Parameters, size on disk, measured latency and validation metrics of a saved run.
 
     A run that does not exist is marked "not run"; if `architecture` (model name, classes, options) is
     given, its parameter count and latency are still measured on random weights, which is fine for speed.
+    A smoke run's latency (or any, with `smoke`) is timed on a few passes only.
     """
-    import json
-    from .evaluation import measure_latency
     out_dir = Path(out_dir)
     metrics_path, best = out_dir / "metrics.json", out_dir / "best.pt"
     trained = metrics_path.exists() and best.exists()
+    m = json.loads(metrics_path.read_text()) if trained else {}
+    repeats = LATENCY_REPEATS["smoke" if smoke or is_smoke_run(m) else "run"]
     if trained:
         model, _ = load_checkpoint(best, "cpu")
         card = {"model": name, "status": "trained", "checkpoint_MB": round(best.stat().st_size / 2**20, 1)}
@@ -177,11 +191,10 @@ def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dic
     params = count_parameters(model)
     card.update({"parameters": params["total"], "trainable": params["trainable"],
                  "fp32_size_MB": round(params["total"] * 4 / 2**20, 1),
-                 "cpu_latency_ms": round(measure_latency(model, model.input_size, "cpu")["median_ms"], 2)})
+                 "cpu_latency_ms": round(measure_latency(model, model.input_size, "cpu", *repeats)["median_ms"], 2)})
     if torch.cuda.is_available():
-        card["gpu_latency_ms"] = round(measure_latency(model, model.input_size, "cuda")["median_ms"], 2)
+        card["gpu_latency_ms"] = round(measure_latency(model, model.input_size, "cuda", *repeats)["median_ms"], 2)
     if trained:
-        m = json.loads(metrics_path.read_text())
         card.update({k: round(m[k], 4) for k in ("accuracy", "macro_f1", "macro_auc")})
         card["epochs_run"] = m.get("epochs_run")
     else:
@@ -189,30 +202,15 @@ def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dic
     return card
 
 
-def paper_models_comparison(results: str | Path, n_classes: int, measured: dict[str, dict] | None = None) -> list[dict]:
+def paper_models_comparison(results: str | Path, n_classes: int, measured: dict[str, dict] | None = None,
+                            smoke: bool = False) -> list[dict]:
     """Model cards of the paper's three light networks, their CPU latencies measured one after the other in this
     call; a network without a finished run is measured on its architecture and marked not trained.
 
     `measured` (results folder name -> card) reuses cards already taken in the same run, so that one model is
     measured once and printed with one latency everywhere.
     """
-    from .notebooks import PAPER_MODELS
     measured = measured or {}
     return [{**measured[folder], "model": label} if folder in measured else
-            model_card(Path(results) / folder, label, (model, n_classes, {}))
+            model_card(Path(results) / folder, label, (model, n_classes, {}), smoke)
             for model, (folder, label) in PAPER_MODELS.items()]
-
-
-def results_markdown(results_dir: str | Path = RESULTS_DIR) -> str:
-    """The README's results table, generated from results/*/metrics.json (validation split)."""
-    import json
-    lines = ["| experiment | model | epochs run (best) | val. accuracy | val. macro-F1 | val. macro-AUC | "
-             "parameters | wall time | device |", "|---|---|---|---|---|---|---|---|---|"]
-    for path in sorted(Path(results_dir).glob("*/metrics.json")):
-        m = json.loads(path.read_text())
-        if not is_finished_run(m):
-            continue  # evaluations and smoke runs are not results
-        lines.append(f"| `{path.parent.name}` | {m['model']} | {m['epochs_run']} ({m['best_epoch']}) | "
-                     f"{m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['macro_auc']:.4f} | "
-                     f"{m['parameters']['total']:,} | {m['wall_seconds'] / 60:.1f} min | {m['device']} |")
-    return "\n".join(lines)

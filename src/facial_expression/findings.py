@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
+
 DEV_SAMPLE_NAME = "affectnet7"  # the development sample that ships with the project (../shared/data/affectnet7)
 AREA = "uniform map (area share)"  # the cam_regions.json row of a map spread evenly over the image
 OVERFIT_GAP = 0.05  # a train-validation accuracy gap above this is called overfitting
@@ -266,6 +268,15 @@ def _epochs(history) -> list[dict]:
     return history.get("epochs", []) if isinstance(history, dict) else list(history)
 
 
+def top_confusions(metrics: dict, n: int = 5) -> list[dict]:
+    """The `n` most frequent errors in one split's metrics, most frequent first: the true class, the
+    predicted class, how many faces, and how many faces of that true class there are."""
+    cm, names = metrics["confusion_matrix"], metrics["classes"]
+    pairs = sorted(((cm[i][j], i, j) for i in range(len(cm)) for j in range(len(cm)) if i != j and cm[i][j] > 0),
+                   key=lambda p: -p[0])
+    return [{"true": names[i], "predicted": names[j], "count": c, "of": sum(cm[i])} for c, i, j in pairs[:n]]
+
+
 def training_findings(metrics: dict | None, history=None, fmt: str = "md", name: str = "the light VGG",
                       overfit_gap: float = OVERFIT_GAP, agree: float = AGREE) -> str:
     """Gaps between train, tune and validation, when tune accuracy stopped improving, easiest and hardest
@@ -337,18 +348,16 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
     fmt_f1 = lambda items: _join([f"{f.code(c)} ({v:.3f})" for c, v in items])  # noqa: E731
     out.append(f"By validation F1 the easiest {'classes are' if m > 1 else 'class is'} {fmt_f1(f1[:m])} and the "
                f"hardest {fmt_f1(f1[::-1][:m])}" + (f", a spread of {f1[0][1] - f1[-1][1]:.2f}." if k > 1 else "."))
-    cm = metrics.get("confusion_matrix")
-    if cm:
-        names = metrics["classes"]
-        pairs = sorted(((cm[i][j], i, j) for i in range(k) for j in range(k) if i != j and cm[i][j] > 0),
-                       key=lambda p: -p[0])[:3]
+    if metrics.get("confusion_matrix"):
+        cm = metrics["confusion_matrix"]
+        pairs = top_confusions(metrics, 3)
         errors = sum(sum(row) for row in cm) - sum(cm[i][i] for i in range(k))
         if pairs:
-            listed = _join([f"{f.code(names[i])} {f.arrow()} {f.code(names[j])} ({n} of {sum(cm[i])} "
-                            f"{f.code(names[i])} faces)" for n, i, j in pairs])
+            listed = _join([f"{f.code(p['true'])} {f.arrow()} {f.code(p['predicted'])} ({p['count']} of "
+                            f"{p['of']} {f.code(p['true'])} faces)" for p in pairs])
             these = {1: "this one accounts", 2: "these two account", 3: "these three account"}[len(pairs)]
             out.append(f"The most frequent confusions (true {f.arrow()} predicted) are {listed}; {these} for "
-                       f"{sum(p[0] for p in pairs)} of the {errors} validation errors.")
+                       f"{sum(p['count'] for p in pairs)} of the {errors} validation errors.")
     return " ".join(out)
 
 
@@ -543,7 +552,6 @@ def _table(t):
     """A DataFrame, or a dict of rows turned into one."""
     if t is None or hasattr(t, "iterrows"):
         return t
-    import pandas as pd
     return pd.DataFrame(t).T if all(isinstance(v, dict) for v in t.values()) else pd.DataFrame(t)
 
 

@@ -2,34 +2,42 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import platform
+import re
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pandas as pd
 
-from .config import NOTEBOOKS_DIR, PROJ_ROOT, RESULTS_DIR, TrainConfig
+from .config import NOTEBOOKS_DIR, PROJ_ROOT, RESULTS_DIR, AugmentConfig, TrainConfig
+from .data import find_data_root, resolve_layout
 from .errors import FERError
+from .experiment import PAPER_MODELS
+from .models import build_model, estimate_epoch_seconds
+from .models.cost import SUSTAINED_TFLOPS
+from .plots import apply_style
+from .readme import markers, replace_block
+from .runtime import describe_hardware, pick_device, seed_everything
 
 NOTEBOOKS = ("P5_a_preprocessing", "P5_b_transfer_vgg16", "P5_c_light_vgg", "P5_d_cam")
 PATH_PARAMS = ("data", "results", "vgg16_weights")
 COLAB_RESULTS = Path("/content/drive/MyDrive/fer_results")  # Drive outlives the Colab runtime
 KAGGLE_RESULTS = Path("/kaggle/working/results")  # saved as the notebook's output on Kaggle
-SMOKE_PARAMS = {"epochs": 1, "max_batches": 2, "vgg16_weights": "none", "smoke": True, "run_ablation": True}
+# smoke mode: every step once, on 2 batches of 16 images per epoch; the numbers mean nothing
+SMOKE_PARAMS = {"epochs": 1, "max_batches": 2, "batch_size": 16, "vgg16_weights": "none", "smoke": True,
+                "run_ablation": True}
 
 
 def light_vgg_config(data, results, **settings) -> TrainConfig:
     """Part (c)'s run: the plain LightVGG of the paper into RESULTS/light_vgg. P5_c trains it; P5_d
     trains or resumes exactly this run where its checkpoint is missing (a fresh runtime)."""
     return TrainConfig(model="light-vgg", data=str(data), out=str(Path(results) / "light_vgg"), **settings)
-
-
-# The paper's three light networks (Hewitt and Gunes 2018): model name -> (results folder, label)
-PAPER_MODELS = {"light-vgg": ("light_vgg", "VGG-var (LightVGG, part c)"), "alexnet-var": ("alexnet_var", "AlexNet-var"),
-                "mobilenet-var": ("mobilenet_var", "MobileNet-var")}
 
 
 def paper_model_config(model: str, data, results, **settings) -> TrainConfig:
@@ -56,7 +64,6 @@ MODEL_TITLES = {"light-vgg": "LightVGG of Hewitt and Gunes (2018), trained from 
 
 def describe_augmentation(name: str) -> str:
     """An augmentation policy in words, from its AugmentConfig."""
-    from .config import AugmentConfig
     a = AugmentConfig.preset(name)
     parts = [f"horizontal flip (p = {a.hflip:g})" if a.hflip else "",
              f"rotation ±{a.rotation:g}°" if a.rotation else "",
@@ -73,7 +80,6 @@ def describe_augmentation(name: str) -> str:
 def settings_table(cfg: TrainConfig, stats: dict | None = None, params: dict | None = None,
                    history=None) -> pd.DataFrame:
     """Every setting of a run as one two-column table, for the notebook and the report."""
-    import math
     opt = {"adam": f"Adam (β = {tuple(cfg.betas)}, weight decay {cfg.weight_decay:g})",
            "adamw": f"AdamW (β = {tuple(cfg.betas)}, weight decay {cfg.weight_decay:g})",
            "sgd": f"SGD (momentum {cfg.momentum}, Nesterov, weight decay {cfg.weight_decay:g})"}[cfg.optimizer]
@@ -94,7 +100,7 @@ def settings_table(cfg: TrainConfig, stats: dict | None = None, params: dict | N
         "augmentation (on-line)": describe_augmentation(cfg.augment),
         "seed": cfg.seed,
         "mixed precision": {"auto": "automatic", "off": "off (fp32)"}.get(cfg.amp, cfg.amp)
-                           + ("" if history is None else f" ({history.amp or 'fp32'} used)"),
+                           + ("" if history is None else f" ({history.precision or 'fp32'} used)"),
     }
     if cfg.model == "vgg16":
         rows["weights / frozen layers"] = (f"{cfg.weights or 'random (smoke runs only)'} / "
@@ -117,7 +123,7 @@ def settings_table(cfg: TrainConfig, stats: dict | None = None, params: dict | N
         rows["optimisation steps"] = f"{steps:,} per epoch × {cfg.epochs} epochs = {steps * cfg.epochs:,} (max)"
     if history is not None:
         rows["epochs run / best tune epoch"] = f"{len(history.epochs)} / {history.best_epoch}"
-        rows["hardware / wall time"] = f"{history.device} / {history.wall_seconds / 60:.1f} min"
+        rows["hardware / wall time"] = f"{history.hardware} / {history.wall_seconds / 60:.1f} min"
     if cfg.max_batches:
         rows["batches per epoch (smoke run)"] = cfg.max_batches
     return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]}).set_index("setting")
@@ -244,12 +250,6 @@ def setup_notebook(data=None, results=None, seed: int = 0, amp: str = "auto", sm
                    model: str = "light-vgg", classes=None) -> tuple[Path, Path]:
     """The environment cell of every notebook: Drive, seeds, plots, the dataset and results folders,
     and what runs where (GPU, torch, the mixed-precision choice and an estimated time per epoch)."""
-    import matplotlib.pyplot as plt
-    from .data import find_data_root, resolve_layout
-    from .models import build_model, estimate_epoch_seconds
-    from .models.cost import SUSTAINED_TFLOPS
-    from .plots import apply_style
-    from .runtime import describe_hardware, pick_device, seed_everything
     RESULTS = results_dir(results)
     _mount_drive_if_needed(data, RESULTS, os.environ.get("FER_DATA"))
     seed_everything(seed)
@@ -279,12 +279,69 @@ def setup_notebook(data=None, results=None, seed: int = 0, amp: str = "auto", sm
 
 
 PLACEHOLDER_REPO = "https://github.com/YOUR-USER/YOUR-REPO"
-BADGES = ("<!-- badges:start -->", "<!-- badges:end -->")
+
+
+# The environment cell of every notebook. It runs before this package can be imported (on Colab it clones
+# and installs it), so it cannot be a function of the package; it is kept here, once, as text, and
+# `write_environment_cells` (run by `fer badges`) writes it into all four notebooks.
+ENVIRONMENT_CELL = r'''# Environment: find this project (a checkout, an unpacked zip, or a clone on Colab/Kaggle),
+# install it where Jupyter is already there (Colab, Kaggle: only the package, their CUDA torch is kept),
+# then let the package do the rest: Drive, seeds, the dataset, the results folder and the GPU policy.
+import os, subprocess, sys
+from pathlib import Path
+CLOUD = "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+PLACES = (Path.cwd().parent, Path.cwd(), Path("/content/fer-project"), Path("/kaggle/working/fer-project"))
+ROOT = next((p for p in PLACES if (p / "src" / "facial_expression").is_dir()), None)
+if ROOT is None and CLOUD:
+    if "YOUR-USER" in repo_url:
+        raise ValueError("repo_url in the first cell is still the placeholder: set it to the Git URL of your copy "
+                         "of this project, or upload the project folder to /content/fer-project")
+    clone = subprocess.run(["git", "clone", "-q", repo_url, "fer-project"], capture_output=True, text=True)
+    if clone.returncode:
+        raise RuntimeError(f"git clone {repo_url} failed: {clone.stderr.strip()} (is the repository public? "
+                           "On Kaggle: Settings > Internet on)")
+    ROOT = Path("fer-project").resolve()
+if ROOT is None:
+    raise FileNotFoundError(f"this project is not in {Path.cwd()} or its parent: open the notebook from the "
+                            "project's notebooks/ folder")
+if CLOUD:
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(ROOT)],
+                         capture_output=True, text=True)
+    if pip.returncode:
+        raise RuntimeError(f"pip install -e {ROOT} failed:\n{pip.stderr.strip()[-1500:]}")
+sys.path.insert(0, str(ROOT / "src"))  # this project's own package, whatever else is installed
+
+%matplotlib inline
+import warnings
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm falls back to text bars
+import matplotlib.pyplot as plt
+from IPython.display import Markdown, display
+from facial_expression.notebooks import setup_notebook
+
+DATA, RESULTS = setup_notebook(data, results, seed, amp, smoke, model=MODEL, classes=classes)'''
+
+
+def _environment_cell_index(cells: list[dict]) -> int:
+    return next(i for i, c in enumerate(cells) if c["cell_type"] == "code"
+                and "".join(c["source"]).startswith("# Environment:"))
+
+
+def write_environment_cells() -> list[Path]:
+    """Write ENVIRONMENT_CELL into every notebook, where its environment cell is."""
+    written = []
+    for name in NOTEBOOKS:
+        path = NOTEBOOKS_DIR / f"{name}.ipynb"
+        nb = json.loads(path.read_text())
+        cell = nb["cells"][_environment_cell_index(nb["cells"])]
+        if "".join(cell["source"]) != ENVIRONMENT_CELL:
+            cell["source"] = ENVIRONMENT_CELL.splitlines(keepends=True)
+            path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+            written.append(path)
+    return written
 
 
 def repository_url(pyproject: Path = PROJ_ROOT / "pyproject.toml") -> str:
     """The repository's address from pyproject.toml's [project.urls] Repository."""
-    import re
     m = re.search(r'(?m)^Repository = "([^"]+)"$', pyproject.read_text())  # tomllib needs Python 3.11
     if not m:
         raise FERError(f"{pyproject} has no Repository = \"...\" under [project.urls]")
@@ -298,19 +355,9 @@ def colab_badge(repo: str, notebook: str) -> str:
     return f"[![Open {notebook} in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
 
 
-def _between(text: str, block: str) -> str:
-    start, end = BADGES
-    if start not in text or end not in text:
-        raise FERError(f"no {start} ... {end} block to write the badges into")
-    head, rest = text.split(start, 1)
-    return f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}"
-
-
 def write_badges(repo: str | None = None) -> list[Path]:
     """Set the repository (pyproject.toml), then write its Colab badges into README.md and the first cell
     of every notebook, and its clone URL into every notebook's repo_url parameter."""
-    import json
-    import re
     pyproject = PROJ_ROOT / "pyproject.toml"
     if repo:
         repo = repo.removesuffix(".git").rstrip("/")
@@ -320,14 +367,16 @@ def write_badges(repo: str | None = None) -> list[Path]:
         pyproject.write_text(re.sub(r'(?m)^Repository = ".*"$', f'Repository = "{repo}"', text))
     repo = repository_url(pyproject)
     readme = PROJ_ROOT / "README.md"
-    readme.write_text(_between(readme.read_text(), "\n".join(f"{colab_badge(repo, n)}  " for n in NOTEBOOKS)))
+    readme.write_text(replace_block(readme.read_text(), "badges", "\n".join(f"{colab_badge(repo, n)}  "
+                                                                            for n in NOTEBOOKS)))
     written = [pyproject, readme]
     for name in NOTEBOOKS:
         path = NOTEBOOKS_DIR / f"{name}.ipynb"
         nb = json.loads(path.read_text())
         first = "".join(nb["cells"][0]["source"])
-        first = _between(first, colab_badge(repo, name)) if BADGES[0] in first else \
-            f"{BADGES[0]}\n{colab_badge(repo, name)}\n{BADGES[1]}\n\n{first}"
+        start, end = markers("badges")
+        first = replace_block(first, "badges", colab_badge(repo, name)) if start in first else \
+            f"{start}\n{colab_badge(repo, name)}\n{end}\n\n{first}"
         nb["cells"][0]["source"] = first.splitlines(keepends=True)
         params = "".join(nb["cells"][1]["source"])
         params = re.sub(r'(?m)^repo_url = "[^"]*"', f'repo_url = "{repo}.git"', params)

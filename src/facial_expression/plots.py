@@ -7,6 +7,7 @@ report includes it at its natural size. So a font of FONT_SIZE points here is FO
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -194,7 +195,6 @@ def draw_run_figures(out_dir: str | Path, fig_dir: str | Path | None = None, pre
     """Redraw a run's figures from what it saved (history.json, metrics.json, predictions.npz): loss and
     accuracy curves, ROC curves per split and the confusion matrices, as fig_dir/<prefix><name>.pdf and .png
     (default: out_dir/figures)."""
-    import json
     out_dir = Path(out_dir)
     fig_dir = Path(fig_dir) if fig_dir else out_dir / "figures"
     figures, written = [], []

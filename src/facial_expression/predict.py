@@ -20,6 +20,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from .cam import compute_cams, overlay
 from .checkpoint import load_checkpoint
 from .data import to_unit_float
 from .errors import FERError
@@ -159,7 +160,6 @@ def annotate(image: Image.Image, faces: list[dict], classes) -> Image.Image:
 
 def cam_image(model: torch.nn.Module, x: torch.Tensor, preds: list[int]) -> list[np.ndarray]:
     """Per face: the crop the model saw beside its Grad-CAM overlay for the predicted class, uint8 RGB."""
-    from .cam import compute_cams, overlay
     cams = compute_cams(model, x, preds)
     crops = (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     return [np.concatenate([crops[i], overlay(x[i], cams[i])], 1) for i in range(len(x))]

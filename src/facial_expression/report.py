@@ -8,18 +8,38 @@ findings.py (macros such as \\LightFindings). A result that does not exist is wr
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from . import findings
+from .ablation import (
+    PLAIN,
+    final_groups,
+    final_summary,
+    per_class_f1,
+    screening_summary,
+    screening_table,
+    seeds_table,
+    study_dirs,
+)
+from .analytic import equivariance_demo, equivariance_figure
+from .cam import guided_figure
 from .config import REPORT_DIR, RESULTS_DIR, TrainConfig
+from .data import statistics_table
 from .data.fingerprint import run_fingerprint
+from .errors import FERError
 from .evaluation import is_smoke_run
 from .findings import tex_escape
-from .plots import draw_run_figures
+from .models import architecture_table, build_model, count_parameters, estimate_epoch_seconds, forward_flops
+from .notebooks import VGG16_SETTINGS, settings_table, vgg16_config
+from .plots import draw_run_figures, save_figure
+from .training import History
 
 NOT_RUN = "not run"
 
@@ -101,8 +121,6 @@ def _flag(name: str, value: bool) -> str:
 def settings_tex(out_dir: Path, path: Path, default_cfg: TrainConfig | None = None) -> bool:
     """The settings table of one run (config.json, split statistics, history and metrics.json's parameter
     counts); before the run exists, that of `default_cfg`, the run its notebook would make."""
-    from .notebooks import settings_table
-    from .training import History
     cfg_d, m = _load(out_dir / "config.json"), _load(out_dir / "metrics.json")
     if cfg_d is None or m is None:
         if default_cfg is None:
@@ -128,8 +146,6 @@ def ablation_inputs(results: Path, gen: Path, figs: Path, fp: dict | None = None
                     area: dict | None = None) -> tuple[list[str], list[Path]]:
     """Tables, macros, findings and figures of the part (d) ablation, from results/ablation and
     light_vgg_improved."""
-    from .ablation import (PLAIN, final_groups, final_summary, per_class_f1, screening_summary, screening_table,
-                           seeds_table, study_dirs)
     d, macros, written = study_dirs(results), [], []
     screen = screening_summary(d["screen"])
     t = chosen = None
@@ -230,8 +246,6 @@ def _dataset(results: Path, stats: dict | None = None) -> dict | None:
 
 def vgg_cost_sentence(n_train: int | None) -> str:
     """Part (b)'s expected cost, from the FLOPs of both architectures (random weights: only shapes matter)."""
-    from .models import build_model, estimate_epoch_seconds, forward_flops
-    from .notebooks import VGG16_SETTINGS
     vgg, light = build_model("vgg16", 8, weights=None), build_model("light-vgg", 8)
     seconds = {gpu: estimate_epoch_seconds(vgg, n_train, gpu) for gpu in ("T4", "P100")} if n_train else {}
     return findings.vgg_cost(forward_flops(vgg) / 1e9, forward_flops(light) / 1e9, n_train,
@@ -240,7 +254,6 @@ def vgg_cost_sentence(n_train: int | None) -> str:
 
 def architecture_inputs(gen: Path, n_classes: int) -> list[str]:
     """The light VGG's layer table for the run's number of classes, and its parameter counts as macros."""
-    from .models import architecture_table, build_model, count_parameters
     model = build_model("light-vgg", n_classes)
     arch = architecture_table(model)
     arch.index.name = "block"
@@ -272,7 +285,6 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
                _flag("IsDevSample", findings.is_development_sample(fp)),
                _raw("DataSentence", findings.data_sentence(fp, "tex")), _raw("DataName", findings.data_name(fp, "tex"))]
     if stats:
-        from .data import statistics_table
         t = statistics_table(stats)
         t.index.name = "class"
         _table(t, gen / "split_stats.tex", "lrrrr")
@@ -294,7 +306,6 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
                    _macro("AugOffline", f"{counts['materialised_offline']:,}")]
     else:
         macros += [_macro(name, NOT_RUN) for name in ("AugSeen", "AugEpochs", "AugOffline")]
-    from .notebooks import vgg16_config
     for name, out, default in (("light_vgg", light, None), ("vgg16_transfer", vgg, vgg16_config(None, results))):
         if settings_tex(out, gen / f"settings_{name}.tex", default):
             written.append(gen / f"settings_{name}.tex")
@@ -364,9 +375,6 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
 
 def write_analytic_figures(report: Path = REPORT_DIR, data=None, results: Path = RESULTS_DIR) -> list[Path]:
     """Question 1's equivariance figure and question 2's guided-backprop figure."""
-    import matplotlib.pyplot as plt
-    from .analytic import equivariance_demo, equivariance_figure
-    from .plots import save_figure
     figs = report / "figures"
     demo = equivariance_demo()
     fig = equivariance_figure(demo)
@@ -383,7 +391,6 @@ def write_analytic_figures(report: Path = REPORT_DIR, data=None, results: Path =
     for stale in (figs / "q2_guided.pdf", figs / "q2_guided.png"):
         stale.unlink(missing_ok=True)
     if best.exists():
-        from .cam import guided_figure
         fig = guided_figure(best, data)
         written += save_figure(fig, figs / "q2_guided")
         plt.close(fig)
@@ -392,7 +399,6 @@ def write_analytic_figures(report: Path = REPORT_DIR, data=None, results: Path =
 
 def check_latex_log(log: Path, max_overfull_pt: float = 5.0) -> list[str]:
     """Problems in a LaTeX log: undefined references or citations, missing files, wide overfull boxes."""
-    import re
     text = log.read_text(errors="replace")
     problems = []
     for pattern in (r"LaTeX Warning: Reference `[^']+' on page \d+ undefined",
@@ -427,8 +433,6 @@ def build_report(results: Path = RESULTS_DIR, data=None) -> Path:
 
 def build_pdf(report: Path = REPORT_DIR) -> Path:
     """latexmk -pdf report.tex, then fail on undefined references, missing files and wide overfull boxes."""
-    import subprocess
-    from .errors import FERError
     if missing_tex():
         raise FERError(missing_tex())
     r = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],

@@ -22,6 +22,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# Each run's epochs draw from two streams, both fixed by (seed, epoch): the shuffle order (the loader's own
+# generator) and everything that uses torch's global generator. Two large primes keep the streams of
+# different seeds and epochs apart.
+SHUFFLE_STREAM, DRAW_STREAM = 100_003, 100_019
+
+
+def shuffle_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of one epoch's shuffle order."""
+    return torch.Generator().manual_seed(seed * SHUFFLE_STREAM + epoch)
+
+
+def seed_epoch(seed: int, epoch: int) -> None:
+    """Seed torch's global generator for one training epoch. torchvision's v2 augmentations and dropout
+    draw from it and take no generator of their own; seeded per epoch, an epoch resumed from last.pt
+    draws exactly what it drew the first time."""
+    torch.manual_seed(seed * DRAW_STREAM + epoch)
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """cuda, then mps, then cpu; or the device named."""
     if name != "auto":
@@ -31,6 +49,11 @@ def pick_device(name: str = "auto") -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def precision_name(dtype: torch.dtype | None) -> str | None:
+    """What a run records for its autocast dtype: "bfloat16" or "float16", None for fp32."""
+    return str(dtype).removeprefix("torch.") if dtype else None
 
 
 def device_name(device: torch.device) -> str:

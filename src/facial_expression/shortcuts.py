@@ -10,12 +10,16 @@ sources; they do not prove a shortcut, and a region's share is only meaningful n
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
 
 from .cam import compute_cams
 from .data import ImageSet, to_unit_float
 from .data.fingerprint import is_ffhq
 from .evaluation import predict
+from .findings import AREA
 
 # Regions of an aligned face crop, as fractions of its side: the outer ring, and two horizontal bands
 BORDER_FRACTION = 1 / 8
@@ -50,7 +54,6 @@ def photo_style_check(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray, 
     In our sample `happy` and `neutral` are mostly FFHQ photos; how often a non-happy/neutral face is
     predicted happy or neutral when it *is* an FFHQ photo shows whether photo style is a shortcut.
     """
-    import pandas as pd
     ffhq = ffhq_mask(paths)
     rows = []
     for c, name in enumerate(classes):
@@ -74,14 +77,44 @@ def photo_style_summary(paths: list[str], y_true: np.ndarray, y_pred: np.ndarray
     return out
 
 
-def shortcut_summary(model, data: ImageSet, max_batches: int | None = None) -> dict:
-    """Where the predicted-class maps of every face lie (border, eyes, mouth), and the photo-style check
-    where the data has FFHQ files."""
-    probs, labels = predict(model, data, max_batches=max_batches)
-    preds = probs.argmax(1)
-    cams = compute_cams(model, to_unit_float(data.images[:len(labels)]), preds.tolist())
-    paths = data.paths[:len(labels)]
-    # the photo-style check only where the data has a second photo source (the sample's ffhq_* files)
-    style = photo_style_summary(paths, labels, preds, data.classes) if ffhq_mask(data.paths).any() else {}
-    return {**region_shares(cams), **style,
-            "accuracy_fp32": float((preds == labels).mean())}  # fp32 here; metrics.json used the run's autocast
+@dataclass
+class SplitMaps:
+    """One model's predictions and predicted-class Grad-CAM maps over a split, computed once and then
+    summarised per face region and per photo source."""
+
+    probs: np.ndarray  # N x C
+    labels: np.ndarray  # N
+    cams: np.ndarray  # N x H x W
+    paths: list[str]
+    classes: list[str]
+
+    @classmethod
+    def compute(cls, model, data: ImageSet, max_batches: int | None = None) -> "SplitMaps":
+        probs, labels = predict(model, data, max_batches=max_batches)
+        cams = compute_cams(model, to_unit_float(data.images[:len(labels)]), probs.argmax(1).tolist())
+        return cls(probs, labels, cams, list(data.paths[:len(labels)]), list(data.classes))
+
+    @property
+    def preds(self) -> np.ndarray:
+        return self.probs.argmax(1)
+
+    def region_table(self) -> pd.DataFrame:
+        """Region shares per true class, over all faces, and of a uniform map (each region's area share)."""
+        table = pd.DataFrame({c: region_shares(self.cams[self.labels == i]) for i, c in enumerate(self.classes)
+                              if (self.labels == i).any()}).T
+        table.loc["all"] = region_shares(self.cams)
+        table.loc[AREA] = region_shares(np.ones((1,) + self.cams.shape[1:], np.float32))
+        return table
+
+    def has_second_source(self) -> bool:
+        """Whether these files come from two photo sources (the sample's ffhq_* files)."""
+        return bool(ffhq_mask(self.paths).any())
+
+    def photo_style(self) -> tuple[pd.DataFrame, dict]:
+        """The per-class photo-style table and its summary (`photo_style_check`, `photo_style_summary`)."""
+        args = (self.paths, self.labels, self.preds, self.classes)
+        return photo_style_check(*args), photo_style_summary(*args)
+
+    def summary(self) -> dict:
+        """Where the maps lie over all faces, and the photo-style summary where there is a second source."""
+        return {**region_shares(self.cams), **(self.photo_style()[1] if self.has_second_source() else {})}

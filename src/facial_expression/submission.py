@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .config import PROJ_ROOT, RESULTS_DIR
 from .errors import FERError
+from .evaluation import is_finished_run
 
 PLACEHOLDERS = {"FIRSTNAME", "LASTNAME", "STUDENTID"}
 MAX_FILE_MB = 20.0  # larger files (checkpoints, caches) stay out of the zip
@@ -77,7 +78,6 @@ def pdf_text(pdf: Path) -> list[str]:
 
 def report_number_problems(pages: list[str], results: Path) -> list[str]:
     """Every finished experiment's validation accuracy must appear in the report exactly as saved."""
-    from .evaluation import is_finished_run
     text = " ".join(" ".join(pages).split())
     problems = []
     for path in sorted(Path(results).glob("*/metrics.json")):

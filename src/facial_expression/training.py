@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from .checkpoint import RunCheckpoints, TrainingState
@@ -21,7 +22,7 @@ from .config import TrainConfig
 from .data import BatchLoader, ImageSet, Splits
 from .errors import FERError, NonFiniteLossError
 from .evaluation import predict
-from .runtime import amp_dtype, autocast, device_name, make_grad_scaler
+from .runtime import amp_dtype, autocast, device_name, make_grad_scaler, precision_name, seed_epoch
 
 
 @dataclass
@@ -33,8 +34,8 @@ class History:
     best_tune_accuracy: float = -1.0
     interrupted: bool = False
     stopped_early: bool = False
-    device: str = ""
-    amp: str | None = None
+    hardware: str = ""  # where it ran, in words (runtime.device_name)
+    precision: str | None = None  # the autocast dtype's name ("bfloat16", "float16"); None for fp32
     wall_seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -57,8 +58,14 @@ class History:
         path.write_text(json.dumps(self.to_dict(), indent=2))
 
     @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        """From a saved history; one written before the fields were renamed has `device` and `amp`."""
+        renamed = {"device": "hardware", "amp": "precision"}
+        return cls(**{renamed.get(k, k): v for k, v in d.items()})
+
+    @classmethod
     def load(cls, path: Path) -> "History":
-        return cls(**json.loads(Path(path).read_text()))
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -115,7 +122,6 @@ def make_mixer(cfg: TrainConfig, num_classes: int):
 
     They turn the labels into class probabilities, which CrossEntropyLoss takes as they are.
     """
-    from torchvision.transforms import v2
     if cfg.mix == "none":
         return None
     mixup = v2.MixUp(alpha=cfg.mix_alpha, num_classes=num_classes)
@@ -126,12 +132,13 @@ def make_mixer(cfg: TrainConfig, num_classes: int):
     return choices[cfg.mix]
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, scheduler=None, amp=None, scaler=None,
+def train_one_epoch(model, loader, loss_fn, optimizer, scheduler=None, dtype=None, scaler=None,
                     progress: bool = True, desc: str = "train", mixer=None, ema=None) -> dict:
     """One pass over the training loader; returns mean loss and accuracy over the batches.
 
     With a `mixer` (MixUp/CutMix) the loss uses the mixed soft labels and the accuracy the dominant
-    original label of each image. An `ema` (see `make_ema`) is updated after each optimiser step.
+    original label of each image. An `ema` (see `make_ema`) is updated after each optimiser step. `dtype`
+    is the autocast dtype (None: fp32).
     """
     model.train()
     device = model_device(model)
@@ -142,7 +149,7 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler=None, amp=None,
         if mixer is not None:
             x, target = mixer(x, y)
             y = target.argmax(1)
-        with autocast(device, amp):
+        with autocast(device, dtype):
             logits = model(x)
             loss = loss_fn(logits.float(), target)
         if not torch.isfinite(loss):
@@ -168,17 +175,17 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler=None, amp=None,
     return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
 
 
-def evaluate(model, data: ImageSet, loss_fn: nn.Module | None = None, amp=None, batch_size: int = 256,
+def evaluate(model, data: ImageSet, loss_fn: nn.Module | None = None, dtype=None, batch_size: int = 256,
              max_batches: int | None = None, tta: bool = False) -> dict:
     """Mean loss and accuracy on an ImageSet: `evaluation.predict` plus the loss.
 
-    predict sets eval mode and inference mode, runs under `amp` autocast and averages in the mirror
+    predict sets eval mode and inference mode, runs under `dtype` autocast and averages in the mirror
     image with `tta`. The loss (plain cross-entropy by default) is taken on log-probabilities, which
     cross-entropy turns back into the same probabilities; with `tta`, those of the averaged prediction.
     """
     if len(data) == 0:
         return {"loss": 0.0, "accuracy": 0.0}
-    probs, labels = predict(model, data, batch_size, amp, max_batches, tta)
+    probs, labels = predict(model, data, batch_size, dtype, max_batches, tta)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     device = next((b.device for b in loss_fn.buffers()), torch.device("cpu"))  # a class-weight tensor's
     probs, labels = torch.from_numpy(probs).to(device), torch.from_numpy(labels).to(device)
@@ -209,14 +216,14 @@ def make_loss(cfg: TrainConfig, counts: dict[str, int], device: torch.device) ->
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
 
 
-def evaluate_epoch(state: TrainingState, splits: Splits, cfg: TrainConfig, amp=None) -> dict:
+def evaluate_epoch(state: TrainingState, splits: Splits, cfg: TrainConfig, dtype=None) -> dict:
     """Plain cross-entropy and accuracy of the model on tune and validation, and of the EMA on tune."""
     runs = {"tune": (state.model, splits.tune), "validation": (state.model, splits.validation)}
     if state.ema is not None:
         runs["ema_tune"] = (state.ema.module, splits.tune)
     row = {}
     for name, (model, data) in runs.items():
-        m = evaluate(model, data, amp=amp, batch_size=cfg.eval_batch_size, max_batches=cfg.max_batches)
+        m = evaluate(model, data, dtype=dtype, batch_size=cfg.eval_batch_size, max_batches=cfg.max_batches)
         row.update({f"{name}_loss": m["loss"], f"{name}_accuracy": m["accuracy"]})
     return row
 
@@ -247,27 +254,28 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
     finished = files.finished_run() if resume else None
     if finished is not None:
         print(f"{out_dir} already holds this run, finished (best.pt, history.json): nothing to train")
-        return History(**finished)
+        return History.from_dict(finished)
     (out_dir / "config.json").write_text(json.dumps({**cfg.to_dict(), "dataset": dataset}, indent=2))
     device = model_device(model)
-    amp = amp_dtype(device, cfg.amp)
+    dtype = amp_dtype(device, cfg.amp)
     loader = make_train_loader(splits, cfg, device)
     loss_fn, mixer = make_loss(cfg, splits.train.counts(), device), make_mixer(cfg, len(splits.classes))
     optimizer = make_optimizer(model, cfg)
     state = TrainingState(model, optimizer, make_scheduler(optimizer, cfg, len(loader)),
-                          make_grad_scaler(device, amp), make_ema(model, cfg.ema),
-                          History(device=device_name(device), amp=str(amp).replace("torch.", "") if amp else None))
+                          make_grad_scaler(device, dtype), make_ema(model, cfg.ema),
+                          History(hardware=device_name(device), precision=precision_name(dtype)))
     if saved is not None:
         state.restore(saved)
         print(f"resumed from {files.last} after epoch {state.epoch}")
     try:
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            loader.set_epoch(epoch - 1)  # the shuffle seed keeps its 0-based index: runs reproduce older ones
-            train = train_one_epoch(model, loader, loss_fn, optimizer, state.scheduler, amp, state.scaler,
+            loader.set_epoch(epoch - 1)  # both streams keep their 0-based index: runs reproduce older ones
+            seed_epoch(cfg.seed, epoch - 1)
+            train = train_one_epoch(model, loader, loss_fn, optimizer, state.scheduler, dtype, state.scaler,
                                     progress, desc=f"epoch {epoch}/{cfg.epochs}", mixer=mixer, ema=state.ema)
             row = {"epoch": epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
-                   **evaluate_epoch(state, splits, cfg, amp), "lr": optimizer.param_groups[0]["lr"],
+                   **evaluate_epoch(state, splits, cfg, dtype), "lr": optimizer.param_groups[0]["lr"],
                    "seconds": time.perf_counter() - t0}
             state.epoch, improved = epoch, state.history.add(row)
             print(epoch_line(row, cfg.epochs, improved), flush=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torchvision.transforms import v2
 
 from ..config import AugmentConfig
@@ -103,8 +106,6 @@ class BatchAugment:
             raise ConfigError("TrivialAugment draws a different operation per image; use the v2 backend")
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        import math
-        import torch.nn.functional as F
         p, n, dev = self.p, images.shape[0], images.device
         x = to_unit_float(images)
 

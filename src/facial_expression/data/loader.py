@@ -7,6 +7,7 @@ import math
 import torch
 
 from ..config import AUGMENT_BACKENDS, check_choice
+from ..runtime import shuffle_generator
 from .augment import BatchAugment, augment_batch, build_augmentation, to_unit_float
 from .cache import ImageSet
 
@@ -16,7 +17,8 @@ class BatchLoader:
 
     No worker processes: images are already decoded, and on a 2-core machine workers would compete
     with the model for the same cores. Shuffling uses its own generator, seeded per epoch, so a
-    resumed run sees the same order. Evaluation loaders never shuffle.
+    resumed run sees the same order; the augmentation draws come from torch's global generator, which
+    the training loop seeds per epoch (`runtime.seed_epoch`). Evaluation loaders never shuffle.
     """
 
     def __init__(self, data: ImageSet, batch_size: int, *, shuffle: bool = False, augment=None,
@@ -42,13 +44,8 @@ class BatchLoader:
 
     def __iter__(self):
         n = len(self.data)
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            order = torch.randperm(n, generator=g)
-        else:
-            order = torch.arange(n)
-        if self.shuffle:
-            torch.manual_seed(self.seed * 100_019 + self.epoch)  # augmentation and dropout draws
+        order = torch.randperm(n, generator=shuffle_generator(self.seed, self.epoch)) if self.shuffle else \
+            torch.arange(n)
         pin = self.device.type == "cuda"
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]

@@ -42,7 +42,6 @@ from torch import nn
 
 from ..errors import ConfigError
 from .common import check_batch, kaiming_init
-
 from .light_vgg import GaussianDropout
 
 CONVS = ((16, 9), (32, 7), (64, 5), (128, 3), (128, 3))  # (filters, kernel) of the 5 blocks

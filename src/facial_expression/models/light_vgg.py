@@ -8,6 +8,7 @@ head, a fixed face mask); with all of them off this is exactly the paper's table
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -128,7 +129,6 @@ def light_vgg_param_count(num_classes: int, input_size: int = 128) -> int:
 
 def architecture_table(model: LightVGG):
     """The paper's layers next to ours: output shape and parameter count per block."""
-    import pandas as pd
     rows, size = [], model.input_size
     for i, width in enumerate(WIDTHS):
         size //= 2

@@ -42,9 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .common import check_batch, kaiming_init
-
 from .alexnet_var import KERAS_BN
+from .common import check_batch, kaiming_init
 
 STEM = 32
 BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),

@@ -1,0 +1,72 @@
+"""The README's generated blocks: the results tables (`fer results --readme`) and the Colab badges
+(`fer badges`), each written between its <!-- NAME:start --> and <!-- NAME:end --> markers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .ablation import CHANGES, final_summary, screening_summary, study_dirs
+from .config import PROJ_ROOT, RESULTS_DIR
+from .errors import FERError
+from .evaluation import is_finished_run
+
+README = PROJ_ROOT / "README.md"
+
+PART_D = ("Part (d), the ablation (`ablation/`, `light_vgg_improved/`): the plain and the improved model on the "
+          "full schedule, mean ± std over seeds 0 and 1, when both have run; then the screening, each change alone "
+          "on the plain model (seed 0, sorted by the tune gain that selects them):")
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def replace_block(text: str, name: str, block: str) -> str:
+    """`text` with what lies between the `name` markers replaced by `block`."""
+    start, end = markers(name)
+    if start not in text or end not in text:
+        raise FERError(f"no {start} ... {end} block to write into")
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}"
+
+
+def results_markdown(results_dir: str | Path = RESULTS_DIR) -> str:
+    """The results table, generated from results/*/metrics.json (validation split)."""
+    lines = ["| experiment | model | epochs run (best) | val. accuracy | val. macro-F1 | val. macro-AUC | "
+             "parameters | wall time | device |", "|---|---|---|---|---|---|---|---|---|"]
+    for path in sorted(Path(results_dir).glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        if not is_finished_run(m):
+            continue  # evaluations and smoke runs are not results
+        lines.append(f"| `{path.parent.name}` | {m['model']} | {m['epochs_run']} ({m['best_epoch']}) | "
+                     f"{m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['macro_auc']:.4f} | "
+                     f"{m['parameters']['total']:,} | {m['wall_seconds'] / 60:.1f} min | {m['device']} |")
+    return "\n".join(lines)
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    cols = [df.index.name or ""] + [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join([f"`{i}`" if i in CHANGES else str(i)] + [str(v) for v in row]) + " |"
+              for i, row in df.iterrows()]
+    return "\n".join(lines)
+
+
+def ablation_markdown(results: str | Path) -> str:
+    """Part (d)'s tables: the seeds comparison and the screening, from the saved runs ("" before any)."""
+    tables = (final_summary(results), screening_summary(study_dirs(results)["screen"]))
+    return "\n\n".join(_markdown(t) for t in tables if t is not None)
+
+
+def results_section(results: str | Path) -> str:
+    """The whole results block: the runs' table, then part (d)'s tables under their explanation."""
+    ablation = ablation_markdown(results)
+    return results_markdown(results) + (f"\n\n{PART_D}\n\n{ablation}" if ablation else "")
+
+
+def write_results(results: str | Path, readme: Path = README) -> Path:
+    readme.write_text(replace_block(readme.read_text(), "results", results_section(results)))
+    return readme
