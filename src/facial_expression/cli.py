@@ -139,7 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ablation", help="part (d): train ablation rows of LightVGG, then print the table",
                        formatter_class=fmt)
-    p.add_argument("--out", required=True, help="folder of the study; runs go to OUT/<row>_seed<seed>/")
+    p.add_argument("--study", choices=("screen", "long"), default="screen",
+                   help="screen: the first study (rows of changes, --rows or --combine); long: the second study, "
+                        "full-schedule rows chosen on tune within --budget (second_study.py), resumable")
+    p.add_argument("--out", default=None, help="folder of the study; runs go to OUT/<row>_seed<seed>/ "
+                                               "(default for --study long: RESULTS/ablation/long60)")
+    p.add_argument("--results", default=None, help="--study long: the results folder that holds part (c)'s "
+                                                   "runs and the screening (default: $FER_RESULTS or results/)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="--study long: plain 30-epoch runs it may spend (default: 10)")
     p.add_argument("--rows", nargs="*", default=None,
                    help="changes to try one at a time on the plain model (default: all; 'plain' is the baseline)")
     p.add_argument("--combine", nargs=2, metavar=("NAME", "CHANGES"), default=None,
@@ -263,6 +271,10 @@ def cmd_summary(args) -> None:
 
 def cmd_ablation(args) -> None:
     from .ablation import CHANGES, run_rows, screening_table, seeds_table
+    if args.study == "long":
+        return _second_study(args)
+    if not args.out:
+        raise FERError("--out is needed for --study screen")
     dirs = {}
     if args.combine:
         name, changes = args.combine
@@ -283,6 +295,17 @@ def cmd_ablation(args) -> None:
         print(seeds_table({name: runs}).to_string())
     else:
         print(screening_table(args.out).to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+def _second_study(args) -> None:
+    from .second_study import BUDGET, Study
+    study = Study(_results_dir(args), args.out, BUDGET if args.budget is None else args.budget)
+    if not args.table:
+        study.run(args.data, max_batches=args.max_batches, batch_size=args.batch_size)
+    print(study.table().to_string(float_format=lambda v: f"{v:.4f}"))
+    print(study.status())
+    final = study.final_comparison()
+    print(final.to_string() if final is not None else "final comparison: not all of its runs have finished")
 
 
 def cmd_notebooks(args) -> None:

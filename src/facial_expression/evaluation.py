@@ -8,16 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import (
-    accuracy_score,
-    classification_report,
-    cohen_kappa_score,
-    confusion_matrix,
-    f1_score,
-    precision_recall_fscore_support,
-    roc_auc_score,
-    roc_curve,
-)
+from sklearn.metrics import (accuracy_score, classification_report, cohen_kappa_score, confusion_matrix, f1_score,
+                             precision_recall_fscore_support, roc_auc_score, roc_curve)
 
 from .data import BatchLoader, ImageSet
 from .runtime import autocast

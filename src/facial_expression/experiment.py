@@ -15,15 +15,8 @@ import torch
 
 from .checkpoint import load_checkpoint
 from .config import RESULTS_DIR, TrainConfig
-from .data import (
-    ImageSet,
-    Splits,
-    load_split_for_checkpoint,
-    load_splits,
-    resolve_eval_folder,
-    resolve_layout,
-    split_statistics,
-)
+from .data import (ImageSet, Splits, load_split_for_checkpoint, load_splits, resolve_eval_folder, resolve_layout,
+                   split_statistics)
 from .data.fingerprint import check_same_dataset, dataset_fingerprint, describe, run_fingerprint
 from .errors import DataError
 from .evaluation import LATENCY_REPEATS, compute_metrics, is_smoke_run, measure_latency, predict, report_text, save_json
@@ -92,6 +85,20 @@ def evaluate_splits(model, data: dict[str, ImageSet], out_dir: Path, classes, ba
     return metrics, preds
 
 
+def ema_metrics(path: Path, splits: Splits, cfg: TrainConfig, device) -> dict:
+    """Accuracy, macro-F1 and macro-AUC of the EMA weights (ema.pt) on tune and validation, without and with
+    flip TTA: the same run then answers whether averaging the weights helps. Tune selects; validation reports."""
+    model, _ = load_checkpoint(path, device)
+    out = {}
+    for key, tta in (("no_tta", False), ("flip_tta", True)):
+        for split in ("tune", "validation"):
+            probs, labels = predict(model, getattr(splits, split), cfg.eval_batch_size, amp_dtype(device, cfg.amp),
+                                    cfg.max_batches, tta=tta)
+            m = compute_metrics(labels, probs, splits.classes)
+            out.setdefault(key, {})[split] = {k: m[k] for k in ("accuracy", "macro_f1", "macro_auc")}
+    return out
+
+
 def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
                    splits: Splits | None = None) -> ExperimentResult:
     """Train the configured model and evaluate its best (tune-selected) checkpoint on all splits."""
@@ -123,6 +130,8 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
              "device": history.hardware, "amp": history.precision, "data": cfg.data,
              "interrupted": history.interrupted, "max_batches": cfg.max_batches,
              "cpu_latency_ms": latency["median_ms"], "cpu_latency_p90_ms": latency["p90_ms"], "dataset": dataset}
+    if cfg.ema and (out_dir / "ema.pt").exists():
+        extra["ema"] = ema_metrics(out_dir / "ema.pt", splits, cfg, device)
     metrics, preds = evaluate_splits(model, dict(splits.items()), out_dir, splits.classes,
                                      cfg.eval_batch_size, amp_dtype(device, cfg.amp), cfg.max_batches, extra,
                                      tta=cfg.tta)

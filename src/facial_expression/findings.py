@@ -709,3 +709,26 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
         out.append("Per class (validation F1, mean over the seeds) the largest changes are "
                    + _join([f"{f.code(c)} {f.pts(v)}" for c, v in top]) + " points.")
     return " ".join(s for s in out if s)
+
+
+def second_study_findings(spent: float, budget: float, todo: list[str], final=None, target: float = 0.03,
+                          fmt: str = "md") -> str:
+    """Where the second study of part (d) stands: nothing run, partly run (what is left), or its final comparison
+    (`second_study.Study.final_comparison`) against the target gain."""
+    f = _Fmt(fmt)
+    command = f.code("fer ablation --study long")
+    if not spent and todo and final is None:
+        return (f"No run of the second study exists for this data yet. {command} runs it, within "
+                f"{budget:g} plain 30-epoch runs, and resumes where it stops.")
+    text = f"The study has spent {spent:.1f} of its {budget:g} plain 30-epoch runs."
+    if todo:
+        text += f" Still to run: {f.codes(todo)}; {command} finishes it from where it stopped."
+    if final is not None:
+        plain, improved = final.iloc[0], final.iloc[1]
+        gain = improved["gain"]
+        text += (f" The improved model, {f.t(final.index[1])}, reaches {f.pct(improved['validation, mean'])} "
+                 f"(± {f.pt(improved['validation, std'])}) validation accuracy against the plain model's "
+                 f"{f.pct(plain['validation, mean'])} (± {f.pt(plain['validation, std'])}), mean ± std over seeds 0 "
+                 f"and 1: {f.pts(gain)} points, so the target of {f.pt(target, 0)} points is "
+                 f"{'met' if gain >= target else 'missed'}.")
+    return text

@@ -1,0 +1,99 @@
+"""Part (d)'s second study: its plan, selection on tune only, the budget, and a real resumable run."""
+
+import json
+import warnings
+
+import pytest
+from test_findings import metrics
+
+from facial_expression.ablation import row_config
+from facial_expression.data import SkippedFilesWarning
+from facial_expression.second_study import BUDGET, SWEEP_LRS, Row, Study, best_variant, variants
+
+CLASSES = ["angry", "happy", "sad"]
+
+
+def write_run(folder, tune, val=0.5, ema=None, flip=None, changes=(), **settings):
+    """A finished run: raw tune/validation accuracy, and optionally its EMA and flip-TTA (tune, validation)."""
+    folder.mkdir(parents=True)
+    m = metrics(CLASSES, tune=tune, val=val) | {"tta": False}
+    if flip:
+        m["flip_tta"] = {s: {"accuracy": a} for s, a in zip(("tune", "validation"), flip)}
+    if ema:
+        m["ema"] = {"no_tta": {s: {"accuracy": a} for s, a in zip(("tune", "validation"), ema)}}
+    (folder / "metrics.json").write_text(json.dumps(m))
+    (folder / "config.json").write_text(json.dumps(row_config(list(changes), **settings).to_dict()))
+
+
+def test_a_variant_is_chosen_on_tune_and_reports_its_validation(tmp_path):
+    write_run(tmp_path / "r", tune=0.50, val=0.70, ema=(0.55, 0.40), flip=(0.52, 0.90))
+    assert variants(tmp_path / "r") == {"raw": {"tune": 0.50, "validation": 0.70},
+                                        "raw + flip": {"tune": 0.52, "validation": 0.90},
+                                        "EMA": {"tune": 0.55, "validation": 0.40}}
+    assert best_variant(tmp_path / "r") == ("EMA", {"tune": 0.55, "validation": 0.40})  # validation never chooses
+
+
+def test_the_plan_grows_as_rows_finish_and_confirms_the_winner_on_a_second_seed(tmp_path):
+    study = Study(tmp_path, long_epochs=60, sweep_epochs=10)
+    assert [r.folder for r in study.plan()] == ["plain_long_seed0", "smoothing_long_seed0", "bn_lr0.001_seed0",
+                                                "bn_lr0.003_seed0"]
+    # the screening's batch-norm row (10 epochs at the plain rate, seed 0) stands in for the first sweep point
+    write_run(tmp_path / "ablation" / "screen10" / "batch_norm_seed0", 0.45, changes=["batch_norm"], epochs=10)
+    assert study.path(Row("bn_lr0.001", ("batch_norm",), 10, SWEEP_LRS[0], ema=False)).parent.name == "screen10"
+    write_run(study.root / "bn_lr0.003_seed0", 0.48, changes=["batch_norm"], epochs=10, lr=3e-3)
+    assert study.bn_row() == Row("bn_long", ("batch_norm",), 60, 3e-3)
+    write_run(study.root / "plain_long_seed0", 0.55, ema=(0.57, 0.1))
+    write_run(study.root / "smoothing_long_seed0", 0.565, changes=["label_smoothing"], epochs=60)
+    assert study.final_row() is None  # bn_long has not run
+    write_run(study.root / "bn_long_seed0", 0.60, changes=["batch_norm"], epochs=60, lr=3e-3)
+    # plain_long's best tune variant is its EMA (0.57): smoothing (0.565) does not beat it, batch-norm does
+    assert study.final_row() == Row("bn_long", ("batch_norm",), 60, 3e-3)
+    assert study.plan()[-1] == Row("bn_long", ("batch_norm",), 60, 3e-3, seed=1)
+    assert study.spent() == pytest.approx(2 + 2 + 10 / 30 * 1.4 + 2 * 1.4)  # the reused screening row is free
+    # the comparison: part (c)'s plain model (seeds 0 and 1, raw) against bn_long's tune-chosen variant
+    write_run(tmp_path / "light_vgg", 0.5, val=0.58)
+    write_run(tmp_path / "ablation" / "final30" / "plain_seed1", 0.5, val=0.60)
+    assert study.final_comparison() is None  # bn_long has no seed 1 yet
+    write_run(study.root / "bn_long_seed1", 0.61, val=0.62, changes=["batch_norm"], epochs=60, lr=3e-3)
+    table = study.final_comparison()
+    assert table["validation, mean"].tolist() == pytest.approx([0.59, 0.56])  # bn_long_seed0 reports 0.5
+    assert table["gain"].iloc[1] == pytest.approx(-0.03) and not table["target met"].iloc[1]
+
+
+def test_two_winners_are_combined(tmp_path):
+    study = Study(tmp_path, long_epochs=60, sweep_epochs=10)
+    for lr in SWEEP_LRS:
+        write_run(study.root / f"bn_lr{lr:g}_seed0", 0.4 + lr, changes=["batch_norm"], epochs=10, lr=lr)
+    write_run(study.root / "plain_long_seed0", 0.50)
+    write_run(study.root / "smoothing_long_seed0", 0.53)
+    write_run(study.root / "bn_long_seed0", 0.56)
+    assert study.final_row() == Row("combined_long", ("label_smoothing", "batch_norm"), 60, 3e-3)
+
+
+def test_a_row_that_would_overrun_the_budget_is_not_started(tmp_path, capsys):
+    study = Study(tmp_path, budget=1.0)
+    assert study.run(data="/nowhere") == []  # plain_long alone costs 2 plain 30-epoch runs
+    out = capsys.readouterr().out
+    assert "stopped within the budget: 0.00 of 1" in out and "fer ablation --study long" in out
+    assert BUDGET == 10
+
+
+def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_path, capsys):
+    """Every step for real at a tiny size: rows, EMA and TTA measured in each long run, selection, seed 1."""
+    kw = dict(input_size=32, batch_size=8, amp="off", tune_fraction=0.25)
+    study = Study(tmp_path, long_epochs=1, sweep_epochs=1, budget=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)
+        done = study.run(str(tiny_dataset), max_batches=1, **kw)
+        final = study.final_row()
+        assert final is not None and done[-1].name == f"{final.name}_seed1"
+        m = json.loads((study.root / "plain_long_seed0" / "metrics.json").read_text())
+        assert set(m["ema"]) == {"no_tta", "flip_tta"} and m["ema"]["flip_tta"]["tune"]["accuracy"] >= 0
+        assert set(variants(study.root / "plain_long_seed0")) == {"raw", "raw + flip", "EMA", "EMA + flip"}
+        before = {p: (p / "metrics.json").stat().st_mtime_ns for p in done}
+        assert study.run(str(tiny_dataset), max_batches=1, **kw) == done  # nothing left: nothing retrained
+    assert {p: (p / "metrics.json").stat().st_mtime_ns for p in done} == before
+    table = study.table()
+    assert list(table["row"][:2]) == ["plain_long", "smoothing_long"] and table["cost"].sum() == pytest.approx(
+        study.spent())
+    assert study.final_comparison() is None  # part (c)'s plain runs are not in this results folder
