@@ -10,7 +10,7 @@ import pytest
 from test_findings import CLASSES8, cards, fingerprint, history, metrics, regions, split_stats
 
 from facial_expression.config import REPORT_DIR, RESULTS_DIR, SAMPLE_RESULTS_DIR, TrainConfig
-from facial_expression.report import check_latex_log, tex_escape, write_report_inputs
+from facial_expression.report import check_latex_log, short_machine, tex_escape, write_report_inputs
 from facial_expression.submission import read_identity
 
 needs_tex = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
@@ -175,3 +175,10 @@ def test_committed_pdf_matches_the_results():
     assert acc.split(" (")[0] in saved  # the report was generated from one of the results folders
     assert f"validation accuracy of {acc}" in " ".join("\n".join(pdf_pages(pdf)).split())
     assert_print_ready(pdf)  # the committed PDF too: no text under 8 pt, no snake_case outside code
+
+
+@pytest.mark.parametrize("name, short", [("Intel(R) Xeon(R) Processor (2 threads)", "Intel Xeon (2 threads)"),
+                                         ("Intel(R) Xeon(R) CPU @ 2.20GHz (2 threads)", "Intel Xeon (2 threads)"),
+                                         ("NVIDIA H200", "H200"), ("Tesla T4", "Tesla T4")])
+def test_machine_names_are_shortened_for_the_second_study_table(name, short):
+    assert short_machine(name) == short

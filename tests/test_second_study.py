@@ -3,6 +3,7 @@
 import json
 import warnings
 
+import pandas as pd
 import pytest
 from test_findings import metrics
 
@@ -97,3 +98,16 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
     assert list(table["row"][:2]) == ["plain_long", "smoothing_long"] and table["cost"].sum() == pytest.approx(
         study.spent())
     assert study.final_comparison() is None  # part (c)'s plain runs are not in this results folder
+
+
+def test_rows_train_in_parallel_processes_as_they_would_one_by_one(tiny_dataset, tmp_path):
+    """workers=2 (a large GPU): the same rows, the same selection and the same numbers as one process."""
+    kw = dict(input_size=32, batch_size=8, amp="off", tune_fraction=0.25)
+    one, two = (Study(tmp_path / name, long_epochs=1, sweep_epochs=1, budget=100) for name in ("one", "two"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)
+        one.run(str(tiny_dataset), max_batches=1, **kw)
+        two.run(str(tiny_dataset), max_batches=1, workers=2, **kw)
+    assert two.plan() == one.plan() and not two.todo()
+    columns = [c for c in one.table() if c.startswith("tune") or c in ("row", "seed", "selected", "validation")]
+    pd.testing.assert_frame_equal(two.table()[columns], one.table()[columns])

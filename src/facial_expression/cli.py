@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "runs and the screening (default: $FER_RESULTS or results/)")
     p.add_argument("--budget", type=float, default=None,
                    help="--study long: plain 30-epoch runs it may spend (default: 10)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="--study long: rows trained at the same time, each in its own process (a large GPU)")
     p.add_argument("--rows", nargs="*", default=None,
                    help="changes to try one at a time on the plain model (default: all; 'plain' is the baseline)")
     p.add_argument("--combine", nargs=2, metavar=("NAME", "CHANGES"), default=None,
@@ -301,7 +303,7 @@ def _second_study(args) -> None:
     from .second_study import BUDGET, Study
     study = Study(_results_dir(args), args.out, BUDGET if args.budget is None else args.budget)
     if not args.table:
-        study.run(args.data, max_batches=args.max_batches, batch_size=args.batch_size)
+        study.run(args.data, max_batches=args.max_batches, workers=args.workers, batch_size=args.batch_size)
     print(study.table().to_string(float_format=lambda v: f"{v:.4f}"))
     print(study.status())
     final = study.final_comparison()

@@ -199,6 +199,12 @@ def ablation_inputs(results: Path, gen: Path, figs: Path, fp: dict | None = None
     return macros, written
 
 
+def short_machine(name: str) -> str:
+    """A machine's name short enough for a table column: 'Intel(R) Xeon(R) Processor (2 threads)' -> 'Intel Xeon
+    (2 threads)', 'NVIDIA H200' -> 'H200'."""
+    return re.sub(r"\s+", " ", re.sub(r"\((R|TM)\)|NVIDIA |Processor|CPU @ \S+", "", name)).strip()
+
+
 def second_study_inputs(results: Path, gen: Path) -> tuple[list[str], list[Path]]:
     """Part (d)'s second study: its protocol, a table of its finished runs and where it stands."""
     study = Study(results)
@@ -207,8 +213,8 @@ def second_study_inputs(results: Path, gen: Path) -> tuple[list[str], list[Path]
     ran = study.spent() > 0  # not only the screening row it reuses
     if ran:
         pct = [c for c in table.columns if c.startswith("tune, ")] + ["validation"]
-        df = table.drop(columns=["changes", "machine"]).assign(**{c: table[c].map(lambda v: f"{100 * v:.1f}")
-                                                                  for c in pct})
+        df = table.drop(columns=["changes"]).assign(**{c: table[c].map(lambda v: f"{100 * v:.1f}") for c in pct})
+        df["machine"] = df["machine"].map(short_machine)
         df["cost"], df["minutes"] = df["cost"].map("{:.2f}".format), df["minutes"].map("{:.0f}".format)
         df["lr"] = df["lr"].map("{:g}".format)
         _table(df, gen / "second_study.tex", "".join("l" if c in ("row", "selected") else "r" for c in df.columns),

@@ -16,14 +16,18 @@ BUDGET plain 30-epoch runs, counted by `Row.cost`:
    part (c) (its seeds 0 and 1).
 
 Every run that exists is skipped and an interrupted one resumes from last.pt, so `fer ablation --study long`
-finishes the study from where it stopped, on any machine. A row that would overrun the budget is not started:
-the command stops, says what is left and how much budget it needs (`--budget`).
+finishes the study from where it stopped, on any machine. `--workers N` trains the rows whose settings are known
+side by side (on an H200, three rows at once trained about 1.7x the epochs per second of one alone). A row that
+would overrun the budget is not started: the command stops, says what is left and how much budget it needs
+(`--budget`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -185,23 +189,49 @@ class Study:
         todo = ", ".join(r.folder for r in self.todo()) or "nothing"
         return f"budget spent: {self.spent():.2f} of {self.budget:g} plain 30-epoch runs; still to run: {todo}"
 
-    def run(self, data=None, max_batches: int | None = None, **settings) -> list[Path]:
-        """Train the missing rows in order until the study is complete or the next row would overrun the
-        budget; returns the finished run folders."""
-        while True:
-            todo = self.todo()
-            if not todo:
-                return [self.path(r) for r in self.plan()]
-            row = todo[0]
-            if self.spent() + row.cost() > self.budget + 1e-9:
-                left = sum(r.cost() for r in todo)
-                print(f"stopped within the budget: {self.spent():.2f} of {self.budget:g} plain 30-epoch runs spent; "
-                      f"{', '.join(r.folder for r in todo)} need about {left:.2f} more (and the rows they lead to). "
-                      f"Finish with: fer ablation --study long --results {self.results} --data DATA --budget "
-                      f"{math.ceil(self.spent() + left)}")
-                return [self.path(r) for r in self.plan() if self.done(r)]
-            run_rows({row.name: list(row.changes)}, self.root, row.epochs, (row.seed,), data,
-                     max_batches=max_batches, **{**settings, **row.settings()})
+    def run(self, data=None, max_batches: int | None = None, workers: int = 1, **settings) -> list[Path]:
+        """Train the missing rows until the study is complete or the next row would overrun the budget; returns
+        the finished run folders.
+
+        With workers > 1 (a large GPU), the rows whose settings are already known train at the same time, each
+        in its own process; a row that depends on others (bn_long, the final rows) starts once they finish.
+        """
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
+        running: dict[Future, Row] = {}
+        try:
+            while True:
+                committed = self.spent() + sum(r.cost() for r in running.values())
+                waiting = [r for r in self.todo() if r not in running.values()]
+                while waiting and len(running) < workers and committed + waiting[0].cost() <= self.budget + 1e-9:
+                    row = waiting.pop(0)
+                    running[self._start(pool, row, data, max_batches, settings)] = row
+                    committed += row.cost()
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    future.result()  # a row that failed stops the study with its error
+                    del running[future]
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+        if todo := self.todo():
+            left = sum(r.cost() for r in todo)
+            print(f"stopped within the budget: {self.spent():.2f} of {self.budget:g} plain 30-epoch runs spent; "
+                  f"{', '.join(r.folder for r in todo)} need about {left:.2f} more (and the rows they lead to). "
+                  f"Finish with: fer ablation --study long --results {self.results} --data DATA --budget "
+                  f"{math.ceil(self.spent() + left)}")
+        return [self.path(r) for r in self.plan() if self.done(r)]
+
+    def _start(self, pool, row: Row, data, max_batches, settings) -> Future:
+        """Train one row, in the pool if there is one, else here and now (an already finished future)."""
+        args = ({row.name: list(row.changes)}, self.root, row.epochs, (row.seed,), data)
+        kwargs = {"max_batches": max_batches, "progress": pool is None, **settings, **row.settings()}
+        if pool is not None:
+            return pool.submit(run_rows, *args, **kwargs)
+        future = Future()
+        future.set_result(run_rows(*args, **kwargs))
+        return future
 
     def table(self) -> pd.DataFrame:
         """One line per finished run: schedule, cost, tune accuracy of each variant, the variant tune selects
