@@ -1,7 +1,10 @@
+import time
+
 import numpy as np
 import pytest
+import torch
 
-from facial_expression.evaluation import compute_metrics, roc_curves
+from facial_expression.evaluation import compute_metrics, measure_latencies, measure_latency, roc_curves
 
 CLASSES = ["a", "b", "c"]
 
@@ -37,3 +40,28 @@ def test_absent_class_has_no_auc_and_is_left_out_of_the_macro_mean():
     assert m["per_class"]["c"]["auc"] is None
     assert set(roc_curves(y, probs, CLASSES)) == {"a", "b"}
     assert m["macro_auc"] == pytest.approx(1.0)
+
+
+class _Sleep(torch.nn.Module):
+    """A model that takes a known time per pass."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.weight = seconds, torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        time.sleep(self.seconds)
+        return x.mean() + self.weight
+
+
+def test_latencies_of_several_models_are_measured_interleaved():
+    """Each round times every model once, in turn: the order of calls alternates between them."""
+    calls = []
+    fast, slow = _Sleep(0.001), _Sleep(0.004)
+    fast.register_forward_hook(lambda *a: calls.append("fast"))
+    slow.register_forward_hook(lambda *a: calls.append("slow"))
+    t = measure_latencies({"fast": (fast, 8), "slow": (slow, 16)}, "cpu", repeats=5, warmup=1)
+    assert calls == ["fast", "slow"] * 6
+    assert t["fast"]["repeats"] == t["slow"]["repeats"] == 5
+    assert 1 <= t["fast"]["median_ms"] < t["slow"]["median_ms"] and t["slow"]["median_ms"] >= 4
+    assert measure_latency(slow, 16, "cpu", repeats=2, warmup=0)["median_ms"] >= 4

@@ -143,6 +143,8 @@ def test_forward_flops_of_light_vgg_by_hand():
     model = build_model("light-vgg", 8)
     assert forward_flops(model) == 2 * macs == 473_448_448  # FlopCounterMode: 2 FLOPs per multiply-add
     assert model.training  # its mode is restored
+    with torch.device("meta"):  # shapes only: what the report uses, without allocating VGG16's weights
+        assert forward_flops(build_model("light-vgg", 8)) == 2 * macs
 
 
 def test_epoch_estimate_is_linear_in_images():

@@ -76,6 +76,7 @@ def test_a_row_that_would_overrun_the_budget_is_not_started(tmp_path, capsys):
     assert study.run(data="/nowhere") == []  # plain_long alone costs 2 plain 30-epoch runs
     out = capsys.readouterr().out
     assert "stopped within the budget: 0.00 of 1" in out and "fer ablation --study long" in out
+    assert study.findings().startswith("No run of the second study exists for this data yet.")
     assert BUDGET == 10
 
 
@@ -93,21 +94,16 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
         assert set(variants(study.root / "plain_long_seed0")) == {"raw", "raw + flip", "EMA", "EMA + flip"}
         before = {p: (p / "metrics.json").stat().st_mtime_ns for p in done}
         assert study.run(str(tiny_dataset), max_batches=1, **kw) == done  # nothing left: nothing retrained
+        # workers=2 (a large GPU): rows side by side in their own processes, the same plan and the same numbers
+        twin = Study(tmp_path / "twin", long_epochs=1, sweep_epochs=1, budget=100)
+        twin.run(str(tiny_dataset), max_batches=1, workers=2, **kw)
     assert {p: (p / "metrics.json").stat().st_mtime_ns for p in done} == before
     table = study.table()
     assert list(table["row"][:2]) == ["plain_long", "smoothing_long"] and table["cost"].sum() == pytest.approx(
         study.spent())
+    assert twin.plan() == study.plan() and not twin.todo()
+    same = [c for c in table if c.startswith("tune") or c in ("row", "seed", "selected", "validation")]
+    pd.testing.assert_frame_equal(twin.table()[same], table[same])
     assert study.final_comparison() is None  # part (c)'s plain runs are not in this results folder
+    assert study.findings() == f"The study has spent {study.spent():.1f} of its 100 plain 30-epoch runs."
 
-
-def test_rows_train_in_parallel_processes_as_they_would_one_by_one(tiny_dataset, tmp_path):
-    """workers=2 (a large GPU): the same rows, the same selection and the same numbers as one process."""
-    kw = dict(input_size=32, batch_size=8, amp="off", tune_fraction=0.25)
-    one, two = (Study(tmp_path / name, long_epochs=1, sweep_epochs=1, budget=100) for name in ("one", "two"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkippedFilesWarning)
-        one.run(str(tiny_dataset), max_batches=1, **kw)
-        two.run(str(tiny_dataset), max_batches=1, workers=2, **kw)
-    assert two.plan() == one.plan() and not two.todo()
-    columns = [c for c in one.table() if c.startswith("tune") or c in ("row", "seed", "selected", "validation")]
-    pd.testing.assert_frame_equal(two.table()[columns], one.table()[columns])

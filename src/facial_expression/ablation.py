@@ -18,7 +18,7 @@ from .config import TrainConfig
 from .data import load_splits
 from .data.fingerprint import mismatch, run_fingerprint
 from .errors import FERError
-from .experiment import run_experiment
+from .experiment import by_tta, run_experiment
 from .models import build_model, count_parameters, model_options
 
 PLAIN = "plain (part c)"  # the plain LightVGG's row in the final tables
@@ -99,16 +99,15 @@ def load_run(run_dir: str | Path) -> dict:
     run_dir = Path(run_dir)
     m = json.loads((run_dir / "metrics.json").read_text())
     cfg = json.loads((run_dir / "config.json").read_text())
-    tta_key = "no_tta" if m.get("tta") else "flip_tta"
-    alt = m.get(tta_key, {})
+    flip = by_tta(m)["flip_tta"]
     return {
         "run": run_dir.name, "seed": cfg["seed"], "epochs": m["epochs_run"], "best_epoch": m["best_epoch"],
         "parameters": m["parameters"]["total"], "cpu_latency_ms": m.get("cpu_latency_ms"),
         "tune_accuracy": m["splits"]["tune"]["accuracy"],
         "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"], "val_macro_auc": m["macro_auc"],
         "tta": bool(m.get("tta")),
-        f"tune_accuracy_{tta_key}": alt.get("tune", {}).get("accuracy"),
-        f"val_accuracy_{tta_key}": alt.get("validation", {}).get("accuracy"),
+        "tune_accuracy_flip_tta": flip.get("tune", {}).get("accuracy"),
+        "val_accuracy_flip_tta": flip.get("validation", {}).get("accuracy"),
         "per_class_f1": {c: v["f1"] for c, v in m["per_class"].items()},
         "wall_minutes": m["wall_seconds"] / 60,
     }

@@ -305,9 +305,10 @@ def _second_study(args) -> None:
     if not args.table:
         study.run(args.data, max_batches=args.max_batches, workers=args.workers, batch_size=args.batch_size)
     print(study.table().to_string(float_format=lambda v: f"{v:.4f}"))
-    print(study.status())
     final = study.final_comparison()
-    print(final.to_string() if final is not None else "final comparison: not all of its runs have finished")
+    if final is not None:
+        print(final.to_string())
+    print(study.findings())
 
 
 def cmd_notebooks(args) -> None:

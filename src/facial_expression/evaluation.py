@@ -104,19 +104,25 @@ LATENCY_REPEATS = {"run": (50, 10), "smoke": (3, 1)}  # (timed, warm-up) passes;
 
 def measure_latency(model, input_size: int, device=None, repeats: int = 50, warmup: int = 10) -> dict:
     """Single-image inference latency in ms (median and p90) on `device`."""
-    device = torch.device(device) if device else next(model.parameters()).device
-    model = model.to(device).eval()
-    x = torch.rand(1, 3, input_size, input_size, device=device)
-    times = []
+    return measure_latencies({"model": (model, input_size)}, device, repeats, warmup)["model"]
+
+
+def measure_latencies(models: dict[str, tuple], device=None, repeats: int = 50, warmup: int = 10) -> dict[str, dict]:
+    """Single-image latency of several models (name -> (model, input size)), interleaved: each round times one
+    pass of every model in turn, so that a machine whose load drifts slows them alike and their ratios hold."""
+    device = torch.device(device) if device else next(next(iter(models.values()))[0].parameters()).device
+    inputs = {k: (m.to(device).eval(), torch.rand(1, 3, size, size, device=device)) for k, (m, size) in models.items()}
+    times = {k: [] for k in models}
     with torch.inference_mode():
         for i in range(warmup + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            if i >= warmup:
-                times.append((time.perf_counter() - t0) * 1000)
-    return {"device": str(device), "median_ms": float(np.median(times)),
-            "p90_ms": float(np.percentile(times, 90)), "repeats": repeats}
+            for k, (model, x) in inputs.items():
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                model(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                if i >= warmup:
+                    times[k].append((time.perf_counter() - t0) * 1000)
+    return {k: {"device": str(device), "median_ms": float(np.median(t)), "p90_ms": float(np.percentile(t, 90)),
+                "repeats": repeats} for k, t in times.items()}

@@ -19,7 +19,8 @@ from .data import (ImageSet, Splits, load_split_for_checkpoint, load_splits, res
                    split_statistics)
 from .data.fingerprint import check_same_dataset, dataset_fingerprint, describe, run_fingerprint
 from .errors import DataError
-from .evaluation import LATENCY_REPEATS, compute_metrics, is_smoke_run, measure_latency, predict, report_text, save_json
+from .evaluation import (LATENCY_REPEATS, compute_metrics, is_smoke_run, measure_latencies, measure_latency, predict,
+                         report_text, save_json)
 from .models import build_model, count_parameters, model_options
 from .plots import draw_run_figures
 from .runtime import amp_dtype, configure_backends, pick_device, seed_everything, set_threads
@@ -45,6 +46,9 @@ class ExperimentResult:
     predictions: dict  # split -> (probs, labels)
 
 
+HEADLINE = ("accuracy", "macro_f1", "macro_auc")  # the metrics every variant of a run (TTA, EMA) is given
+
+
 def output_dir(cfg: TrainConfig) -> Path:
     return Path(cfg.out) if cfg.out else RESULTS_DIR / DEFAULT_NAMES.get(cfg.model, cfg.model)
 
@@ -65,13 +69,10 @@ def evaluate_splits(model, data: dict[str, ImageSet], out_dir: Path, classes, ba
         probs, labels = predict(model, images, batch_size, dtype, max_batches, tta=tta)
         metrics[split], preds[split] = compute_metrics(labels, probs, classes), (probs, labels)
         if split in alternative_splits:
-            other, _ = predict(model, images, batch_size, dtype, max_batches, tta=not tta)
-            m = compute_metrics(labels, other, classes)
-            alternative[split] = {k: m[k] for k in ("accuracy", "macro_f1", "macro_auc")}
+            alternative[split] = headline_metrics(model, images, classes, batch_size, dtype, max_batches, not tta)
     reported = "validation" if "validation" in data else list(data)[-1]
     summary = {**metrics[reported], "evaluated_split": reported, "tta": tta, **(extra or {}),
-               "splits": {s: {k: m[k] for k in ("accuracy", "macro_f1", "macro_auc", "micro_auc",
-                                                 "cohen_kappa", "n", "confusion_matrix")}
+               "splits": {s: {k: m[k] for k in (*HEADLINE, "micro_auc", "cohen_kappa", "n", "confusion_matrix")}
                           for s, m in metrics.items()},
                "no_tta" if tta else "flip_tta": alternative}
     save_json(summary, out_dir / "metrics.json")
@@ -85,18 +86,29 @@ def evaluate_splits(model, data: dict[str, ImageSet], out_dir: Path, classes, ba
     return metrics, preds
 
 
+def headline_metrics(model, images: ImageSet, classes, batch_size: int, dtype, max_batches: int | None,
+                     tta: bool) -> dict:
+    """Accuracy, macro-F1 and macro-AUC of one model on one split, without or with flip TTA."""
+    probs, labels = predict(model, images, batch_size, dtype, max_batches, tta=tta)
+    m = compute_metrics(labels, probs, classes)
+    return {k: m[k] for k in HEADLINE}
+
+
+def by_tta(metrics: dict) -> dict[str, dict]:
+    """A metrics.json's split metrics as {"no_tta": {split: ...}, "flip_tta": {split: ...}}: the reported ones
+    (under "splits", with TTA if the run used it) and the other choice that evaluate_splits measured too."""
+    shown, other = ("flip_tta", "no_tta") if metrics.get("tta") else ("no_tta", "flip_tta")
+    return {shown: metrics["splits"], other: metrics.get(other, {})}
+
+
 def ema_metrics(path: Path, splits: Splits, cfg: TrainConfig, device) -> dict:
     """Accuracy, macro-F1 and macro-AUC of the EMA weights (ema.pt) on tune and validation, without and with
     flip TTA: the same run then answers whether averaging the weights helps. Tune selects; validation reports."""
     model, _ = load_checkpoint(path, device)
-    out = {}
-    for key, tta in (("no_tta", False), ("flip_tta", True)):
-        for split in ("tune", "validation"):
-            probs, labels = predict(model, getattr(splits, split), cfg.eval_batch_size, amp_dtype(device, cfg.amp),
-                                    cfg.max_batches, tta=tta)
-            m = compute_metrics(labels, probs, splits.classes)
-            out.setdefault(key, {})[split] = {k: m[k] for k in ("accuracy", "macro_f1", "macro_auc")}
-    return out
+    dtype = amp_dtype(device, cfg.amp)
+    return {key: {split: headline_metrics(model, getattr(splits, split), splits.classes, cfg.eval_batch_size, dtype,
+                                          cfg.max_batches, tta) for split in ("tune", "validation")}
+            for key, tta in (("no_tta", False), ("flip_tta", True))}
 
 
 def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
@@ -184,42 +196,50 @@ def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dic
     given, its parameter count and latency are still measured on random weights, which is fine for speed.
     A smoke run's latency (or any, with `smoke`) is timed on a few passes only.
     """
-    out_dir = Path(out_dir)
-    metrics_path, best = out_dir / "metrics.json", out_dir / "best.pt"
-    trained = metrics_path.exists() and best.exists()
-    m = json.loads(metrics_path.read_text()) if trained else {}
-    repeats = LATENCY_REPEATS["smoke" if smoke or is_smoke_run(m) else "run"]
-    if trained:
-        model, _ = load_checkpoint(best, "cpu")
-        card = {"model": name, "status": "trained", "checkpoint_MB": round(best.stat().st_size / 2**20, 1)}
-    elif architecture is not None:
-        model = build_model(architecture[0], architecture[1], **architecture[2]).eval()
-        card = {"model": name, "status": "not trained yet: size and latency of the architecture"}
-    else:
-        return {"model": name, "status": "not trained yet"}
-    params = count_parameters(model)
-    card.update({"parameters": params["total"], "trainable": params["trainable"],
-                 "fp32_size_MB": round(params["total"] * 4 / 2**20, 1),
-                 "cpu_latency_ms": round(measure_latency(model, model.input_size, "cpu", *repeats)["median_ms"], 2)})
-    if torch.cuda.is_available():
-        card["gpu_latency_ms"] = round(measure_latency(model, model.input_size, "cuda", *repeats)["median_ms"], 2)
-    if trained:
-        card.update({k: round(m[k], 4) for k in ("accuracy", "macro_f1", "macro_auc")})
-        card["epochs_run"] = m.get("epochs_run")
-    else:
-        card.update({k: "not run" for k in ("accuracy", "macro_f1", "macro_auc")})
-    return card
+    return model_cards([(out_dir, name, architecture)], smoke)[0]
 
 
-def paper_models_comparison(results: str | Path, n_classes: int, measured: dict[str, dict] | None = None,
-                            smoke: bool = False) -> list[dict]:
-    """Model cards of the paper's three light networks, their CPU latencies measured one after the other in this
-    call; a network without a finished run is measured on its architecture and marked not trained.
+def model_cards(runs: list[tuple], smoke: bool = False) -> list[dict]:
+    """model_card of several runs (out_dir, name, architecture or None), their latencies measured together,
+    interleaved (`measure_latencies`): the ratios within one call are fair on a machine whose load drifts."""
+    cards, models, smoke_run = [], {}, smoke
+    for i, (out_dir, name, architecture) in enumerate(runs):
+        out_dir = Path(out_dir)
+        metrics_path, best = out_dir / "metrics.json", out_dir / "best.pt"
+        trained = metrics_path.exists() and best.exists()
+        m = json.loads(metrics_path.read_text()) if trained else {}
+        smoke_run = smoke_run or is_smoke_run(m)
+        if trained:
+            model, _ = load_checkpoint(best, "cpu")
+            card = {"model": name, "status": "trained", "checkpoint_MB": round(best.stat().st_size / 2**20, 1)}
+        elif architecture is not None:
+            model = build_model(architecture[0], architecture[1], **architecture[2]).eval()
+            card = {"model": name, "status": "not trained yet: size and latency of the architecture"}
+        else:
+            cards.append({"model": name, "status": "not trained yet"})
+            continue
+        params = count_parameters(model)
+        card.update({"parameters": params["total"], "trainable": params["trainable"],
+                     "fp32_size_MB": round(params["total"] * 4 / 2**20, 1), "cpu_latency_ms": None,
+                     **({"gpu_latency_ms": None} if torch.cuda.is_available() else {})})  # measured below
+        if trained:
+            card.update({k: round(m[k], 4) for k in HEADLINE})
+            card["epochs_run"] = m.get("epochs_run")
+        else:
+            card.update({k: "not run" for k in HEADLINE})
+        models[i] = (model, model.input_size)
+        cards.append(card)
+    if models:
+        repeats = LATENCY_REPEATS["smoke" if smoke_run else "run"]
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        for device in devices:
+            for i, t in measure_latencies(models, device, *repeats).items():
+                cards[i][f"{device if device == 'cpu' else 'gpu'}_latency_ms"] = round(t["median_ms"], 2)
+    return cards
 
-    `measured` (results folder name -> card) reuses cards already taken in the same run, so that one model is
-    measured once and printed with one latency everywhere.
-    """
-    measured = measured or {}
-    return [{**measured[folder], "model": label} if folder in measured else
-            model_card(Path(results) / folder, label, (model, n_classes, {}), smoke)
-            for model, (folder, label) in PAPER_MODELS.items()]
+
+def paper_models_comparison(results: str | Path, n_classes: int, smoke: bool = False) -> list[dict]:
+    """Model cards of the paper's three light networks, their CPU latencies measured together, interleaved; a
+    network without a finished run is measured on its architecture and marked not trained."""
+    return model_cards([(Path(results) / folder, label, (model, n_classes, {}))
+                        for model, (folder, label) in PAPER_MODELS.items()], smoke)

@@ -16,6 +16,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 
 from . import findings
 from .ablation import (PLAIN, final_groups, final_summary, per_class_f1, screening_summary, screening_table,
@@ -31,7 +32,7 @@ from .findings import tex_escape
 from .models import architecture_table, build_model, count_parameters, estimate_epoch_seconds, forward_flops
 from .notebooks import VGG16_SETTINGS, settings_table, vgg16_config
 from .plots import draw_run_figures, save_figure
-from .second_study import PROTOCOL, TARGET, Study
+from .second_study import PROTOCOL, Study
 from .training import History
 
 NOT_RUN = "not run"
@@ -213,17 +214,20 @@ def second_study_inputs(results: Path, gen: Path) -> tuple[list[str], list[Path]
     ran = study.spent() > 0  # not only the screening row it reuses
     if ran:
         pct = [c for c in table.columns if c.startswith("tune, ")] + ["validation"]
-        df = table.drop(columns=["changes"]).assign(**{c: table[c].map(lambda v: f"{100 * v:.1f}") for c in pct})
-        df["machine"] = df["machine"].map(short_machine)
+        df = table.drop(columns=["changes"]).assign(**{c: table[c].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}")
+                                                     for c in pct})
+        df["machine"], df["row"] = df["machine"].map(short_machine), df["row"].str.replace("_", " ")  # prose, not code
         df["cost"], df["minutes"] = df["cost"].map("{:.2f}".format), df["minutes"].map("{:.0f}".format)
         df["lr"] = df["lr"].map("{:g}".format)
-        _table(df, gen / "second_study.tex", "".join("l" if c in ("row", "selected") else "r" for c in df.columns),
-               index=False)
+        # short headers, so that the table fits the page at a readable size; the caption spells them out
+        df = df.rename(columns={"epochs": "ep.", "minutes": "min.", "validation": "val.",
+                                **{c: c.removeprefix("tune, ").replace("raw + flip", "+flip").replace(" + ", " +")
+                                   for c in pct[:-1]}})
+        align = {"row": "l", "selected": "l", "machine": "p{4.6em}"}  # a long machine name wraps
+        _table(df, gen / "second_study.tex", "".join(align.get(c, "r") for c in df.columns), index=False)
         written.append(gen / "second_study.tex")
-    todo = [r.folder for r in study.todo()]
-    text = findings.second_study_findings(study.spent(), study.budget, todo, study.final_comparison(), TARGET, "tex")
     return [_raw("SecondProtocol", protocol), _flag("SecondRan", ran),
-            _raw("SecondFindings", text)], written
+            _raw("SecondFindings", study.findings("tex"))], written
 
 
 def _clear_outputs(gen: Path, figs: Path) -> None:
@@ -265,8 +269,10 @@ def _dataset(results: Path, stats: dict | None = None) -> dict | None:
 
 
 def vgg_cost_sentence(n_train: int | None) -> str:
-    """Part (b)'s expected cost, from the FLOPs of both architectures (random weights: only shapes matter)."""
-    vgg, light = build_model("vgg16", 8, weights=None), build_model("light-vgg", 8)
+    """Part (b)'s expected cost, from the FLOPs of both architectures (built on the meta device: only shapes
+    matter)."""
+    with torch.device("meta"):
+        vgg, light = build_model("vgg16", 8, weights=None), build_model("light-vgg", 8)
     seconds = {gpu: estimate_epoch_seconds(vgg, n_train, gpu) for gpu in ("T4", "P100")} if n_train else {}
     return findings.vgg_cost(forward_flops(vgg) / 1e9, forward_flops(light) / 1e9, n_train,
                              VGG16_SETTINGS["epochs"], seconds, "tex")

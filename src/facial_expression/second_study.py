@@ -37,6 +37,8 @@ import pandas as pd
 from .ablation import config_differences, run_rows, study_dirs
 from .config import TrainConfig
 from .errors import FERError
+from .experiment import by_tta
+from .findings import second_study_findings
 
 LONG_EPOCHS = 60  # the longer schedule: the plain model's best epoch was 29 of 30
 EMA_DECAY = 0.999  # per optimiser step: about 10 epochs of 98 steps
@@ -98,13 +100,11 @@ def variants(run_dir: str | Path) -> dict[str, dict[str, float]]:
     m = _metrics(Path(run_dir))
     if m is None:
         return {}
-    reported = {"tune": m["splits"]["tune"]["accuracy"], "validation": m["accuracy"]}  # with TTA if m["tta"]
-    other = m.get("no_tta" if m.get("tta") else "flip_tta", {})
-    alternative = {s: other[s]["accuracy"] for s in ("tune", "validation") if s in other}
-    out = {"raw": alternative, "raw + flip": reported} if m.get("tta") else {"raw": reported, "raw + flip": alternative}
-    for key, name in (("no_tta", "EMA"), ("flip_tta", "EMA + flip")):
-        if key in m.get("ema", {}):
-            out[name] = {s: m["ema"][key][s]["accuracy"] for s in ("tune", "validation")}
+    raw, ema = by_tta(m), m.get("ema", {})
+    measured = {"raw": raw["no_tta"], "raw + flip": raw["flip_tta"],
+                "EMA": ema.get("no_tta", {}), "EMA + flip": ema.get("flip_tta", {})}
+    out = {name: {s: splits[s]["accuracy"] for s in ("tune", "validation") if s in splits}
+           for name, splits in measured.items()}
     return {k: out[k] for k in VARIANTS if out.get(k)}
 
 
@@ -132,6 +132,7 @@ class Study:
         return self.root / row.folder
 
     def _reusable_screen_row(self) -> bool:
+        """Whether the screening's batch-norm row is the sweep's first row."""
         screen = study_dirs(self.results)["screen"] / "batch_norm_seed0"
         return (_metrics(screen) is not None and not config_differences(screen, ["batch_norm"], lr=SWEEP_LRS[0])
                 and json.loads((screen / "config.json").read_text())["epochs"] == self.sweep_epochs)
@@ -184,10 +185,11 @@ class Study:
     def todo(self) -> list[Row]:
         return [r for r in self.plan() if not self.done(r)]
 
-    def status(self) -> str:
-        """One line: the budget spent and the runs still to go (later rows appear as earlier ones finish)."""
-        todo = ", ".join(r.folder for r in self.todo()) or "nothing"
-        return f"budget spent: {self.spent():.2f} of {self.budget:g} plain 30-epoch runs; still to run: {todo}"
+    def findings(self, fmt: str = "md") -> str:
+        """Where the study stands, in the words the notebook, the report and the CLI share: nothing run, what is
+        left, or the final comparison against the target."""
+        return second_study_findings(self.spent(), self.budget, [r.folder for r in self.todo()],
+                                     self.final_comparison(), TARGET, fmt)
 
     def run(self, data=None, max_batches: int | None = None, workers: int = 1, **settings) -> list[Path]:
         """Train the missing rows until the study is complete or the next row would overrun the budget; returns

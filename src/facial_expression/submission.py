@@ -148,14 +148,16 @@ def collect_files(root: Path, max_file_mb: float = MAX_FILE_MB) -> tuple[list[Pa
     return included, left_out
 
 
-def rerun_from_zip(zip_path: Path, data: str | None = None) -> None:
-    """Unpack the zip into a temporary folder and execute its notebooks in smoke mode from there."""
+def rerun_from_zip(zip_path: Path, data: str | None = None, notebooks: list[str] | None = None) -> None:
+    """Unpack the zip into a temporary folder and execute its notebooks (default: all four) in smoke mode from
+    there, with the zip's own package."""
     with tempfile.TemporaryDirectory(prefix="fer-handin-") as tmp:
         with zipfile.ZipFile(zip_path) as z:
             z.extractall(tmp)
         env = dict(os.environ, PYTHONPATH=str(Path(tmp) / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
         cmd = [sys.executable, "-m", "facial_expression", "notebooks", "--smoke", "--output-dir",
-               str(Path(tmp) / "smoke")] + (["-p", "data", str(data)] if data else [])
+               str(Path(tmp) / "smoke")] + (["-p", "data", str(data)] if data else []) \
+            + (["--only", *notebooks] if notebooks else [])
         r = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
         if r.returncode != 0:
             raise FERError(f"the notebooks did not rerun from the zip: {(r.stderr or r.stdout)[-1500:]}")

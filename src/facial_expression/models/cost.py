@@ -23,16 +23,18 @@ TRAIN_FLOPS_PER_FORWARD = 3
 
 
 def forward_flops(model: nn.Module, input_size: int | None = None) -> int:
-    """FLOPs of one forward pass on one image (2 per multiply-add), counted on the CPU in eval mode."""
+    """FLOPs of one forward pass on one image (2 per multiply-add), counted in eval mode on the CPU, or on the
+    meta device for a model built there (`with torch.device("meta"): ...`: shapes only, no memory)."""
     size = input_size or model.input_size
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
+    counted_on = device if device.type == "meta" else torch.device("cpu")
     was_training = model.training
-    model.cpu().eval()
+    model.to(counted_on).eval()
     try:
         counter = FlopCounterMode(display=False)
         with torch.no_grad(), counter:
-            model(torch.zeros(1, 3, size, size))
+            model(torch.zeros(1, 3, size, size, device=counted_on))
     finally:
         model.train(was_training).to(device)
     return int(counter.get_total_flops())
