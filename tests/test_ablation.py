@@ -53,6 +53,11 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     assert list(table.index) == ["plain", "label_smoothing"] and table.loc["plain", "tune Δ"] == 0
     assert table.loc["label_smoothing", "tune Δ"] == pytest.approx(
         table.loc["label_smoothing", "tune acc."] - table.loc["plain", "tune acc."])
+    # latencies measured together (latency.json): one architecture, one measurement, which the table then shows
+    latency = ablation.measure_row_latencies(study, {**rows, "improved": ["label_smoothing"], "bn": ["batch_norm"]},
+                                             3, smoke=True)
+    assert latency["plain"] == latency["label_smoothing"] == latency["improved"] and latency["bn"] > 0
+    assert ablation.screening_table(study)["CPU ms"].tolist() == [latency["plain"]] * 2
     gain = table.loc["label_smoothing", "tune Δ"]
     assert ablation.helpful_changes(table, min_gain=gain - 0.5) == ["label_smoothing"]
     assert ablation.helpful_changes(table, min_gain=gain) == []  # strictly more than min_gain

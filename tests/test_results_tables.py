@@ -12,7 +12,7 @@ from test_findings import CLASSES8, cards, fingerprint, history, metrics, region
 
 from facial_expression import report
 from facial_expression.config import TrainConfig
-from facial_expression.readme import results_markdown
+from facial_expression.readme import gpu_markdown, results_markdown, write_results
 from facial_expression.report import experiment_macros, settings_tex, write_report_inputs
 
 SNAKE = re.compile(r"[A-Za-z0-9](?:\\_|_)[A-Za-z0-9]")  # a_b, or a\_b once escaped for LaTeX
@@ -189,3 +189,24 @@ def test_settings_table_of_a_finished_a_smoke_and_a_missing_run(tmp_path):
     default = out.read_text()
     assert "batch size & 32" in default and "epochs run" not in default  # the settings it would run with
     assert not SNAKE.search(outside_code(finished + default))
+
+
+def test_the_readme_gpu_paragraph_is_generated_from_the_benchmark_file(tmp_path):
+    bench = {"device": "Tesla T4", "augment_backend_same_run": {
+        "v2_epoch_s": [30.0, 24.0], "batched_epoch_s": [9.0, 6.0], "precision": "float16"},
+        "second_study_workers": {"epoch_s_per_row": {"plain_long": 36.0, "smoothing_long": 36.0}}}
+    write(tmp_path / "results" / "benchmarks" / "tesla-t4.json", bench)
+    write(tmp_path / "results" / "benchmarks" / "cpu.json", {"device": "cpu"})  # measured no augmentation
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- results:start -->\nold\n<!-- results:end -->\n<!-- gpu:start -->\n"
+                      "old\n<!-- gpu:end -->\nend\n")
+    write_results(tmp_path / "results", readme, tmp_path / "results" / "benchmarks")
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("intro\n") and text.endswith("<!-- gpu:end -->\nend\n")
+    paragraph = gpu_markdown(tmp_path / "results" / "benchmarks")
+    assert paragraph in text and paragraph.startswith("On the Tesla T4 (float16), one LightVGG epoch")
+    assert "took 24.0 s with the default per-image v2 augmentation and 6.0 s" in paragraph
+    assert "(4.0×, epoch 2)" in paragraph and "a 60-epoch row takes about 24 minutes" in paragraph
+    # two rows at 36 s an epoch each against one run at 24 s: 2 * 24 / 36 the epochs per second
+    assert "2 second-study rows trained side by side at about 36 s an epoch each, 1.3×" in paragraph
+    assert paragraph.endswith("Source: `results/benchmarks/tesla-t4.json`.") and "cpu.json" not in paragraph

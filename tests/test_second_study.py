@@ -1,6 +1,7 @@
 """Part (d)'s second study: its plan, selection on tune only, the budget, and a real resumable run."""
 
 import json
+import shutil
 import warnings
 
 import pandas as pd
@@ -32,6 +33,9 @@ def test_a_variant_is_chosen_on_tune_and_reports_its_validation(tmp_path):
                                         "raw + flip": {"tune": 0.52, "validation": 0.90},
                                         "EMA": {"tune": 0.55, "validation": 0.40}}
     assert best_variant(tmp_path / "r") == ("EMA", {"tune": 0.55, "validation": 0.40})  # validation never chooses
+    # flip TTA doubles the network's passes per face (over the latency budget): shown, never selected
+    write_run(tmp_path / "f", tune=0.50, ema=(0.49, 0.5), flip=(0.60, 0.9))
+    assert best_variant(tmp_path / "f") == ("raw", {"tune": 0.50, "validation": 0.5})
 
 
 def test_the_plan_grows_as_rows_finish_and_confirms_the_winner_on_a_second_seed(tmp_path):
@@ -71,12 +75,17 @@ def test_two_winners_are_combined(tmp_path):
     assert study.final_row() == Row("combined_long", ("label_smoothing", "batch_norm"), 60, 3e-3)
 
 
-def test_a_row_that_would_overrun_the_budget_is_not_started(tmp_path, capsys):
+def test_a_row_that_would_overrun_the_budget_is_not_started(tmp_path):
     study = Study(tmp_path, budget=1.0)
     assert study.run(data="/nowhere") == []  # plain_long alone costs 2 plain 30-epoch runs
-    out = capsys.readouterr().out
-    assert "stopped within the budget: 0.00 of 1" in out and "fer ablation --study long" in out
-    assert study.findings().startswith("No run of the second study exists for this data yet.")
+    assert study.findings() == (  # the rows known: 2 + 2 + 1/3 * 1.4 (the screening row is not there)
+        "No run of the second study exists for this data yet. `fer ablation --study long --budget 5` runs it; "
+        "the rows known so far need 4.9 plain 30-epoch runs, more than the budget of 1.")
+    write_run(study.root / "plain_long_seed0", 0.55)
+    assert study.findings().startswith("The study has spent 2.0 of its 1 plain 30-epoch runs. Still to run: "
+                                       "`smoothing_long_seed0`, `bn_lr0.001_seed0` and `bn_lr0.003_seed0`, about 2.9 ")
+    assert study.findings().endswith("beyond the budget; `fer ablation --study long --budget 5` finishes it from "
+                                     "where it stopped.")
     assert BUDGET == 10
 
 
@@ -106,4 +115,26 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
     pd.testing.assert_frame_equal(twin.table()[same], table[same])
     assert study.final_comparison() is None  # part (c)'s plain runs are not in this results folder
     assert study.findings() == f"The study has spent {study.spent():.1f} of its 100 plain 30-epoch runs."
+    assert study.deliver(str(tiny_dataset)) is None and study.delivery_findings().startswith("No model is delivered")
+
+    # delivery: the final row's seed-0 model in the variant tune chose, checked against the paper's budget
+    for plain in (tmp_path / "light_vgg", tmp_path / "ablation" / "final30" / "plain_seed1"):
+        shutil.copytree(study.root / "plain_long_seed0", plain)  # stand-ins for part (c)'s plain runs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)
+        out = study.deliver(str(tiny_dataset))
+    variant, acc = best_variant(study.path(final))
+    m = json.loads((out / "metrics.json").read_text())
+    assert out == tmp_path / "light_vgg_final" and (out / "best.pt").exists()
+    assert (out / "figures" / "roc_tune.png").exists() and (out / "figures" / "history.png").exists()
+    assert m["delivered_from"] == {"run": f"ablation/long1/{final.folder}", "variant": variant}
+    assert m["accuracy"] == pytest.approx(acc["validation"])  # the same weights, data and split as the row's
+    b = m["budget"]
+    assert b["parameters"] == m["parameters"]["total"] and b["flip_latency_ratio"] > b["latency_ratio"] > 0
+    assert b["within"] == (b["parameters"] <= 3_750_000 and b["latency_ratio"] <= 1.5)
+    written = (out / "metrics.json").stat().st_mtime_ns
+    assert study.deliver(str(tiny_dataset)) == out and (out / "metrics.json").stat().st_mtime_ns == written  # kept
+    text = study.delivery_findings()
+    assert text.startswith(f"The delivered model, `light_vgg_final/`, is `ablation/long1/{final.folder}` with its "
+                           f"{variant} weights: {100 * m['accuracy']:.1f}% validation accuracy")
 

@@ -18,11 +18,13 @@ from .config import TrainConfig
 from .data import load_splits
 from .data.fingerprint import mismatch, run_fingerprint
 from .errors import FERError
+from .evaluation import LATENCY_REPEATS, is_interrupted, measure_latencies, save_json
 from .experiment import by_tta, run_experiment
 from .models import build_model, count_parameters, model_options
 
 PLAIN = "plain (part c)"  # the plain LightVGG's row in the final tables
 PARAM_BUDGET = 3_750_000  # the paper's LightVGG budget (Hewitt & Gunes 2018)
+LATENCY_FILE = "latency.json"  # in the screening folder: each row's CPU latency, all measured in one call
 
 # row name -> (what changes, TrainConfig overrides on top of the plain LightVGG of P5_c)
 CHANGES: dict[str, tuple[str, dict]] = {
@@ -76,7 +78,7 @@ def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0
     for seed in seeds:
         for name, changes in rows.items():
             out = Path((dirs or {}).get(f"{name}_seed{seed}", root / f"{name}_seed{seed}"))
-            if (out / "metrics.json").exists():
+            if (out / "metrics.json").exists() and not is_interrupted(json.loads((out / "metrics.json").read_text())):
                 print(f"{out.name}: finished earlier, skipped")
                 done.append(out)
                 continue
@@ -92,6 +94,27 @@ def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0
             run_experiment(cfg, progress=progress, splits=splits_by_seed[seed])
             done.append(out)
     return done
+
+
+def measure_row_latencies(root: str | Path, rows: dict[str, list[str]], n_classes: int,
+                          smoke: bool = False) -> dict[str, float]:
+    """Single-image CPU latency (ms) of each row's architecture (name -> changes), measured in one call,
+    interleaved, on random weights (speed does not depend on them); rows of one architecture share one
+    measurement. Saved as root/latency.json, from which the tables take their ratios: each run's own
+    measurement, taken at the end of its training, compares runs timed at different moments."""
+    arch = {name: tuple(sorted(model_options(row_config(changes)).items())) for name, changes in rows.items()}
+    models = {a: build_model("light-vgg", n_classes, **dict(a)).eval() for a in set(arch.values())}
+    ms = measure_latencies({a: (m, m.input_size) for a, m in models.items()}, "cpu",
+                           *LATENCY_REPEATS["smoke" if smoke else "run"])
+    latency = {name: ms[a]["median_ms"] for name, a in arch.items()}
+    save_json(latency, Path(root) / LATENCY_FILE)
+    return latency
+
+
+def row_latencies(root: str | Path) -> dict[str, float]:
+    """What `measure_row_latencies` saved under root ({} before it ran)."""
+    path = Path(root) / LATENCY_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def load_run(run_dir: str | Path) -> dict:
@@ -136,13 +159,14 @@ def screening_table(root: str | Path, baseline: str = "plain", reference: dict |
     """One row per change (seed 0 runs under root), with its tune and validation effect against the
     plain row; 'tune Δ' is what the selection uses. Runs on other data than `reference` (by default the
     plain row's) are left out."""
-    rows = []
+    rows, latency = [], row_latencies(root)
     dirs = sorted(Path(root).glob("*_seed0"), key=lambda d: (d.name != f"{baseline}_seed0", d.name))
     for run_dir in same_data_runs(dirs, reference):
         name = run_dir.name.removesuffix("_seed0")
         r = load_run(run_dir)
         rows.append({"row": name, "change": CHANGES[name][0] if name in CHANGES else name,
-                     "parameters": r["parameters"], "CPU ms": r["cpu_latency_ms"], "best epoch": r["best_epoch"],
+                     "parameters": r["parameters"], "CPU ms": latency.get(name, r["cpu_latency_ms"]),
+                     "best epoch": r["best_epoch"],
                      "tune acc.": r["tune_accuracy"], "tune acc. +flip": r.get("tune_accuracy_flip_tta"),
                      "val. acc.": r["val_accuracy"], "val. acc. +flip": r.get("val_accuracy_flip_tta"),
                      "val. macro-F1": r["val_macro_f1"], "val. macro-AUC": r["val_macro_auc"],
@@ -251,6 +275,9 @@ def final_summary(results: str | Path) -> pd.DataFrame | None:
     cols = [c for c in ("seeds", "parameters", "CPU ms", "tune acc.", "tune acc. +flip", "val. acc.",
                         "val. acc. +flip", "val. macro-F1", "val. macro-AUC") if c in t.columns]
     t = t[cols].copy()
+    latency = row_latencies(study_dirs(results)["screen"])
+    if {"plain", "improved"} <= set(latency):  # measured in one call: a fair ratio
+        t["CPU ms"] = [latency["plain"] if name == PLAIN else latency["improved"] for name in t.index]
     t["parameters"] = t["parameters"].map(lambda v: f"{int(v):,}")
     t["CPU ms"] = (t["CPU ms"] / t["CPU ms"].iloc[0]).map(lambda v: f"{v:.2f}×")
     return t.rename(columns={"CPU ms": "latency"})

@@ -309,6 +309,8 @@ def _second_study(args) -> None:
     if final is not None:
         print(final.to_string())
     print(study.findings())
+    if not args.table and (delivered := study.deliver(args.data)) is not None:
+        print(f"delivered: {delivered}")
 
 
 def cmd_notebooks(args) -> None:

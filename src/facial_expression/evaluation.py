@@ -15,6 +15,17 @@ from .data import BatchLoader, ImageSet
 from .runtime import autocast
 
 
+class FlipTTA(torch.nn.Module):
+    """Flip test-time augmentation: the mean class probabilities of a face and its mirror image (two passes)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model, self.input_size = model, getattr(model, "input_size", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.softmax(self.model(x).float(), 1) + torch.softmax(self.model(x.flip(-1)).float(), 1)) / 2
+
+
 def predict(model, data: ImageSet, batch_size: int = 256, dtype: torch.dtype | None = None,
             max_batches: int | None = None, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities (N x C) and true labels (N) of a model on an ImageSet, in eval mode.
@@ -27,9 +38,7 @@ def predict(model, data: ImageSet, batch_size: int = 256, dtype: torch.dtype | N
     probs, labels = [], []
     with torch.inference_mode(), autocast(device, dtype):
         for x, y in BatchLoader(data, batch_size, device=device, max_batches=max_batches):
-            p = torch.softmax(model(x).float(), 1)
-            if tta:
-                p = (p + torch.softmax(model(x.flip(-1)).float(), 1)) / 2
+            p = FlipTTA(model)(x) if tta else torch.softmax(model(x).float(), 1)
             probs.append(p.cpu())
             labels.append(y.cpu())
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
@@ -92,6 +101,11 @@ def save_json(obj, path: Path) -> Path:
 def is_smoke_run(metrics: dict) -> bool:
     """Whether a metrics.json is of a smoke run (a few batches per epoch, `max_batches`): its numbers mean nothing."""
     return bool(metrics.get("max_batches"))
+
+
+def is_interrupted(metrics: dict) -> bool:
+    """Whether a run was stopped (Ctrl-C) before its last epoch: it resumes from last.pt; nothing counts it done."""
+    return bool(metrics.get("interrupted"))
 
 
 def is_finished_run(metrics: dict) -> bool:

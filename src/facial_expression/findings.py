@@ -94,6 +94,9 @@ class _Fmt:
         w, _, h = str(wxh).partition("x")
         return rf"${w}\times{h}$" if self.tex else f"{w}\u00d7{h}"
 
+    def times(self) -> str:
+        return r"$\times$" if self.tex else "\u00d7"
+
     def arrow(self) -> str:
         return r"$\to$" if self.tex else "\u2192"
 
@@ -711,18 +714,24 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
     return " ".join(s for s in out if s)
 
 
-def second_study_findings(spent: float, budget: float, todo: list[str], final=None, target: float = 0.03,
-                          fmt: str = "md") -> str:
-    """Where the second study of part (d) stands: nothing run, partly run (what is left), or its final comparison
-    (`second_study.Study.final_comparison`) against the target gain."""
+def second_study_findings(spent: float, budget: float, todo: list[str], left: float = 0.0, final=None,
+                          target: float = 0.03, fmt: str = "md") -> str:
+    """Where the second study of part (d) stands: nothing run, partly run (what is left, `left` plain 30-epoch
+    runs of it, and the --budget that fits it), or its final comparison (`second_study.Study.final_comparison`)
+    against the target gain."""
     f = _Fmt(fmt)
-    command = f.code("fer ablation --study long")
+    over = spent + left > budget + 1e-9
+    command = f.code("fer ablation --study long" + (f" --budget {math.ceil(spent + left)}" if over else ""))
     if not spent and todo and final is None:
-        return (f"No run of the second study exists for this data yet. {command} runs it, within "
-                f"{budget:g} plain 30-epoch runs, and resumes where it stops.")
+        text = f"No run of the second study exists for this data yet. {command} runs it"
+        text += (f"; the rows known so far need {left:.1f} plain 30-epoch runs, more than the budget of {budget:g}."
+                 if over else f", within {budget:g} plain 30-epoch runs, and resumes where it stops.")
+        return text
     text = f"The study has spent {spent:.1f} of its {budget:g} plain 30-epoch runs."
     if todo:
-        text += f" Still to run: {f.codes(todo)}; {command} finishes it from where it stopped."
+        text += f" Still to run: {f.codes(todo)}, about {left:.1f} plain 30-epoch runs"
+        text += (f", beyond the budget; {command} finishes it" if over else f"; {command} finishes it")
+        text += " from where it stopped."
     if final is not None:
         plain, improved = final.iloc[0], final.iloc[1]
         gain = improved["gain"]
@@ -732,3 +741,42 @@ def second_study_findings(spent: float, budget: float, todo: list[str], final=No
                  f"and 1: {f.pts(gain)} points, so the target of {f.pt(target, 0)} points is "
                  f"{'met' if gain >= target else 'missed'}.")
     return text
+
+
+def gpu_findings(bench: dict, fmt: str = "md") -> str:
+    """What a GPU benchmark (results/benchmarks/<gpu>.json) measured about augmentation and the second study's
+    `--workers`, as prose ("" when it measured neither)."""
+    f, aug = _Fmt(fmt), bench.get("augment_backend_same_run")
+    if not aug:
+        return ""
+    v2, batched, x = aug["v2_epoch_s"][-1], aug["batched_epoch_s"][-1], f.times()
+    text = (f"On the {bench['device']} ({aug['precision']}), one LightVGG epoch, tune and validation evaluation "
+            f"included, took {v2:.1f} s with the default per-image v2 augmentation and {batched:.1f} s with "
+            f"{f.code('--augment-backend batched')}, one after the other in the same session "
+            f"({v2 / batched:.1f}{x}, epoch {len(aug['v2_epoch_s'])}): per-image augmentation bounds the speed there, "
+            f"and a 60-epoch row takes about {v2:.0f} minutes.")
+    if rows := bench.get("second_study_workers", {}).get("epoch_s_per_row"):
+        each = sum(rows.values()) / len(rows)
+        text += (f" With {f.code('--workers')}, {len(rows)} second-study rows trained side by side at about "
+                 f"{each:.0f} s an epoch each, {len(rows) * v2 / each:.1f}{x} the epochs per second of one run alone.")
+    return text
+
+
+def delivery_findings(m: dict | None, folder: str, fmt: str = "md") -> str:
+    """The model part (d) delivers (`second_study.Study.deliver`'s metrics.json): its source, validation accuracy
+    and the paper's budget, with the latency measured in the same run as the plain model's."""
+    f = _Fmt(fmt)
+    if m is None:
+        return (f"No model is delivered yet: {f.code(folder)} is written once the second study's final comparison "
+                "exists.")
+    b, src = m["budget"], m["delivered_from"]
+    side, x = b["input_size"], f.times()
+    within = lambda ok: "within" if ok else "above"  # noqa: E731
+    return (f"The delivered model, {f.code(folder)}, is {f.code(src['run'])} with its {src['variant']} weights: "
+            f"{f.pct(m['accuracy'])} validation accuracy, {b['parameters'] / 1e6:.2f}M parameters at "
+            f"{f.size(f'{side}x{side}')} ({within(b['parameters'] <= b['max_parameters'])} the "
+            f"paper's {b['max_parameters'] / 1e6:g}M) and a CPU latency of {b['latency_ratio']:.2f}{x} the plain "
+            f"model's, measured in the same run ({within(b['latency_ratio'] <= b['max_latency_ratio'])} the "
+            f"{b['max_latency_ratio']:g}{x} budget). With flip test-time augmentation it would take "
+            f"{b['flip_latency_ratio']:.2f}{x} ({within(b['flip_latency_ratio'] <= b['max_latency_ratio'])} "
+            "the budget).")

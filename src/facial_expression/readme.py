@@ -1,5 +1,6 @@
-"""The README's generated blocks: the results tables (`fer results --readme`) and the Colab badges
-(`fer badges`), each written between its <!-- NAME:start --> and <!-- NAME:end --> markers."""
+"""The README's generated blocks: the results tables and what the GPU benchmarks measured (`fer results
+--readme`), and the Colab badges (`fer badges`), each written between its <!-- NAME:start --> and
+<!-- NAME:end --> markers."""
 
 from __future__ import annotations
 
@@ -12,12 +13,20 @@ from .ablation import CHANGES, final_summary, screening_summary, study_dirs
 from .config import PROJ_ROOT, RESULTS_DIR
 from .errors import FERError
 from .evaluation import is_finished_run
+from .findings import gpu_findings
+from .second_study import Study
 
 README = PROJ_ROOT / "README.md"
+BENCHMARKS = PROJ_ROOT / "results" / "benchmarks"
 
 PART_D = ("Part (d), the ablation (`ablation/`, `light_vgg_improved/`): the plain and the improved model on the "
           "full schedule, mean ± std over seeds 0 and 1, when both have run; then the screening, each change alone "
           "on the plain model (seed 0, sorted by the tune gain that selects them):")
+
+
+PART_D_SECOND = ("Part (d), the second study (`ablation/long60/`, `light_vgg_final/`): each finished run, its tune "
+                 "accuracy (%) for each variant, the variant tune selects and its validation accuracy (%), its cost "
+                 "in plain 30-epoch runs, its wall time in minutes and the machine:")
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -61,12 +70,38 @@ def ablation_markdown(results: str | Path) -> str:
     return "\n\n".join(_markdown(t) for t in tables if t is not None)
 
 
+def second_study_markdown(results: str | Path) -> str:
+    """Part (d)'s second study: its finished runs (accuracies in %), where it stands and the delivered model ("" before
+    any run)."""
+    study = Study(results)
+    table = study.table()
+    if not study.spent():
+        return ""
+    pct = [c for c in table.columns if c.startswith("tune, ")] + ["validation"]
+    table = table.drop(columns=["changes"]).assign(
+        **{c: table[c].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.1f}") for c in pct},
+        cost=table["cost"].map("{:.2f}".format), minutes=table["minutes"].map("{:.0f}".format),
+        lr=table["lr"].map("{:g}".format), row=table["row"].map("`{}`".format))
+    return "\n\n".join([PART_D_SECOND, _markdown(table.set_index("row")), study.findings(), study.delivery_findings()])
+
+
 def results_section(results: str | Path) -> str:
     """The whole results block: the runs' table, then part (d)'s tables under their explanation."""
-    ablation = ablation_markdown(results)
-    return results_markdown(results) + (f"\n\n{PART_D}\n\n{ablation}" if ablation else "")
+    ablation, second = ablation_markdown(results), second_study_markdown(results)
+    return (results_markdown(results) + (f"\n\n{PART_D}\n\n{ablation}" if ablation else "")
+            + (f"\n\n{second}" if second else ""))
 
 
-def write_results(results: str | Path, readme: Path = README) -> Path:
-    readme.write_text(replace_block(readme.read_text(), "results", results_section(results)))
+def gpu_markdown(benchmarks: Path = BENCHMARKS) -> str:
+    """One paragraph per GPU benchmark that measured augmentation, each naming its file."""
+    paragraphs = []
+    for path in sorted(benchmarks.glob("*.json")):
+        if text := gpu_findings(json.loads(path.read_text())):
+            paragraphs.append(f"{text} Source: `{path.relative_to(benchmarks.parent.parent).as_posix()}`.")
+    return "\n\n".join(paragraphs)
+
+
+def write_results(results: str | Path, readme: Path = README, benchmarks: Path = BENCHMARKS) -> Path:
+    text = replace_block(readme.read_text(), "results", results_section(results))
+    readme.write_text(replace_block(text, "gpu", gpu_markdown(benchmarks)))
     return readme

@@ -17,7 +17,7 @@ BUDGET plain 30-epoch runs, counted by `Row.cost`:
 
 Every run that exists is skipped and an interrupted one resumes from last.pt, so `fer ablation --study long`
 finishes the study from where it stopped, on any machine. `--workers N` trains the rows whose settings are known
-side by side (on an H200, three rows at once trained about 1.7x the epochs per second of one alone). A row that
+side by side (what that gained on a GPU: results/benchmarks/, `findings.gpu_findings`). A row that
 would overrun the budget is not started: the command stops, says what is left and how much budget it needs
 (`--budget`).
 """
@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import shutil
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,10 +36,15 @@ import numpy as np
 import pandas as pd
 
 from .ablation import config_differences, run_rows, study_dirs
+from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .data import load_splits
+from .data.fingerprint import check_same_dataset, dataset_fingerprint, run_fingerprint
 from .errors import FERError
-from .experiment import by_tta
-from .findings import second_study_findings
+from .evaluation import FlipTTA, is_interrupted, measure_latencies
+from .experiment import by_tta, evaluate_splits
+from .findings import delivery_findings, second_study_findings
+from .runtime import amp_dtype, pick_device
 
 LONG_EPOCHS = 60  # the longer schedule: the plain model's best epoch was 29 of 30
 EMA_DECAY = 0.999  # per optimiser step: about 10 epochs of 98 steps
@@ -51,6 +57,10 @@ STEP_COST = {"batch_norm": 1.4}
 MIN_GAIN = 0.01  # tune accuracy a row must gain over plain_long to be combined
 TARGET = 0.03  # validation accuracy the improved model must gain over the plain one, mean over 2 seeds
 VARIANTS = ("raw", "raw + flip", "EMA", "EMA + flip")
+SELECTABLE = ("raw", "EMA")  # flip TTA runs the network twice per face: measured, shown, never selected
+MAX_PARAMETERS = 3_750_000  # the paper's budget for the delivered model, at 128x128
+MAX_LATENCY = 1.5  # its CPU latency against the plain model's, measured in the same run
+DELIVERED = "light_vgg_final"  # the model part (d) delivers, in the results folder
 
 PROTOCOL = (
     f"Every kept row is trained on the full schedule ({LONG_EPOCHS} epochs); batch-norm's learning rate comes from "
@@ -58,8 +68,11 @@ PROTOCOL = (
     "Each long run records an exponential moving average of its weights (decay "
     f"{EMA_DECAY} per step) and is evaluated with and without flip test-time augmentation, so one run "
     "answers the longer schedule, EMA and TTA.",
-    "Rows, and the EMA and TTA variants, are selected on the tune split only; validation/ is evaluated once "
+    "Rows, and the raw or EMA weights, are selected on the tune split only; validation/ is evaluated once "
     "per finished run and selects nothing.",
+    f"The delivered model keeps the paper's budget: at most {MAX_PARAMETERS / 1e6:g}M parameters at 128×128 and "
+    f"a CPU latency at most {MAX_LATENCY:g}× the plain model's, measured in the same run. Flip test-time "
+    "augmentation runs the network twice per face, so its variants are measured and shown but never selected.",
     "The final comparison is mean ± std over seeds 0 and 1 against the plain LightVGG of part (c); "
     f"the target is a gain of at least {100 * TARGET:.0f} points of validation accuracy.",
     f"Budget: at most {BUDGET:g} plain 30-epoch runs, a batch-norm step counted as "
@@ -91,8 +104,10 @@ class Row:
 
 
 def _metrics(run_dir: Path) -> dict | None:
+    """A run's metrics.json; None if it has none or was interrupted (it resumes)."""
     path = Path(run_dir) / "metrics.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    m = json.loads(path.read_text()) if path.exists() else None
+    return None if m is None or is_interrupted(m) else m
 
 
 def variants(run_dir: str | Path) -> dict[str, dict[str, float]]:
@@ -109,11 +124,11 @@ def variants(run_dir: str | Path) -> dict[str, dict[str, float]]:
 
 
 def best_variant(run_dir: str | Path) -> tuple[str, dict[str, float]]:
-    """The variant with the highest tune accuracy (the first listed wins a tie)."""
-    v = variants(run_dir)
+    """The SELECTABLE variant with the highest tune accuracy (raw weights win a tie)."""
+    v = {k: a for k, a in variants(run_dir).items() if k in SELECTABLE}
     if not v:
         raise FERError(f"{run_dir} has no finished run")
-    name = max(v, key=lambda k: (v[k]["tune"], -VARIANTS.index(k)))
+    name = max(v, key=lambda k: (v[k]["tune"], -SELECTABLE.index(k)))
     return name, v[name]
 
 
@@ -187,53 +202,97 @@ class Study:
 
     def findings(self, fmt: str = "md") -> str:
         """Where the study stands, in the words the notebook, the report and the CLI share: nothing run, what is
-        left, or the final comparison against the target."""
-        return second_study_findings(self.spent(), self.budget, [r.folder for r in self.todo()],
+        left (and the budget it needs), or the final comparison against the target."""
+        todo = self.todo()
+        return second_study_findings(self.spent(), self.budget, [r.folder for r in todo], sum(r.cost() for r in todo),
                                      self.final_comparison(), TARGET, fmt)
 
     def run(self, data=None, max_batches: int | None = None, workers: int = 1, **settings) -> list[Path]:
         """Train the missing rows until the study is complete or the next row would overrun the budget; returns
-        the finished run folders.
+        the finished run folders (`findings` says what is left).
 
         With workers > 1 (a large GPU), the rows whose settings are already known train at the same time, each
         in its own process; a row that depends on others (bn_long, the final rows) starts once they finish.
         """
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 1 else None
-        running: dict[Future, Row] = {}
-        try:
-            while True:
-                committed = self.spent() + sum(r.cost() for r in running.values())
-                waiting = [r for r in self.todo() if r not in running.values()]
-                while waiting and len(running) < workers and committed + waiting[0].cost() <= self.budget + 1e-9:
-                    row = waiting.pop(0)
-                    running[self._start(pool, row, data, max_batches, settings)] = row
-                    committed += row.cost()
-                if not running:
-                    break
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    future.result()  # a row that failed stops the study with its error
-                    del running[future]
-        finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
-        if todo := self.todo():
-            left = sum(r.cost() for r in todo)
-            print(f"stopped within the budget: {self.spent():.2f} of {self.budget:g} plain 30-epoch runs spent; "
-                  f"{', '.join(r.folder for r in todo)} need about {left:.2f} more (and the rows they lead to). "
-                  f"Finish with: fer ablation --study long --results {self.results} --data DATA --budget "
-                  f"{math.ceil(self.spent() + left)}")
+        if workers == 1:
+            while rows := self._startable([], 1):
+                self._train(rows[0], data, max_batches, True, settings)
+                if not self.done(rows[0]):
+                    break  # interrupted (Ctrl-C): it resumes on the next call
+        else:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                running: dict[Future, Row] = {}
+                while True:
+                    for row in self._startable(list(running.values()), workers - len(running)):
+                        running[pool.submit(self._train, row, data, max_batches, False, settings)] = row
+                    if not running:
+                        break
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        del running[future]
+                        future.result()  # a row that failed stops the study with its error
         return [self.path(r) for r in self.plan() if self.done(r)]
 
-    def _start(self, pool, row: Row, data, max_batches, settings) -> Future:
-        """Train one row, in the pool if there is one, else here and now (an already finished future)."""
-        args = ({row.name: list(row.changes)}, self.root, row.epochs, (row.seed,), data)
-        kwargs = {"max_batches": max_batches, "progress": pool is None, **settings, **row.settings()}
-        if pool is not None:
-            return pool.submit(run_rows, *args, **kwargs)
-        future = Future()
-        future.set_result(run_rows(*args, **kwargs))
-        return future
+    def _startable(self, running: list[Row], slots: int) -> list[Row]:
+        """Up to `slots` missing rows, in plan order, that fit the budget beside the rows running."""
+        committed, rows = self.spent() + sum(r.cost() for r in running), []
+        for row in (r for r in self.todo() if r not in running):
+            if len(rows) == slots or committed + row.cost() > self.budget + 1e-9:
+                break
+            rows.append(row)
+            committed += row.cost()
+        return rows
+
+    def _train(self, row: Row, data, max_batches: int | None, progress: bool, settings: dict) -> list[Path]:
+        return run_rows({row.name: list(row.changes)}, self.root, row.epochs, (row.seed,), data,
+                        max_batches=max_batches, progress=progress, **settings, **row.settings())
+
+    def deliver(self, data=None, device: str = "auto") -> Path | None:
+        """The final row's seed-0 model, in the variant tune selected (raw or EMA weights), as a run folder of its
+        own (RESULTS/light_vgg_final): best.pt, its settings, history and split statistics, metrics and figures of
+        every split, and the paper's budget checked: parameters, and the CPU latency against part (c)'s plain
+        model, measured interleaved in this call (the flip-TTA variant's beside it). None until the final
+        comparison exists; a delivery of the same run and variant is kept."""
+        if self.final_comparison() is None:
+            return None
+        src, out = self.path(self.final_row()), self.results / DELIVERED
+        variant, _ = best_variant(src)
+        source = {"run": src.relative_to(self.results).as_posix(), "variant": variant}
+        if (_metrics(out) or {}).get("delivered_from") == source:
+            return out
+        ckpt = read_checkpoint(src / ("ema.pt" if variant == "EMA" else "best.pt"))
+        cfg, trained = TrainConfig.from_dict(ckpt["config"]), _metrics(src)
+        splits = load_splits(data or cfg.data, cfg.resolved_input_size(), cfg.tune_fraction, cfg.seed,
+                             classes=cfg.classes)
+        check_same_dataset(run_fingerprint(src), dataset_fingerprint(splits.layout, splits), f"the model in {src}")
+        out.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(ckpt, out / "best.pt")
+        for name in ("config.json", "history.json", "split_stats.json"):
+            shutil.copyfile(src / name, out / name)
+        model, _ = load_checkpoint(out / "best.pt", "cpu")
+        plain, _ = load_checkpoint(study_dirs(self.results)["plain"] / "best.pt", "cpu")
+        size = model.input_size
+        timed = {"plain": (plain, plain.input_size), "delivered": (model, size),
+                 "delivered + flip": (FlipTTA(model), size)}
+        ms = {k: v["median_ms"] for k, v in measure_latencies(timed, "cpu").items()}
+        n = trained["parameters"]["total"]
+        budget = {"parameters": n, "max_parameters": MAX_PARAMETERS, "latency_ratio": ms["delivered"] / ms["plain"],
+                  "flip_latency_ratio": ms["delivered + flip"] / ms["plain"], "max_latency_ratio": MAX_LATENCY,
+                  "plain_cpu_latency_ms": ms["plain"]}
+        budget |= {"input_size": size, "within": n <= MAX_PARAMETERS and budget["latency_ratio"] <= MAX_LATENCY}
+        extra = {k: trained[k] for k in ("model", "parameters", "best_epoch", "epochs_run", "wall_seconds", "device",
+                                         "amp", "interrupted", "max_batches", "dataset") if k in trained}
+        if variant == "EMA":
+            extra["best_epoch"] = trained["epochs_run"]  # the average at the end of training
+        extra |= {"data": str(splits.layout.root), "cpu_latency_ms": ms["delivered"], "delivered_from": source,
+                  "budget": budget}
+        dev = pick_device(device)
+        evaluate_splits(model.to(dev), dict(splits.items()), out, splits.classes, cfg.eval_batch_size,
+                        amp_dtype(dev, cfg.amp), cfg.max_batches, extra)
+        return out
+
+    def delivery_findings(self, fmt: str = "md") -> str:
+        return delivery_findings(_metrics(self.results / DELIVERED), f"{DELIVERED}/", fmt)
 
     def table(self) -> pd.DataFrame:
         """One line per finished run: schedule, cost, tune accuracy of each variant, the variant tune selects
