@@ -10,6 +10,7 @@ from test_findings import metrics
 
 from facial_expression.ablation import row_config
 from facial_expression.data import SkippedFilesWarning
+from facial_expression.errors import FERError
 from facial_expression.second_study import BUDGET, SWEEP_LRS, Row, Study, best_variant, variants
 
 CLASSES = ["angry", "happy", "sad"]
@@ -78,13 +79,13 @@ def test_two_winners_are_combined(tmp_path):
 def test_a_row_that_would_overrun_the_budget_is_not_started(tmp_path):
     study = Study(tmp_path, budget=1.0)
     assert study.run(data="/nowhere") == []  # plain_long alone costs 2 plain 30-epoch runs
-    assert study.findings() == (  # the rows known: 2 + 2 + 1/3 * 1.4 (the screening row is not there)
+    assert study.findings() == (  # the rows known: 2 + 2 + 2 * 10/30 * 1.4 (no screening row to reuse here)
         "No run of the second study exists for this data yet. `fer ablation --study long --budget 5` runs it; "
         "the rows known so far need 4.9 plain 30-epoch runs, more than the budget of 1.")
     write_run(study.root / "plain_long_seed0", 0.55)
     assert study.findings().startswith("The study has spent 2.0 of its 1 plain 30-epoch runs. Still to run: "
                                        "`smoothing_long_seed0`, `bn_lr0.001_seed0` and `bn_lr0.003_seed0`, about 2.9 ")
-    assert study.findings().endswith("beyond the budget; `fer ablation --study long --budget 5` finishes it from "
+    assert study.findings().endswith("beyond the budget; `fer ablation --study long --budget 5` covers them from "
                                      "where it stopped.")
     assert BUDGET == 10
 
@@ -127,13 +128,25 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
     m = json.loads((out / "metrics.json").read_text())
     assert out == tmp_path / "light_vgg_final" and (out / "best.pt").exists()
     assert (out / "figures" / "roc_tune.png").exists() and (out / "figures" / "history.png").exists()
-    assert m["delivered_from"] == {"run": f"ablation/long1/{final.folder}", "variant": variant}
+    assert {k: m["delivered_from"][k] for k in ("run", "variant")} == {"run": f"ablation/long1/{final.folder}",
+                                                                         "variant": variant}
     assert m["accuracy"] == pytest.approx(acc["validation"])  # the same weights, data and split as the row's
     b = m["budget"]
     assert b["parameters"] == m["parameters"]["total"] and b["flip_latency_ratio"] > b["latency_ratio"] > 0
-    assert b["within"] == (b["parameters"] <= 3_750_000 and b["latency_ratio"] <= 1.5)
+    assert b["parameters"] < 3_750_000 and b["input_size"] == 32 and b["within"] is (b["latency_ratio"] <= 1.5)
     written = (out / "metrics.json").stat().st_mtime_ns
     assert study.deliver(str(tiny_dataset)) == out and (out / "metrics.json").stat().st_mtime_ns == written  # kept
+    history = tmp_path / "light_vgg" / "history.json"
+    history.write_text(history.read_text() + "\n")  # part (c)'s model trained again: delivered again
+    (out / "cam").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)
+        assert study.deliver(str(tiny_dataset)) == out and not (out / "cam").exists()  # replaced whole
+        (tmp_path / "light_vgg" / "best.pt").unlink()
+        history.write_text(history.read_text() + "\n")
+        with pytest.raises(FERError, match="light_vgg/best.pt is missing"):
+            study.deliver(str(tiny_dataset))
+    assert (out / "best.pt").exists() and not (tmp_path / ".light_vgg_final.partial").exists()  # left as it was
     text = study.delivery_findings()
     assert text.startswith(f"The delivered model, `light_vgg_final/`, is `ablation/long1/{final.folder}` with its "
                            f"{variant} weights: {100 * m['accuracy']:.1f}% validation accuracy")

@@ -72,7 +72,8 @@ def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0
     """Train every row (name -> list of changes) for every seed into root/<name>_seed<seed>/, or into
     dirs["<name>_seed<seed>"] where given.
 
-    Rows with a metrics.json are skipped; a row whose last.pt exists resumes. Returns the run folders.
+    Rows with a metrics.json are skipped, unless it was interrupted; a row whose last.pt exists resumes. An
+    interrupted row (Ctrl-C) stops the call. Returns the finished run folders.
     """
     root, done, splits_by_seed = Path(root), [], {}
     for seed in seeds:
@@ -91,7 +92,8 @@ def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0
             if n > PARAM_BUDGET:
                 raise FERError(f"{name}: {n:,} parameters is over the {PARAM_BUDGET:,} budget")
             print(f"== {out.name}: {', '.join(changes) or 'plain'} ({epochs} epochs, seed {seed})", flush=True)
-            run_experiment(cfg, progress=progress, splits=splits_by_seed[seed])
+            if run_experiment(cfg, progress=progress, splits=splits_by_seed[seed]).history.interrupted:
+                return done  # Ctrl-C: stop here; the next call resumes this row
             done.append(out)
     return done
 
@@ -161,7 +163,10 @@ def screening_table(root: str | Path, baseline: str = "plain", reference: dict |
     plain row's) are left out."""
     rows, latency = [], row_latencies(root)
     dirs = sorted(Path(root).glob("*_seed0"), key=lambda d: (d.name != f"{baseline}_seed0", d.name))
-    for run_dir in same_data_runs(dirs, reference):
+    dirs = same_data_runs(dirs, reference)
+    if not all(d.name.removesuffix("_seed0") in latency for d in dirs):
+        latency = {}  # one call must have timed every row shown, or each run's own measurement is used
+    for run_dir in dirs:
         name = run_dir.name.removesuffix("_seed0")
         r = load_run(run_dir)
         rows.append({"row": name, "change": CHANGES[name][0] if name in CHANGES else name,

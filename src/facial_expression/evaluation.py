@@ -104,7 +104,8 @@ def is_smoke_run(metrics: dict) -> bool:
 
 
 def is_interrupted(metrics: dict) -> bool:
-    """Whether a run was stopped (Ctrl-C) before its last epoch: it resumes from last.pt; nothing counts it done."""
+    """Whether a run was stopped (Ctrl-C) before its last epoch: the ablation and the second study resume it from
+    last.pt instead of counting it done."""
     return bool(metrics.get("interrupted"))
 
 

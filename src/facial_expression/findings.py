@@ -681,23 +681,25 @@ def ablation_findings(screen_table, final_table, min_gain: float = MIN_GAIN, n_t
 
 
 def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: dict | None = None,
-                        f1_change: dict | None = None, fmt: str = "md", tol: float = REGION_TOL) -> str:
-    """How the improved model's maps (and photo-style pull) differ from the plain model's, and F1 per class."""
+                        f1_change: dict | None = None, fmt: str = "md", tol: float = REGION_TOL,
+                        model: str = "improved") -> str:
+    """How the maps (and photo-style pull) of `model` (its key in `shortcuts`: "improved", "delivered") differ
+    from the plain model's, and F1 per class."""
     f = _Fmt(fmt)
-    if not shortcuts or "plain" not in shortcuts or "improved" not in shortcuts:
-        return f"The maps of the improved model have not been measured yet ({f.code('P5_d')}, after the ablation)."
-    p, i = shortcuts["plain"], shortcuts["improved"]
+    if not shortcuts or "plain" not in shortcuts or model not in shortcuts:
+        return f"The maps of the {model} model have not been measured yet ({f.code('P5_d')}, after the ablation)."
+    p, i = shortcuts["plain"], shortcuts[model]
     parts = []
     for key in ("border", "eyes_band", "mouth_band"):
         if key in p and key in i:
             where = (f" (area share {f.pct(area[key], 0)})" if area and key in area else "")
             parts.append(f"{_REGION_NAMES[key]} holds {f.pct(p[key], 0)} of the plain model's Grad-CAM mass and "
-                         f"{f.pct(i[key], 0)} of the improved model's{where}")
+                         f"{f.pct(i[key], 0)} of the {model} model's{where}")
     out = ["Over the whole validation split, " + "; ".join(parts) + "." if parts else ""]
     b = _compare(i.get("border", 0), p.get("border", 0), tol)
     if "border" in p and "border" in i:
-        out.append({"less than": "The improved model puts clearly less of its map on the border.",
-                    "more than": "The improved model puts clearly more of its map on the border.",
+        out.append({"less than": f"The {model} model puts clearly less of its map on the border.",
+                    "more than": f"The {model} model puts clearly more of its map on the border.",
                     "about the same as": "On the border the two models hardly differ."}[b])
     if has_photo_marker(fp) and p.get("ffhq_other_predicted_happy_neutral") is not None \
             and i.get("ffhq_other_predicted_happy_neutral") is not None:
@@ -705,7 +707,7 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
         trend = {"more than": "grew", "less than": "shrank", "about the same as": "stayed about the same"}[
             _compare(c, a, STYLE_TOL)]
         out.append(f"FFHQ portraits of the other classes are predicted {f.code('happy')} or {f.code('neutral')} "
-                   f"{f.pct(a, 0)} of the time by the plain model and {f.pct(c, 0)} by the improved one: the pull "
+                   f"{f.pct(a, 0)} of the time by the plain model and {f.pct(c, 0)} by the {model} one: the pull "
                    f"of photo style {trend}.")
     if f1_change:
         top = sorted(f1_change.items(), key=lambda kv: -abs(kv[1]))[:3]
@@ -729,8 +731,9 @@ def second_study_findings(spent: float, budget: float, todo: list[str], left: fl
         return text
     text = f"The study has spent {spent:.1f} of its {budget:g} plain 30-epoch runs."
     if todo:
-        text += f" Still to run: {f.codes(todo)}, about {left:.1f} plain 30-epoch runs"
-        text += (f", beyond the budget; {command} finishes it" if over else f"; {command} finishes it")
+        text += (f" Still to run: {f.codes(todo)}, about {left:.1f} plain 30-epoch runs (the rows known so far; "
+                 "later rows follow from their results)")
+        text += (f", beyond the budget; {command} covers them" if over else f"; {command} continues")
         text += " from where it stopped."
     if final is not None:
         plain, improved = final.iloc[0], final.iloc[1]
@@ -753,12 +756,11 @@ def gpu_findings(bench: dict, fmt: str = "md") -> str:
     text = (f"On the {bench['device']} ({aug['precision']}), one LightVGG epoch, tune and validation evaluation "
             f"included, took {v2:.1f} s with the default per-image v2 augmentation and {batched:.1f} s with "
             f"{f.code('--augment-backend batched')}, one after the other in the same session "
-            f"({v2 / batched:.1f}{x}, epoch {len(aug['v2_epoch_s'])}): per-image augmentation bounds the speed there, "
-            f"and a 60-epoch row takes about {v2:.0f} minutes.")
+            f"({v2 / batched:.1f}{x}, epoch {len(aug['v2_epoch_s'])}): per-image augmentation bounds the speed there.")
     if rows := bench.get("second_study_workers", {}).get("epoch_s_per_row"):
         each = sum(rows.values()) / len(rows)
-        text += (f" With {f.code('--workers')}, {len(rows)} second-study rows trained side by side at about "
-                 f"{each:.0f} s an epoch each, {len(rows) * v2 / each:.1f}{x} the epochs per second of one run alone.")
+        text += (f" With {f.code('--workers')}, {len(rows)} second-study rows (each also evaluating its EMA every "
+                 f"epoch) trained side by side at about {each:.0f} s an epoch each.")
     return text
 
 

@@ -74,14 +74,10 @@ def second_study_markdown(results: str | Path) -> str:
     """Part (d)'s second study: its finished runs (accuracies in %), where it stands and the delivered model ("" before
     any run)."""
     study = Study(results)
-    table = study.table()
     if not study.spent():
         return ""
-    pct = [c for c in table.columns if c.startswith("tune, ")] + ["validation"]
-    table = table.drop(columns=["changes"]).assign(
-        **{c: table[c].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.1f}") for c in pct},
-        cost=table["cost"].map("{:.2f}".format), minutes=table["minutes"].map("{:.0f}".format),
-        lr=table["lr"].map("{:g}".format), row=table["row"].map("`{}`".format))
+    table = study.table_text()
+    table["row"] = table["row"].map("`{}`".format)
     return "\n\n".join([PART_D_SECOND, _markdown(table.set_index("row")), study.findings(), study.delivery_findings()])
 
 

@@ -212,15 +212,12 @@ def second_study_inputs(results: Path, gen: Path, figs: Path, fp: dict | None = 
     delivers (findings, figures and the change in its maps)."""
     study = Study(results)
     protocol = r"\begin{enumerate}" + "".join(rf"\item {tex_escape(rule)}" for rule in PROTOCOL) + r"\end{enumerate}"
-    table, written = study.table(), []
+    written = []
     ran = study.spent() > 0  # not only the screening row it reuses
     if ran:
-        pct = [c for c in table.columns if c.startswith("tune, ")] + ["validation"]
-        df = table.drop(columns=["changes"]).assign(**{c: table[c].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}")
-                                                     for c in pct})
+        df = study.table_text()
+        pct = [c for c in df.columns if c.startswith("tune, ")] + ["validation"]
         df["machine"], df["row"] = df["machine"].map(short_machine), df["row"].str.replace("_", " ")  # prose, not code
-        df["cost"], df["minutes"] = df["cost"].map("{:.2f}".format), df["minutes"].map("{:.0f}".format)
-        df["lr"] = df["lr"].map("{:g}".format)
         # short headers, so that the table fits the page at a readable size; the caption spells them out
         df = df.rename(columns={"epochs": "ep.", "minutes": "min.", "validation": "val.",
                                 **{c: c.removeprefix("tune, ").replace("raw + flip", "+flip").replace(" + ", " +")
@@ -238,8 +235,8 @@ def second_study_inputs(results: Path, gen: Path, figs: Path, fp: dict | None = 
     return [_raw("SecondProtocol", protocol), _flag("SecondRan", ran), _raw("SecondFindings", study.findings("tex")),
             _flag("DeliveredRan", (delivered / "metrics.json").exists()),
             _raw("DeliveredFindings", study.delivery_findings("tex")),
-            _raw("DeliveredMapFindings", findings.map_change_findings(shortcuts, fp, area, None, "tex")
-                 if shortcuts else "")], written
+            _raw("DeliveredMapFindings", findings.map_change_findings(
+                shortcuts, fp, area, None, "tex", model="delivered") if shortcuts else "")], written
 
 
 def _clear_outputs(gen: Path, figs: Path) -> None:
