@@ -40,7 +40,7 @@ def test_a_variant_is_chosen_on_tune_and_reports_its_validation(tmp_path):
 
 
 def test_the_plan_grows_as_rows_finish_and_confirms_the_winner_on_a_second_seed(tmp_path):
-    study = Study(tmp_path, long_epochs=60, sweep_epochs=10)
+    study = Study(tmp_path, long_epochs=60, sweep_epochs=10, budget=20)  # room for bn_long's seed 1
     assert [r.folder for r in study.plan()] == ["plain_long_seed0", "smoothing_long_seed0", "bn_lr0.001_seed0",
                                                 "bn_lr0.003_seed0"]
     # the screening's batch-norm row (10 epochs at the plain rate, seed 0) stands in for the first sweep point
@@ -66,14 +66,29 @@ def test_the_plan_grows_as_rows_finish_and_confirms_the_winner_on_a_second_seed(
     assert table["gain"].iloc[1] == pytest.approx(-0.03) and not table["target met"].iloc[1]
 
 
-def test_two_winners_are_combined(tmp_path):
-    study = Study(tmp_path, long_epochs=60, sweep_epochs=10)
+def test_an_interrupted_run_is_not_done(tmp_path):
+    study = Study(tmp_path)
+    write_run(study.root / "plain_long_seed0", 0.55)
+    assert study.done(Row("plain_long"))
+    path = study.root / "plain_long_seed0" / "metrics.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"interrupted": True}))  # Ctrl-C: it resumes
+    assert not study.done(Row("plain_long")) and study.todo()[0].folder == "plain_long_seed0"
+
+
+def test_two_winners_are_combined_where_the_budget_can_confirm_it(tmp_path):
+    study = Study(tmp_path, long_epochs=60, sweep_epochs=10, budget=100)
     for lr in SWEEP_LRS:
         write_run(study.root / f"bn_lr{lr:g}_seed0", 0.4 + lr, changes=["batch_norm"], epochs=10, lr=lr)
     write_run(study.root / "plain_long_seed0", 0.50)
     write_run(study.root / "smoothing_long_seed0", 0.53)
     write_run(study.root / "bn_long_seed0", 0.56)
     assert study.final_row() == Row("combined_long", ("label_smoothing", "batch_norm"), 60, 3e-3)
+    # spent: 2 + 2 + 2 * 10/30 * 1.4 + 2.8 = 7.73. The combination's two seeds (5.6) and bn_long's seed 1 (2.8)
+    # overrun a budget of 10; smoothing_long's seed 1 (2) fits: the best candidate the budget can confirm
+    study.budget = 10
+    assert study.final_row() == Row("smoothing_long", ("label_smoothing",), 60)
+    study.budget = 9  # none fits: the first candidate, which the budget then refuses
+    assert study.final_row().name == "combined_long"
 
 
 def test_a_row_that_would_overrun_the_budget_is_not_started(tmp_path):
