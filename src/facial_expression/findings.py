@@ -772,9 +772,9 @@ def delivery_findings(m: dict | None, folder: str, fmt: str = "md") -> str:
         return (f"No model is delivered yet: {f.code(folder)} is written once the second study's final comparison "
                 "exists.")
     b, src = m["budget"], m["delivered_from"]
-    side, x = b["input_size"], f.times()
+    side, x, run = b["input_size"], f.times(), src["run"].rsplit("/", 1)[-1]
     within = lambda ok: "within" if ok else "above"  # noqa: E731
-    return (f"The delivered model, {f.code(folder)}, is {f.code(src['run'])} with its {src['variant']} weights: "
+    return (f"The delivered model, {f.code(folder)}, is the run {f.code(run)} with its {src['variant']} weights: "
             f"{f.pct(m['accuracy'])} validation accuracy, {b['parameters'] / 1e6:.2f}M parameters at "
             f"{f.size(f'{side}x{side}')} ({within(b['parameters'] <= b['max_parameters'])} the "
             f"paper's {b['max_parameters'] / 1e6:g}M) and a CPU latency of {b['latency_ratio']:.2f}{x} the plain "
