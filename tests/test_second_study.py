@@ -163,6 +163,6 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
             study.deliver(str(tiny_dataset))
     assert (out / "best.pt").exists() and not (tmp_path / ".light_vgg_final.partial").exists()  # left as it was
     text = study.delivery_findings()
-    assert text.startswith(f"The delivered model, `light_vgg_final/`, is the run `{final.folder}` with its "
-                           f"{variant} weights: {100 * m['accuracy']:.1f}% validation accuracy")
+    assert text.startswith(f"The delivered model comes from the run `{final.folder}`, with its {variant} weights, "
+                           f"and is saved in `light_vgg_final/`. It reaches {100 * m['accuracy']:.1f}% validation")
 

@@ -738,7 +738,8 @@ def second_study_findings(spent: float, budget: float, todo: list[str], left: fl
     if final is not None:
         plain, improved = final.iloc[0], final.iloc[1]
         gain = improved["gain"]
-        text += (f" The improved model, {f.t(final.index[1])}, reaches {f.pct(improved['validation, mean'])} "
+        row, _, variant = final.index[1].partition(" ")  # "smoothing_long (EMA)"
+        text += (f" The improved model, {f.code(row)} {f.t(variant)}, reaches {f.pct(improved['validation, mean'])} "
                  f"(± {f.pt(improved['validation, std'])}) validation accuracy against the plain model's "
                  f"{f.pct(plain['validation, mean'])} (± {f.pt(plain['validation, std'])}), mean ± std over seeds 0 "
                  f"and 1: {f.pts(gain)} points, so the target of {f.pt(target, 0)} points is "
@@ -774,8 +775,9 @@ def delivery_findings(m: dict | None, folder: str, fmt: str = "md") -> str:
     b, src = m["budget"], m["delivered_from"]
     side, x, run = b["input_size"], f.times(), src["run"].rsplit("/", 1)[-1]
     within = lambda ok: "within" if ok else "above"  # noqa: E731
-    return (f"The delivered model, {f.code(folder)}, is the run {f.code(run)} with its {src['variant']} weights: "
-            f"{f.pct(m['accuracy'])} validation accuracy, {b['parameters'] / 1e6:.2f}M parameters at "
+    return (f"The delivered model comes from the run {f.code(run)}, with its {src['variant']} weights, and is saved "
+            f"in {f.code(folder)}. It reaches "
+            f"{f.pct(m['accuracy'])} validation accuracy, with {b['parameters'] / 1e6:.2f}M parameters at "
             f"{f.size(f'{side}x{side}')} ({within(b['parameters'] <= b['max_parameters'])} the "
             f"paper's {b['max_parameters'] / 1e6:g}M) and a CPU latency of {b['latency_ratio']:.2f}{x} the plain "
             f"model's, measured in the same run ({within(b['latency_ratio'] <= b['max_latency_ratio'])} the "

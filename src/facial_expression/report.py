@@ -222,7 +222,7 @@ def second_study_inputs(results: Path, gen: Path, figs: Path, fp: dict | None = 
         df = df.rename(columns={"epochs": "ep.", "minutes": "min.", "validation": "val.",
                                 **{c: c.removeprefix("tune, ").replace("raw + flip", "+flip").replace(" + ", " +")
                                    for c in pct[:-1]}})
-        align = {"row": "l", "selected": "l", "machine": "p{4.6em}"}  # a long machine name wraps
+        align = {"row": "l", "selected": "l", "machine": "p{3.5em}"}  # a long machine name wraps
         _table(df, gen / "second_study.tex", "".join(align.get(c, "r") for c in df.columns), index=False)
         written.append(gen / "second_study.tex")
     delivered = results / DELIVERED

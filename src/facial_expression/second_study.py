@@ -79,8 +79,8 @@ PROTOCOL = (
     f"a CPU latency at most {MAX_LATENCY:g}× the plain model's, measured in the same run. Flip test-time "
     "augmentation runs the network twice per face, so its variants are measured and shown but never selected.",
     "The final row is the best candidate on tune that the budget left can confirm on a second seed: the "
-    f"combination of the rows that beat plain_long by more than {100 * MIN_GAIN:g} point on tune (two new seeds), "
-    "else each such row in order of tune accuracy, else plain_long.",
+    f"combination of the rows that beat the plain 60-epoch row by more than {100 * MIN_GAIN:g} point on tune (two "
+    "new seeds), else each such row in order of tune accuracy, else the plain 60-epoch row.",
     "The final comparison is mean ± std over seeds 0 and 1 against the plain LightVGG of part (c); "
     f"the target is a gain of at least {100 * TARGET:.0f} points of validation accuracy.",
     f"Budget: at most {BUDGET:g} plain 30-epoch runs, a batch-norm step counted as "
