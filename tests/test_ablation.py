@@ -58,6 +58,9 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
                                              3, smoke=True)
     assert latency["plain"] == latency["label_smoothing"] == latency["improved"] and latency["bn"] > 0
     assert ablation.screening_table(study)["CPU ms"].tolist() == [latency["plain"]] * 2
+    saved = (study / ablation.LATENCY_FILE).stat().st_mtime_ns
+    assert ablation.measure_row_latencies(study, rows, 3, smoke=True) == {n: latency[n] for n in rows}
+    assert (study / ablation.LATENCY_FILE).stat().st_mtime_ns == saved  # a measurement covering the rows is kept
     gain = table.loc["label_smoothing", "tune Δ"]
     assert ablation.helpful_changes(table, min_gain=gain - 0.5) == ["label_smoothing"]
     assert ablation.helpful_changes(table, min_gain=gain) == []  # strictly more than min_gain
