@@ -6,15 +6,23 @@ labels of a copy are meaningless for `contempt`, which the sample lacks); elsewh
 synthetic, with a class-dependent colour so that a model can learn something.
 
     python tests/course_fixture.py /tmp/affectnet-course [--per-class 24]
+
+`CourseRun` executes the four notebooks in smoke mode on such a set, in a process of its own, so that the
+test suite can go on beside it (conftest.py starts it when collection ends).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+import torchvision
 from PIL import Image
 
 CLASSES = ("angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -53,6 +61,43 @@ def make_course_dataset(root: str | Path, per_class: int = 24, val_per_class: in
                 ext = "png" if i % 2 else "jpg"
                 im.save(out / f"{split}_{name}_{i:04d}.{ext}")
     return root
+
+
+# P5_d runs before P5_c: as in a fresh runtime that opens only P5_d, it trains P5_c's model itself, and P5_c,
+# each notebook in its own kernel, then finds that run finished. One pass covers both paths.
+ORDER = ("P5_a_preprocessing", "P5_b_transfer_vgg16", "P5_d_cam", "P5_c_light_vgg")
+
+
+class CourseRun:
+    """`fer notebooks --smoke` on a course-shaped set under `root`, started at once in its own process (with its
+    own decoded-image cache), with a local VGG16 file of random weights, named so: the path works offline, the
+    numbers mean nothing. `result()` waits for it."""
+
+    def __init__(self, root: Path, env: dict | None = None):
+        self.root = Path(root)
+        self.data = make_course_dataset(self.root / "affectnet", per_class=24, val_per_class=6)
+        weights = self.root / "vgg16-RANDOM-not-imagenet.pth"
+        torch.save(torchvision.models.vgg16(weights=None).state_dict(), weights)
+        self.out, self.log = self.root / "smoke", self.root / "notebooks.log"
+        cmd = [sys.executable, "-m", "facial_expression", "notebooks", "--smoke", "--only", *ORDER,
+               "--output-dir", str(self.out), "-p", "data", str(self.data), "-p", "vgg16_weights", str(weights)]
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**(env or os.environ), "FER_CACHE": str(self.root / "cache")})
+
+    def result(self) -> tuple[Path, dict[str, Path]]:
+        """The results folder and the executed notebooks (name -> path); AssertionError with the log's end if
+        the run failed."""
+        if self.process.wait() != 0:
+            raise AssertionError(f"the course run failed; the end of {self.log}:\n" +
+                                 "\n".join(self.log.read_text().splitlines()[-30:]))
+        return self.out / "results", {name: self.out / f"{name}.ipynb" for name in ORDER}
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,10 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     saved = (study / ablation.LATENCY_FILE).stat().st_mtime_ns
     assert ablation.measure_row_latencies(study, rows, 3, smoke=True) == {n: latency[n] for n in rows}
     assert (study / ablation.LATENCY_FILE).stat().st_mtime_ns == saved  # a measurement covering the rows is kept
+    # another `improved` (a rerun screening chose other changes) is another architecture: all measured again
+    again = ablation.measure_row_latencies(study, {**rows, "improved": ["batch_norm"]}, 3, smoke=True)
+    assert (study / ablation.LATENCY_FILE).stat().st_mtime_ns != saved
+    assert ablation.row_latencies(study) == again and again["plain"] == again["label_smoothing"] != again["improved"]
     gain = table.loc["label_smoothing", "tune Δ"]
     assert ablation.helpful_changes(table, min_gain=gain - 0.5) == ["label_smoothing"]
     assert ablation.helpful_changes(table, min_gain=gain) == []  # strictly more than min_gain

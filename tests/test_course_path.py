@@ -1,6 +1,7 @@
 """The student's path end to end, on a dataset shaped like the course's (8 classes with `contempt`, 96 and
 224 px crops in JPEG and PNG, some grayscale): CLI, the four notebooks, a fresh runtime that opens only P5_d,
-and nothing of the development sample's results read anywhere."""
+and nothing of the development sample's results read anywhere. The course run and the course-shaped set are
+conftest.py's fixtures: the notebooks run in their own process beside the rest of the suite."""
 
 import json
 import shutil
@@ -8,45 +9,16 @@ import zipfile
 
 import nbformat
 import pytest
-import torch
-import torchvision
 
-from course_fixture import CLASSES, make_course_dataset
+from course_fixture import CLASSES
 from facial_expression.cli import main
 from facial_expression.config import PROJ_ROOT, SAMPLE_RESULTS_DIR
-from facial_expression.notebooks import NOTEBOOKS, run_notebooks
+from facial_expression.notebooks import NOTEBOOKS
 from facial_expression.report import build_pdf, write_report_inputs
 from facial_expression.submission import build_submission, pdf_text, rerun_from_zip
 
 needs_tex = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
                                reason="latexmk/pdftotext not installed (.ci/run installs them)")
-
-
-@pytest.fixture(scope="session")
-def course_data(tmp_path_factory):
-    return make_course_dataset(tmp_path_factory.mktemp("course") / "affectnet", per_class=24, val_per_class=6)
-
-
-@pytest.fixture(scope="session")
-def random_vgg16(tmp_path_factory):
-    """A local VGG16 weights file with random weights, named so: the path works offline, the numbers mean nothing."""
-    path = tmp_path_factory.mktemp("weights") / "vgg16-RANDOM-not-imagenet.pth"
-    torch.save(torchvision.models.vgg16(weights=None).state_dict(), path)
-    return path
-
-
-# P5_d runs before P5_c: as in a fresh runtime that opens only P5_d, it trains P5_c's model itself, and P5_c,
-# each notebook in its own kernel, then finds that run finished. One pass covers both paths.
-ORDER = ("P5_a_preprocessing", "P5_b_transfer_vgg16", "P5_d_cam", "P5_c_light_vgg")
-
-
-@pytest.fixture(scope="session")
-def course_run(course_data, random_vgg16, tmp_path_factory):
-    """The four notebooks in smoke mode on the course-shaped set, once for every test that reads them."""
-    out = tmp_path_factory.mktemp("course-smoke")
-    written = run_notebooks(ORDER, {"data": str(course_data), "vgg16_weights": str(random_vgg16)},
-                            smoke=True, output_dir=out)
-    return out / "results", {p.stem: p for p in written}
 
 
 def _text(path) -> str:
@@ -60,20 +32,16 @@ def _text(path) -> str:
                      for c in code for o in c.outputs)
 
 
-def test_cli_path_on_course_shaped_data(course_data, random_vgg16, tmp_path, capsys):
+def test_cli_path_on_course_shaped_data(course_data, tmp_path, capsys):
     assert main(["stats", str(course_data)]) == 0
     assert "contempt" in capsys.readouterr().out
-    light, vgg = tmp_path / "light", tmp_path / "vgg"
+    light = tmp_path / "light"  # VGG16 on this set: P5_b in the course fixture (its CLI options: test_cli.py)
     assert main(["train", "--data", str(course_data), "--epochs", "1", "--max-batches", "2", "--batch-size", "16",
                  "--out", str(light)]) == 0
-    assert main(["train", "--model", "vgg16", "--weights", str(random_vgg16), "--input-size", "32",
-                 "--data", str(course_data), "--epochs", "1", "--max-batches", "2", "--batch-size", "16",
-                 "--out", str(vgg)]) == 0
-    for run in (light, vgg):
-        m = json.loads((run / "metrics.json").read_text())
-        assert m["classes"] == list(CLASSES) and len(m["confusion_matrix"]) == 8
-        assert m["dataset"]["classes"] == list(CLASSES) and m["dataset"]["root"] == str(course_data)
-        assert set(m["splits"]) == {"train", "tune", "validation"}
+    m = json.loads((light / "metrics.json").read_text())
+    assert m["classes"] == list(CLASSES) and len(m["confusion_matrix"]) == 8
+    assert m["dataset"]["classes"] == list(CLASSES) and m["dataset"]["root"] == str(course_data)
+    assert set(m["splits"]) == {"train", "tune", "validation"}
     assert main(["evaluate", "--checkpoint", str(light / "best.pt"), "--data", str(course_data),
                  "--out", str(tmp_path / "eval")]) == 0
     assert main(["cam", "--checkpoint", str(light / "best.pt"), "--data", str(course_data), "--out",
@@ -147,7 +115,7 @@ def test_report_and_submission_from_the_course_run(course_run, course_data, tmp_
 
 
 def test_a_fresh_runtime_that_opens_only_p5_d_trains_p5_c_first(course_run):
-    results, written = course_run  # P5_d ran before P5_c (ORDER)
+    results, written = course_run  # P5_d ran before P5_c (course_fixture.ORDER)
     assert "training it now" in _text(written["P5_d_cam"])
     assert (results / "light_vgg" / "cam" / "cam_correct.png").exists()
     assert "light_vgg/last.pt after epoch 1\n" in _text(written["P5_c_light_vgg"])  # smoke: 1 epoch, none left

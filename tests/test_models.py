@@ -2,9 +2,11 @@ import pytest
 import torch
 from torch import nn
 
+from facial_expression.config import TrainConfig
 from facial_expression.errors import WeightsUnavailableError
 from facial_expression.models import (LightVGG, build_model, count_parameters, light_vgg_param_count, summary)
 from facial_expression.models import vgg16 as vgg16_module
+from facial_expression.training import make_optimizer
 
 
 def test_plain_light_vgg_matches_the_paper_exactly():
@@ -83,7 +85,7 @@ def _overfit(model, size, steps, lr):
     for m in model.modules():
         if isinstance(m, nn.Dropout):
             m.p = 0.0
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    opt = make_optimizer(model, TrainConfig(lr=lr, head_lr_mult=1.0))  # the package's Adam, one learning rate
     loss_fn = nn.CrossEntropyLoss()
     for _ in range(steps):
         model.train()

@@ -104,24 +104,35 @@ def measure_row_latencies(root: str | Path, rows: dict[str, list[str]], n_classe
     interleaved, on random weights (speed does not depend on them); rows of one architecture share one
     measurement. Saved as root/latency.json, from which the tables take their ratios: each run's own
     measurement, taken at the end of its training, compares runs timed at different moments. A saved
-    measurement that covers every row is kept, so that rerunning a notebook on another machine leaves the
-    committed ratios as they were; delete latency.json to measure again."""
-    saved = row_latencies(root)
-    if set(rows) <= set(saved):
-        return {name: saved[name] for name in rows}
-    arch = {name: tuple(sorted(model_options(row_config(changes)).items())) for name, changes in rows.items()}
-    models = {a: build_model("light-vgg", n_classes, **dict(a)).eval() for a in set(arch.values())}
+    measurement is kept while it covers every row with the architecture it timed, so that rerunning a
+    notebook on another machine leaves the committed ratios as they were; a row whose architecture
+    changed (a new `improved`) has everything measured again. Delete latency.json to measure again."""
+    arch = {name: architecture(row_config(changes), n_classes) for name, changes in rows.items()}
+    saved = _load_latency(root)
+    if all(saved.get(name, {}).get("architecture") == a for name, a in arch.items()):
+        return {name: saved[name]["ms"] for name in rows}
+    options = {a: model_options(row_config(rows[name])) for name, a in arch.items()}
+    models = {a: build_model("light-vgg", n_classes, **o).eval() for a, o in options.items()}
     ms = measure_latencies({a: (m, m.input_size) for a, m in models.items()}, "cpu",
                            *LATENCY_REPEATS["smoke" if smoke else "run"])
-    latency = {name: ms[a]["median_ms"] for name, a in arch.items()}
-    save_json(latency, Path(root) / LATENCY_FILE)
-    return latency
+    save_json({name: {"ms": ms[a]["median_ms"], "architecture": a} for name, a in arch.items()},
+              Path(root) / LATENCY_FILE)
+    return {name: ms[a]["median_ms"] for name, a in arch.items()}
+
+
+def architecture(cfg: TrainConfig, n_classes: int) -> str:
+    """The model a config builds, as one line ("batch_norm=False, ..., classes=7"): what latency depends on."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(model_options(cfg).items())) + f", classes={n_classes}"
+
+
+def _load_latency(root: str | Path) -> dict[str, dict]:
+    path = Path(root) / LATENCY_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def row_latencies(root: str | Path) -> dict[str, float]:
-    """What `measure_row_latencies` saved under root ({} before it ran)."""
-    path = Path(root) / LATENCY_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    """Each row's CPU ms that `measure_row_latencies` saved under root ({} before it ran)."""
+    return {name: row["ms"] for name, row in _load_latency(root).items()}
 
 
 def load_run(run_dir: str | Path) -> dict:

@@ -109,8 +109,9 @@ def is_interrupted(metrics: dict) -> bool:
     return bool(metrics.get("interrupted"))
 
 
-def is_finished_run(metrics: dict) -> bool:
-    """Whether a metrics.json is a real result: a training run (not a checkpoint's evaluation) and no smoke run."""
+def is_training_result(metrics: dict) -> bool:
+    """Whether a metrics.json is a real result: a training run (not a checkpoint's evaluation) and no smoke run.
+    A run stopped early is one too (its best epoch so far is evaluated): `is_interrupted` tells it apart."""
     return "epochs_run" in metrics and not is_smoke_run(metrics)
 
 

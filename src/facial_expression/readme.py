@@ -12,7 +12,7 @@ import pandas as pd
 from .ablation import CHANGES, final_summary, screening_summary, study_dirs
 from .config import PROJ_ROOT, RESULTS_DIR
 from .errors import FERError
-from .evaluation import is_finished_run
+from .evaluation import is_interrupted, is_training_result
 from .findings import gpu_findings
 from .second_study import Study
 
@@ -48,9 +48,10 @@ def results_markdown(results_dir: str | Path = RESULTS_DIR) -> str:
              "parameters | wall time | device |", "|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(Path(results_dir).glob("*/metrics.json")):
         m = json.loads(path.read_text())
-        if not is_finished_run(m):
+        if not is_training_result(m):
             continue  # evaluations and smoke runs are not results
-        lines.append(f"| `{path.parent.name}` | {m['model']} | {m['epochs_run']} ({m['best_epoch']}) | "
+        epochs = f"{m['epochs_run']} ({m['best_epoch']}){', interrupted' if is_interrupted(m) else ''}"
+        lines.append(f"| `{path.parent.name}` | {m['model']} | {epochs} | "
                      f"{m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['macro_auc']:.4f} | "
                      f"{m['parameters']['total']:,} | {m['wall_seconds'] / 60:.1f} min | {m['device']} |")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .config import PROJ_ROOT, RESULTS_DIR
 from .errors import FERError
-from .evaluation import is_finished_run
+from .evaluation import is_training_result
 
 PLACEHOLDERS = {"FIRSTNAME", "LASTNAME", "STUDENTID"}
 MAX_FILE_MB = 20.0  # larger files (checkpoints, caches) stay out of the zip
@@ -82,7 +82,7 @@ def report_number_problems(pages: list[str], results: Path) -> list[str]:
     problems = []
     for path in sorted(Path(results).glob("*/metrics.json")):
         m = json.loads(path.read_text())
-        if not is_finished_run(m):
+        if not is_training_result(m):
             continue
         shown = f"{100 * m['accuracy']:.1f}"  # the report states each run's accuracy in % with one decimal
         if not re.search(rf"(accuracy (of )?|reaches ){re.escape(shown)} ?%", text):
