@@ -63,6 +63,13 @@ def make_course_dataset(root: str | Path, per_class: int = 24, val_per_class: in
     return root
 
 
+def random_vgg16(folder: Path) -> Path:
+    """A local VGG16 weights file with random weights, named so: the path works offline, the numbers mean nothing."""
+    path = Path(folder) / "vgg16-RANDOM-not-imagenet.pth"
+    torch.save(torchvision.models.vgg16(weights=None).state_dict(), path)
+    return path
+
+
 # P5_d runs before P5_c: as in a fresh runtime that opens only P5_d, it trains P5_c's model itself, and P5_c,
 # each notebook in its own kernel, then finds that run finished. One pass covers both paths.
 ORDER = ("P5_a_preprocessing", "P5_b_transfer_vgg16", "P5_d_cam", "P5_c_light_vgg")
@@ -70,14 +77,13 @@ ORDER = ("P5_a_preprocessing", "P5_b_transfer_vgg16", "P5_d_cam", "P5_c_light_vg
 
 class CourseRun:
     """`fer notebooks --smoke` on a course-shaped set under `root`, started at once in its own process (with its
-    own decoded-image cache), with a local VGG16 file of random weights, named so: the path works offline, the
-    numbers mean nothing. `result()` waits for it."""
+    own decoded-image cache), with a local VGG16 file of random weights (`random_vgg16`). `result()` waits for
+    it."""
 
     def __init__(self, root: Path, env: dict | None = None):
         self.root = Path(root)
         self.data = make_course_dataset(self.root / "affectnet", per_class=24, val_per_class=6)
-        weights = self.root / "vgg16-RANDOM-not-imagenet.pth"
-        torch.save(torchvision.models.vgg16(weights=None).state_dict(), weights)
+        self.weights = weights = random_vgg16(self.root)
         self.out, self.log = self.root / "smoke", self.root / "notebooks.log"
         cmd = [sys.executable, "-m", "facial_expression", "notebooks", "--smoke", "--only", *ORDER,
                "--output-dir", str(self.out), "-p", "data", str(self.data), "-p", "vgg16_weights", str(weights)]
@@ -94,9 +100,17 @@ class CourseRun:
         return self.out / "results", {name: self.out / f"{name}.ipynb" for name in ORDER}
 
     def close(self) -> None:
+        """Stop the run if it is still going (the session ended early) and delete its folder, unless it failed:
+        then its log and notebooks stay for reading."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            self.process.terminate()  # papermill shuts its kernel down
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        elif self.process.returncode != 0:
+            return
         shutil.rmtree(self.root, ignore_errors=True)
 
 

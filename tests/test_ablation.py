@@ -65,6 +65,9 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     again = ablation.measure_row_latencies(study, {**rows, "improved": ["batch_norm"]}, 3, smoke=True)
     assert (study / ablation.LATENCY_FILE).stat().st_mtime_ns != saved
     assert ablation.row_latencies(study) == again and again["plain"] == again["label_smoothing"] != again["improved"]
+    (study / ablation.LATENCY_FILE).write_text(json.dumps({n: 5.0 for n in again}))  # an older commit's format
+    assert ablation.row_latencies(study) == {n: 5.0 for n in again}
+    assert ablation.measure_row_latencies(study, rows, 3, smoke=True)["plain"] != 5.0  # no architecture: measured
     gain = table.loc["label_smoothing", "tune Δ"]
     assert ablation.helpful_changes(table, min_gain=gain - 0.5) == ["label_smoothing"]
     assert ablation.helpful_changes(table, min_gain=gain) == []  # strictly more than min_gain

@@ -1,3 +1,4 @@
+import copy
 import json
 from pathlib import Path
 
@@ -5,7 +6,8 @@ import pytest
 import torch
 
 from facial_expression import training
-from facial_expression.checkpoint import VERSION, load_checkpoint, read_checkpoint, resume_problem, upgrade
+from facial_expression.checkpoint import (VERSION, TrainingState, load_checkpoint, read_checkpoint, resume_problem,
+                                         upgrade)
 from facial_expression.config import SAMPLE_RESULTS_DIR, TrainConfig
 from facial_expression.data.fingerprint import dataset_fingerprint
 from facial_expression.errors import FERError
@@ -85,6 +87,29 @@ def test_resume_continues_from_the_next_epoch_with_the_same_weights(tiny_dataset
     ema_resumed, _ = load_checkpoint(tmp_path / "resumed" / "ema.pt")
     for (n, a), b in zip(ema_straight.state_dict().items(), ema_resumed.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), n
+
+
+def test_a_resumed_optimizer_keeps_this_machines_adam_kernel():
+    """last.pt of the per-tensor loop (torch's CPU default, or an older commit) resumes with the fused kernel
+    that make_optimizer chose here, its step count where that kernel keeps it; the next step is the loop's."""
+    torch.manual_seed(0)
+    model, x = torch.nn.Linear(4, 3), torch.randn(8, 4)
+    saved_opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(2):
+        saved_opt.zero_grad()
+        model(x).square().mean().backward()
+        saved_opt.step()
+    saved = copy.deepcopy({"state_dict": model.state_dict(), "optimizer": saved_opt.state_dict(),
+                           "history": training.History().__dict__, "epoch": 1})  # as read from last.pt
+    twin = torch.nn.Linear(4, 3)
+    state = TrainingState(twin, training.make_optimizer(twin, TrainConfig(lr=0.1)), history=training.History())
+    state.restore(saved)
+    assert state.optimizer.param_groups[0]["fused"] is training._fused_adam(twin)
+    for opt, m in ((saved_opt, model), (state.optimizer, twin)):
+        opt.zero_grad()
+        m(x).square().mean().backward()
+        opt.step()
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(model.parameters(), twin.parameters()))
 
 
 def test_a_zero_based_version_1_checkpoint_still_loads_and_resumes(tiny_dataset, tmp_path, monkeypatch):

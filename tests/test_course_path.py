@@ -9,6 +9,7 @@ import zipfile
 
 import nbformat
 import pytest
+import torch
 
 from course_fixture import CLASSES
 from facial_expression.cli import main
@@ -32,16 +33,20 @@ def _text(path) -> str:
                      for c in code for o in c.outputs)
 
 
-def test_cli_path_on_course_shaped_data(course_data, tmp_path, capsys):
+def test_cli_path_on_course_shaped_data(course_data, course_vgg16, tmp_path, capsys):
     assert main(["stats", str(course_data)]) == 0
     assert "contempt" in capsys.readouterr().out
-    light = tmp_path / "light"  # VGG16 on this set: P5_b in the course fixture (its CLI options: test_cli.py)
+    light, vgg = tmp_path / "light", tmp_path / "vgg"
     assert main(["train", "--data", str(course_data), "--epochs", "1", "--max-batches", "2", "--batch-size", "16",
                  "--out", str(light)]) == 0
-    m = json.loads((light / "metrics.json").read_text())
-    assert m["classes"] == list(CLASSES) and len(m["confusion_matrix"]) == 8
-    assert m["dataset"]["classes"] == list(CLASSES) and m["dataset"]["root"] == str(course_data)
-    assert set(m["splits"]) == {"train", "tune", "validation"}
+    assert main(["train", "--model", "vgg16", "--weights", str(course_vgg16), "--input-size", "32",
+                 "--data", str(course_data), "--epochs", "1", "--max-batches", "2", "--batch-size", "16",
+                 "--out", str(vgg)]) == 0
+    for run in (light, vgg):
+        m = json.loads((run / "metrics.json").read_text())
+        assert m["classes"] == list(CLASSES) and len(m["confusion_matrix"]) == 8
+        assert m["dataset"]["classes"] == list(CLASSES) and m["dataset"]["root"] == str(course_data)
+        assert set(m["splits"]) == {"train", "tune", "validation"}
     assert main(["evaluate", "--checkpoint", str(light / "best.pt"), "--data", str(course_data),
                  "--out", str(tmp_path / "eval")]) == 0
     assert main(["cam", "--checkpoint", str(light / "best.pt"), "--data", str(course_data), "--out",
@@ -66,10 +71,16 @@ def test_notebooks_on_course_shaped_data_never_read_the_sample(course_run, cours
     assert str(SAMPLE_RESULTS_DIR) not in everything and "affectnet7" not in everything
 
 
-def test_notebooks_give_the_same_numbers_as_the_cli(course_run, course_data, tmp_path):
+def test_notebooks_give_the_same_numbers_as_the_cli(course_run, course_run_threads, course_data, tmp_path,
+                                                   monkeypatch):
     results, _ = course_run
-    assert main(["train", "--data", str(course_data), "--epochs", "1", "--max-batches", "2", "--batch-size", "16",
-                 "--out", str(tmp_path / "cli")]) == 0  # the notebooks' smoke settings
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("FER_THREADS", str(course_run_threads))  # as many as the notebooks had: the same sums
+    try:
+        assert main(["train", "--data", str(course_data), "--epochs", "1", "--max-batches", "2", "--batch-size",
+                     "16", "--out", str(tmp_path / "cli")]) == 0  # the notebooks' smoke settings
+    finally:
+        torch.set_num_threads(threads)
     nb_hist = json.loads((results / "light_vgg" / "history.json").read_text())["epochs"]
     cli_hist = json.loads((tmp_path / "cli" / "history.json").read_text())["epochs"]
     for key in ("train_loss", "tune_loss", "validation_loss", "validation_accuracy"):

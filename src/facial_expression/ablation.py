@@ -126,8 +126,11 @@ def architecture(cfg: TrainConfig, n_classes: int) -> str:
 
 
 def _load_latency(root: str | Path) -> dict[str, dict]:
+    """latency.json as {row: {"ms", "architecture"}}; a file of an older commit ({row: ms}) has no architecture,
+    so that `measure_row_latencies` measures it again."""
     path = Path(root) / LATENCY_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    return {name: row if isinstance(row, dict) else {"ms": row, "architecture": None} for name, row in saved.items()}
 
 
 def row_latencies(root: str | Path) -> dict[str, float]:

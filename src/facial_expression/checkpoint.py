@@ -111,7 +111,14 @@ class TrainingState:
     def restore(self, saved: dict) -> None:
         """Load a last.pt (as `read_checkpoint` returns it) into this state, in place."""
         self.model.load_state_dict(saved["state_dict"])
+        kernels = [{k: g[k] for k in ("fused", "foreach") if k in g} for g in self.optimizer.param_groups]
         self.optimizer.load_state_dict(saved["optimizer"])
+        for group, chosen in zip(self.optimizer.param_groups, kernels):
+            group.update(chosen)  # this machine's kernel (training.make_optimizer), not the saving machine's
+            for p in group["params"] if group.get("fused") else []:
+                state = self.optimizer.state.get(p, {})
+                if "step" in state:  # the fused kernel keeps its step count as a float32 beside the parameter
+                    state["step"] = state["step"].to(p.device, torch.float32)
         if self.scheduler is not None and saved.get("scheduler"):
             self.scheduler.load_state_dict(saved["scheduler"])
         if self.scaler is not None and saved.get("scaler"):

@@ -135,6 +135,11 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     if best.exists():
         model, _ = load_checkpoint(best, device)
         model = model.to(memory_format=torch.channels_last)
+    saved = saved_evaluation(out_dir, history, cfg, dataset, splits.classes) if resume else None
+    if saved is not None:
+        print(f"{out_dir} was evaluated when it finished: its saved predictions are used "
+              "(delete its metrics.json to evaluate it again)")
+        return ExperimentResult(cfg, out_dir, splits, model, history, *saved)
     latency = measure_latency(copy.deepcopy(model).float().cpu(), size, "cpu",
                               *LATENCY_REPEATS["smoke" if cfg.max_batches else "run"])
     extra = {"model": cfg.model, "parameters": count_parameters(model), "best_epoch": history.best_epoch,
@@ -148,6 +153,26 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
                                      cfg.eval_batch_size, amp_dtype(device, cfg.amp), cfg.max_batches, extra,
                                      tta=cfg.tta)
     return ExperimentResult(cfg, out_dir, splits, model, history, metrics, preds)
+
+
+def saved_evaluation(out_dir: Path, history: History, cfg: TrainConfig, dataset: dict,
+                     classes) -> tuple[dict, dict] | None:
+    """The metrics and predictions (split -> (probs, labels)) that a finished run saved, if they are of this very
+    training (its history, data and settings), recomputed from predictions.npz. Rerunning a notebook then shows
+    the numbers it showed, on any machine: evaluating again under fp32 on one CPU what was evaluated under bf16 on
+    another moved some confusion counts by one or two faces. None where the run must be evaluated."""
+    m_path, p_path = out_dir / "metrics.json", out_dir / "predictions.npz"
+    if history.interrupted or not (m_path.exists() and p_path.exists()):
+        return None
+    m = json.loads(m_path.read_text())
+    same = {"epochs_run": len(history.epochs), "best_epoch": history.best_epoch, "wall_seconds": history.wall_seconds,
+            "dataset": json.loads(json.dumps(dataset)), "tta": cfg.tta, "max_batches": cfg.max_batches,
+            "classes": list(classes)}
+    if any(m.get(k) != v for k, v in same.items()) or bool(cfg.ema) != ("ema" in m):
+        return None
+    with np.load(p_path) as saved:
+        preds = {s: (saved[f"{s}_probs"], saved[f"{s}_labels"]) for s in m["splits"]}
+    return {s: compute_metrics(labels, probs, list(classes)) for s, (probs, labels) in preds.items()}, preds
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out_dir: str | Path,
@@ -199,9 +224,11 @@ def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dic
     return model_cards([(out_dir, name, architecture)], smoke)[0]
 
 
-def model_cards(runs: list[tuple], smoke: bool = False) -> list[dict]:
+def model_cards(runs: list[tuple], smoke: bool = False, saved: str | Path | None = None) -> list[dict]:
     """model_card of several runs (out_dir, name, architecture or None), their latencies measured together,
-    interleaved (`measure_latencies`): the ratios within one call are fair on a machine whose load drifts."""
+    interleaved (`measure_latencies`): the ratios within one call are fair on a machine whose load drifts. The
+    latencies of a `saved` card file are kept where it holds these very cards (models, metrics and devices), so
+    that rerunning a notebook on another machine leaves the committed ratios; delete it to measure again."""
     cards, models, smoke_run = [], {}, smoke
     for i, (out_dir, name, architecture) in enumerate(runs):
         out_dir = Path(out_dir)
@@ -229,6 +256,8 @@ def model_cards(runs: list[tuple], smoke: bool = False) -> list[dict]:
             card.update({k: "not run" for k in HEADLINE})
         models[i] = (model, model.input_size)
         cards.append(card)
+    if models and _keep_latencies(cards, saved):
+        return cards
     if models:
         repeats = LATENCY_REPEATS["smoke" if smoke_run else "run"]
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -238,8 +267,22 @@ def model_cards(runs: list[tuple], smoke: bool = False) -> list[dict]:
     return cards
 
 
+def _keep_latencies(cards: list[dict], saved: str | Path | None) -> bool:
+    """Fill in the latencies of `saved` (a card file) if it holds the same cards otherwise; whether it did."""
+    old = json.loads(Path(saved).read_text()) if saved and Path(saved).exists() else []
+    timed = [{k for k in c if k.endswith("_latency_ms")} for c in cards]
+    rest = [{k: v for k, v in c.items() if not k.endswith("_latency_ms")} for c in cards]
+    if len(old) != len(cards) or any({k: v for k, v in o.items() if not k.endswith("_latency_ms")} != r
+                                     or not t <= set(o) for o, r, t in zip(old, rest, timed)):
+        return False
+    for card, o, t in zip(cards, old, timed):
+        card.update({k: o[k] for k in t})
+    return True
+
+
 def paper_models_comparison(results: str | Path, n_classes: int, smoke: bool = False) -> list[dict]:
-    """Model cards of the paper's three light networks, their CPU latencies measured together, interleaved; a
-    network without a finished run is measured on its architecture and marked not trained."""
+    """Model cards of the paper's three light networks, their CPU latencies measured together, interleaved (kept
+    from paper_models.json where it holds the same cards); a network without a finished run is measured on its
+    architecture and marked not trained."""
     return model_cards([(Path(results) / folder, label, (model, n_classes, {}))
-                        for model, (folder, label) in PAPER_MODELS.items()], smoke)
+                        for model, (folder, label) in PAPER_MODELS.items()], smoke, Path(results) / "paper_models.json")
