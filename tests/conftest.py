@@ -78,7 +78,7 @@ def course_data(request, tmp_path_factory) -> Path:
     state = request.config.stash.get(COURSE, {})
     if "run" in state:
         return state["run"].data
-    return make_course_dataset(tmp_path_factory.mktemp("course") / "affectnet", per_class=24, val_per_class=6)
+    return make_course_dataset(tmp_path_factory.mktemp("course") / "affectnet")
 
 
 @pytest.fixture(scope="session")

@@ -82,11 +82,11 @@ class CourseRun:
 
     def __init__(self, root: Path, env: dict | None = None):
         self.root = Path(root)
-        self.data = make_course_dataset(self.root / "affectnet", per_class=24, val_per_class=6)
-        self.weights = weights = random_vgg16(self.root)
+        self.data = make_course_dataset(self.root / "affectnet")
+        self.weights = random_vgg16(self.root)
         self.out, self.log = self.root / "smoke", self.root / "notebooks.log"
         cmd = [sys.executable, "-m", "facial_expression", "notebooks", "--smoke", "--only", *ORDER,
-               "--output-dir", str(self.out), "-p", "data", str(self.data), "-p", "vgg16_weights", str(weights)]
+               "--output-dir", str(self.out), "-p", "data", str(self.data), "-p", "vgg16_weights", str(self.weights)]
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                             env={**(env or os.environ), "FER_CACHE": str(self.root / "cache")})

@@ -107,17 +107,17 @@ def measure_row_latencies(root: str | Path, rows: dict[str, list[str]], n_classe
     measurement is kept while it covers every row with the architecture it timed, so that rerunning a
     notebook on another machine leaves the committed ratios as they were; a row whose architecture
     changed (a new `improved`) has everything measured again. Delete latency.json to measure again."""
-    arch = {name: architecture(row_config(changes), n_classes) for name, changes in rows.items()}
+    cfgs = {name: row_config(changes) for name, changes in rows.items()}
+    arch = {name: architecture(cfg, n_classes) for name, cfg in cfgs.items()}
     saved = _load_latency(root)
-    if all(saved.get(name, {}).get("architecture") == a for name, a in arch.items()):
-        return {name: saved[name]["ms"] for name in rows}
-    options = {a: model_options(row_config(rows[name])) for name, a in arch.items()}
-    models = {a: build_model("light-vgg", n_classes, **o).eval() for a, o in options.items()}
-    ms = measure_latencies({a: (m, m.input_size) for a, m in models.items()}, "cpu",
-                           *LATENCY_REPEATS["smoke" if smoke else "run"])
-    save_json({name: {"ms": ms[a]["median_ms"], "architecture": a} for name, a in arch.items()},
-              Path(root) / LATENCY_FILE)
-    return {name: ms[a]["median_ms"] for name, a in arch.items()}
+    if any(saved.get(name, {}).get("architecture") != a for name, a in arch.items()):
+        models = {a: build_model("light-vgg", n_classes, **model_options(cfgs[name])).eval()
+                  for name, a in arch.items()}
+        ms = measure_latencies({a: (m, m.input_size) for a, m in models.items()}, "cpu",
+                               *LATENCY_REPEATS["smoke" if smoke else "run"])
+        saved = {name: {"ms": ms[a]["median_ms"], "architecture": a} for name, a in arch.items()}
+        save_json(saved, Path(root) / LATENCY_FILE)
+    return {name: saved[name]["ms"] for name in rows}
 
 
 def architecture(cfg: TrainConfig, n_classes: int) -> str:

@@ -270,13 +270,14 @@ def model_cards(runs: list[tuple], smoke: bool = False, saved: str | Path | None
 def _keep_latencies(cards: list[dict], saved: str | Path | None) -> bool:
     """Fill in the latencies of `saved` (a card file) if it holds the same cards otherwise; whether it did."""
     old = json.loads(Path(saved).read_text()) if saved and Path(saved).exists() else []
-    timed = [{k for k in c if k.endswith("_latency_ms")} for c in cards]
-    rest = [{k: v for k, v in c.items() if not k.endswith("_latency_ms")} for c in cards]
-    if len(old) != len(cards) or any({k: v for k, v in o.items() if not k.endswith("_latency_ms")} != r
-                                     or not t <= set(o) for o, r, t in zip(old, rest, timed)):
+
+    def untimed(card: dict) -> dict:
+        return {k: v for k, v in card.items() if not k.endswith("_latency_ms")}
+
+    if [untimed(c) for c in old] != [untimed(c) for c in cards] or any(set(c) - set(o) for c, o in zip(cards, old)):
         return False
-    for card, o, t in zip(cards, old, timed):
-        card.update({k: o[k] for k in t})
+    for card, o in zip(cards, old):
+        card.update({k: o[k] for k in card if k.endswith("_latency_ms")})
     return True
 
 
