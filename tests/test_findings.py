@@ -125,6 +125,9 @@ def every_text(fp, classes, fmt):
             F.photo_style_findings({"ffhq_other_classes": 40, "ffhq_other_predicted_happy_neutral": 0.3,
                                     "nonffhq_other_classes": 900, "nonffhq_other_predicted_happy_neutral": 0.05},
                                    fp, fmt),
+            F.cam_face_findings([{"true": 0, "pred": 1, "confidence": 0.95, "correct": False,
+                                  "regions": {"border": 0.3, "eyes_band": 0.2, "mouth_band": 0.5}}],
+                                classes, metrics(classes), AREA, fmt),
             F.class_weight_findings(split_stats(classes)["per_class"]["train"], fmt),
             F.ablation_findings(screen_table({"change_a": 0.03, "change_b": -0.05}), seeds(0.60, 0.62), fmt=fmt),
             F.map_change_findings({"plain": {"border": 0.4, "ffhq_other_predicted_happy_neutral": 0.3},
@@ -151,12 +154,19 @@ def test_the_development_sample_is_named_as_such():
     text = F.data_sentence(fp)
     assert "development sample" in text and "Flickr-Faces-HQ" in text and "7 classes" in text
     assert "48×48" in text and "6,300 train, 700 tune and 1,400 validation" in text
-    style = F.photo_style_findings({"ffhq_other_classes": 38, "ffhq_other_predicted_happy_neutral": 0.34,
-                                    "nonffhq_other_classes": 962, "nonffhq_other_predicted_happy_neutral": 0.04}, fp)
-    assert "development sample" in style and "shortcut on this data" in style
-    assert "no photo-style shortcut" in F.photo_style_findings(
-        {"ffhq_other_classes": 38, "ffhq_other_predicted_happy_neutral": 0.05, "nonffhq_other_classes": 962,
-         "nonffhq_other_predicted_happy_neutral": 0.04}, fp)
+    pulled = {"ffhq_other_classes": 38, "ffhq_other_predicted_happy_neutral": 0.34, "nonffhq_other_classes": 962,
+              "nonffhq_other_predicted_happy_neutral": 0.04}
+    rows = [{"class": "angry", "ffhq_images": 10, "other_images": 190, "accuracy_ffhq": 0.5, "accuracy_other": 0.4},
+            {"class": "happy", "ffhq_images": 150, "other_images": 50, "accuracy_ffhq": 0.9, "accuracy_other": 0.7}]
+    style = F.photo_style_findings(pulled, fp, style=rows)
+    # the rates, the difference and its 95% interval (Wald), with the direction it shows
+    assert "34.0% of the time (38 faces)" in style and "4.0% (962 faces)" in style
+    assert "+30.0 points (95% interval +14.9 to +45.1)" in style and "no clear effect" not in style
+    assert "pulled towards those two classes" in style
+    # over all classes the portraits are classified better: (10 * 0.5 + 150 * 0.9) / 160 against (76 + 35) / 240
+    assert "correctly 87.5% of the time (160 faces) against 46.2%" in style and "94% of them are" in style
+    same = F.photo_style_findings(dict(pulled, ffhq_other_predicted_happy_neutral=0.05), fp)
+    assert "+1.0 points (95% interval" in same and "no clear effect" in same and "pulled" not in same
 
 
 def test_tex_output_is_escaped():
@@ -215,32 +225,61 @@ def test_training_names_the_easiest_hardest_classes_and_top_confusions():
 
 def test_comparison_states_cost_always_and_accuracy_only_when_both_ran():
     cost_only = F.comparison_findings(cards())
-    assert "has not been run on this data" in cost_only and "36 times as many" in cost_only
-    assert "30 times as long" in cost_only and "validation accuracy against" not in cost_only
+    assert "36 times as many" in cost_only and "30 times as long" in cost_only
+    assert "about 8.3 faces a second against 250" in cost_only  # 1000 / 120 ms and 1000 / 4 ms
+    assert "accuracy cannot be compared" in cost_only and "On accuracy" not in cost_only
     vgg_better = F.comparison_findings(cards(0.60, 0.70))
-    assert "VGG16 transfer reaches 70.0% validation accuracy against 60.0%" in vgg_better
-    assert "gives up 10.0 points" in vgg_better and "not been run" not in vgg_better
+    assert "VGG16 transfer reaches 70.0% on validation against 60.0%" in vgg_better
+    assert "gives up 10.0 points" in vgg_better and "cannot be compared" not in vgg_better
     assert "both smaller and more accurate" in F.comparison_findings(cards(0.65, 0.60))
-    assert "within 2 points" in F.comparison_findings(cards(0.60, 0.61))
-    assert "not been made yet" in F.comparison_findings(None)
+    # 1,600 faces: the 95% interval of the difference is 1.96 * sqrt(.6 * .4 / 1600 + .61 * .39 / 1600) = 3.4 points
+    close = F.comparison_findings(cards(0.60, 0.61), n_validation=1600)
+    assert "a difference of +1.0 points (± 3.4 at 95% confidence), no clear effect" in close
+    clear = F.comparison_findings(cards(0.60, 0.70), n_validation=1600)
+    assert "gives up 10.0 points (± 3.3 at 95% confidence)" in clear and "no clear effect" not in clear
+    assert "not been compared yet" in F.comparison_findings(None)
 
 
 def test_cam_directions_against_the_area_share():
     text = F.cam_findings(regions(CLASSES8, border=0.30, eyes=0.26, mouth=0.40), 8)
-    assert "border ring holds 30% of the Grad-CAM mass of the predicted class, less than its 44%" in text
-    assert "eye band holds 26%, about the same as its 25%" in text
-    assert "mouth band holds 40%, more than its 25%" in text
-    assert "concentrate on the face" in text and "for all 8 classes" in text
-    spread = F.cam_findings(regions(CLASSES7, border=0.45, mouth=0.14), 7)
-    assert "not concentrated on the face" in spread and "mouth band holds 14%, less than" in spread
+    assert "border ring holds 30.0% of the map of the predicted class, 13.8 points below its 43.8% share" in text
+    assert "eye band holds 26.0%, close to its 25.0% share" in text
+    assert "mouth band holds 40.0%, 15.0 points above its 25.0% share" in text
+    assert "favour the face clearly" in text and "for all 8 classes" in text
+    spread = F.cam_findings(regions(CLASSES7, border=0.42, mouth=0.14), 7)
+    assert "favour the face only slightly" in spread and "mouth band holds 14.0%, 11.0 points below" in spread
+    with_se = regions(CLASSES7)
+    with_se["border"][F.SE] = 0.004
+    assert "border ring holds 30.0% (± 0.4)" in F.cam_findings(with_se, 7)
     assert "not been measured" in F.cam_findings(None)
+
+
+def test_each_class_of_the_cam_grids_is_described():
+    classes = ["angry", "happy", "sad"]
+    on_mouth, spread = {"border": 0.40, "eyes_band": 0.20, "mouth_band": 0.40}, dict(AREA)
+    picks = [{"true": 0, "pred": 0, "confidence": 0.95, "correct": True, "regions": on_mouth},
+             {"true": 0, "pred": 1, "confidence": 0.97, "correct": False, "regions": on_mouth},
+             {"true": 0, "pred": 2, "confidence": 0.60, "correct": False, "regions": spread},
+             {"true": 2, "pred": 2, "confidence": 0.80, "correct": True, "regions": spread}]
+    m = {"classes": classes, "confusion_matrix": [[150, 30, 20], [5, 190, 5], [10, 10, 180]]}
+    text = F.cam_face_findings(picks, classes, m, AREA)
+    lines = text.split("\n")
+    angry = next(line for line in lines if line.startswith("- `angry`"))
+    assert "confidence 0.95" in angry and "on the mouth band (40%)" in angry
+    assert "called `happy` (0.97, map on the mouth band (40%)) and `sad` (0.60, map spread over the image)" in angry
+    assert "main confusion is `angry` → `happy` (30 of 200 faces), and one of the wrong faces is such a case" in angry
+    assert any(line.startswith("- `sad`") and "spread over the image" in line for line in lines)
+    assert not any(line.startswith("- `happy`") for line in lines)  # no face of that class in the grids
+    assert "One wrong face (labelled `angry`) is called `happy` with a confidence of at least 0.9" in text
+    assert "Of the 2 wrong faces shown, 1 is predicted with a confidence of 0.9 or more" in text
+    assert "have not been drawn" in F.cam_face_findings(None, classes, m, AREA)
 
 
 def test_ablation_findings_come_from_the_tables():
     screen = screen_table({"change_a": 0.03, "change_b": 0.005, "change_c": -0.06})
     text = F.screening_findings(screen, 0.01, n_tune=700)
-    assert "tried 3 changes" in text and "`change_a` (+3.0 points on tune, +1.5 on validation) cleared" in text
-    assert "`change_b` is within the noise" in text and "Lost accuracy on tune: `change_c` (−6.0)" in text
+    assert "tried 3 changes" in text and "change a (+3.0 points on tune, +1.5 on validation) cleared" in text
+    assert "change b is within the noise" in text and "Lost accuracy on tune: change c (−6.0)" in text
     assert "helps every row" in text
     assert F.passed_changes(screen, 0.01) == ["change_a"]
     assert "No change cleared" in F.screening_findings(screen_table({"change_a": 0.005}), 0.01)

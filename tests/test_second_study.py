@@ -54,16 +54,22 @@ def test_the_plan_grows_as_rows_finish_and_confirms_the_winner_on_a_second_seed(
     write_run(study.root / "bn_long_seed0", 0.60, changes=["batch_norm"], epochs=60, lr=3e-3)
     # plain_long's best tune variant is its EMA (0.57): smoothing (0.565) does not beat it, batch-norm does
     assert study.final_row() == Row("bn_long", ("batch_norm",), 60, 3e-3)
-    assert study.plan()[-1] == Row("bn_long", ("batch_norm",), 60, 3e-3, seed=1)
+    # its second seed, then the plain row's second seed: the comparison at the same schedule (beyond the budget)
+    assert study.plan()[-2:] == [Row("bn_long", ("batch_norm",), 60, 3e-3, seed=1), Row("plain_long", seed=1)]
     assert study.spent() == pytest.approx(2 + 2 + 10 / 30 * 1.4 + 2 * 1.4)  # the reused screening row is free
-    # the comparison: part (c)'s plain model (seeds 0 and 1, raw) against bn_long's tune-chosen variant
+    # the comparison: part (c)'s plain model (seeds 0 and 1, raw), then the plain and the final row at 60 epochs,
+    # each with the variant its seed 0 chose on tune
     write_run(tmp_path / "light_vgg", 0.5, val=0.58)
     write_run(tmp_path / "ablation" / "final30" / "plain_seed1", 0.5, val=0.60)
-    assert study.final_comparison() is None  # bn_long has no seed 1 yet
     write_run(study.root / "bn_long_seed1", 0.61, val=0.62, changes=["batch_norm"], epochs=60, lr=3e-3)
+    assert study.final_comparison() is None  # plain_long has no seed 1 yet
+    write_run(study.root / "plain_long_seed1", 0.5, val=0.9, ema=(0.5, 0.2))
+    assert study.spent() == pytest.approx(2 + 2 + 10 / 30 * 1.4 + 2 * 2 * 1.4)  # the baseline costs nothing
     table = study.final_comparison()
-    assert table["validation, mean"].tolist() == pytest.approx([0.59, 0.56])  # bn_long_seed0 reports 0.5
-    assert table["gain"].iloc[1] == pytest.approx(-0.03) and not table["target met"].iloc[1]
+    assert list(table.index) == ["plain, 30 epochs (part c)", "plain + EMA, 60 epochs", "batch-norm, 60 epochs"]
+    assert table["seed 1"].tolist() == pytest.approx([0.60, 0.2, 0.62])  # plain_long's EMA, as its seed 0 chose
+    assert table["mean"].tolist() == pytest.approx([0.59, 0.15, 0.56])  # bn_long_seed0 reports 0.5
+    assert table["gain"].iloc[-1] == pytest.approx(0.41)  # against the plain row at the same schedule
 
 
 def test_an_interrupted_run_is_not_done(tmp_path):
@@ -113,7 +119,9 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
         warnings.simplefilter("ignore", SkippedFilesWarning)
         done = study.run(str(tiny_dataset), max_batches=1, **kw)
         final = study.final_row()
-        assert final is not None and done[-1].name == f"{final.name}_seed1"
+        names = {p.name for p in done}
+        assert final is not None and f"{final.name}_seed1" in names
+        assert "plain_long_seed1" in names  # the final row's second seed, or the baseline at the same schedule
         m = json.loads((study.root / "plain_long_seed0" / "metrics.json").read_text())
         assert set(m["ema"]) == {"no_tta", "flip_tta"} and m["ema"]["flip_tta"]["tune"]["accuracy"] >= 0
         assert set(variants(study.root / "plain_long_seed0")) == {"raw", "raw + flip", "EMA", "EMA + flip"}
@@ -127,7 +135,7 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
     assert list(table["row"][:2]) == ["plain_long", "smoothing_long"] and table["cost"].sum() == pytest.approx(
         study.spent())
     assert twin.plan() == study.plan() and not twin.todo()
-    same = [c for c in table if c.startswith("tune") or c in ("row", "seed", "selected", "validation")]
+    same = [c for c in table if c.startswith(("tune", "validation")) or c in ("row", "seed", "selected")]
     pd.testing.assert_frame_equal(twin.table()[same], table[same])
     assert study.final_comparison() is None  # part (c)'s plain runs are not in this results folder
     assert study.findings() == f"The study has spent {study.spent():.1f} of its 100 plain 30-epoch runs."
@@ -163,6 +171,6 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
             study.deliver(str(tiny_dataset))
     assert (out / "best.pt").exists() and not (tmp_path / ".light_vgg_final.partial").exists()  # left as it was
     text = study.delivery_findings()
-    assert text.startswith(f"The delivered model comes from the run `{final.folder}`, with its {variant} weights, "
-                           f"and is saved in `light_vgg_final/`. It reaches {100 * m['accuracy']:.1f}% validation")
+    assert text.startswith(f"The delivered model is the seed-0 run of `{final.name}` with its {variant} weights, "
+                           f"saved in `light_vgg_final/`: {100 * m['accuracy']:.1f}% validation")
 

@@ -23,6 +23,31 @@ from .plots import TEXT_WIDTH, save_figure, styled
 from .runtime import pick_device
 
 
+# Regions of an aligned face crop, as fractions of its side: the outer ring, and two horizontal bands
+BORDER_FRACTION = 1 / 8
+EYES_BAND = (0.25, 0.5)
+MOUTH_BAND = (0.6, 0.85)
+
+
+def region_shares(cams: np.ndarray, spread: bool = False) -> dict[str, float]:
+    """Mean share of CAM mass (over N x H x W maps) in the border ring, the eyes band and the mouth band; with
+    `spread`, the standard error of each mean instead.
+
+    The border is the outer BORDER_FRACTION ring; the bands span EYES_BAND and MOUTH_BAND of the height.
+    A uniform map gives each region its area share (border 43.75%, each band 25%).
+    """
+    n, h, w = cams.shape
+    total = cams.reshape(n, -1).sum(1) + 1e-8
+    b = max(1, int(h * BORDER_FRACTION))
+    inner = cams[:, b:h - b, b:w - b].reshape(n, -1).sum(1)
+    eyes = cams[:, int(EYES_BAND[0] * h):int(EYES_BAND[1] * h), :].reshape(n, -1).sum(1)
+    mouth = cams[:, int(MOUTH_BAND[0] * h):int(MOUTH_BAND[1] * h), :].reshape(n, -1).sum(1)
+    shares = {"border": 1 - inner / total, "eyes_band": eyes / total, "mouth_band": mouth / total}
+    if spread:
+        return {k: float(v.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan") for k, v in shares.items()}
+    return {k: float(v.mean()) for k, v in shares.items()}
+
+
 def select_samples(y_true: np.ndarray, probs: np.ndarray, per_class: int = 2) -> list[dict]:
     """Per true class, the `per_class` most confident right and the `per_class` most confident wrong.
 
@@ -110,8 +135,9 @@ def cam_analysis(model, data: ImageSet, per_class: int = 2, max_batches: int | N
     # one GradCAM for both targets: the images twice, first for the predicted then for the true class
     cams = compute_cams(model, torch.cat([images, images]), [p["pred"] for p in picks] + [p["true"] for p in picks])
     cams_pred, cams_true = cams[:len(picks)], cams[len(picks):]
-    for p in picks:
+    for p, cam in zip(picks, cams_pred):
         p["path"] = data.paths[p["index"]]
+        p["regions"] = region_shares(cam[None])  # where the map of the predicted class lies
     return {"picks": picks, "images": images, "cams_pred": cams_pred, "cams_true": cams_true,
             "classes": list(data.classes)}
 

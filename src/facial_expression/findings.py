@@ -12,12 +12,14 @@ import math
 
 import pandas as pd
 
+from .shortcuts import AREA, SE
+
 DEV_SAMPLE_NAME = "affectnet7"  # the development sample that ships with the project (../shared/data/affectnet7)
-AREA = "uniform map (area share)"  # the cam_regions.json row of a map spread evenly over the image
 OVERFIT_GAP = 0.05  # a train-validation accuracy gap above this is called overfitting
 AGREE = 0.02  # tune and validation accuracies closer than this "agree"
 IMBALANCE = 1.5  # max/min images per class above this is called imbalanced
 REGION_TOL = 0.03  # CAM shares within this of the area share are "about the same"
+FACE_MARGIN = 0.10  # a border share this far below its area share is "clearly" on the face
 STYLE_TOL = 0.05  # photo-style rates within this of each other are "about the same"
 MIN_GAIN = 0.01  # the ablation keeps a change that gains more than this much tune accuracy (P5_d's MIN_GAIN)
 TUNE_GAIN, VAL_GAIN = "tune \u0394", "val. \u0394"  # screening-table columns: accuracy gained over plain
@@ -148,8 +150,8 @@ def _sizes(f: _Fmt, sizes: dict, total: int | None = None) -> str:
 
 
 def data_sentence(fp: dict | None, fmt: str = "md") -> str:
-    """Which data produced the numbers: name, classes, images per split, image sizes (and whether it is the
-    development sample)."""
+    """Which data produced the numbers: name, classes, images per split, image sizes (and, in a footnote, whether
+    it is the development sample)."""
     f = _Fmt(fmt)
     if not fp:
         return ("No run in this results folder records its dataset, so the data behind the numbers cannot be "
@@ -158,20 +160,20 @@ def data_sentence(fp: dict | None, fmt: str = "md") -> str:
     if fp.get("counts"):
         splits = _join([f"{f.num(sum(c.values()))} {f.t(s)}" for s, c in fp["counts"].items()]) + " images"
     else:  # files per split folder (the tune split is carved out of train/)
-        splits = _join([f"{f.num(n)}{' images' if i == 0 else ''} in {f.code(s + '/')}"
+        splits = _join([f"{f.num(n)}{' images' if i == 0 else ''} in the {f.t(s)} folder"
                         for i, (s, n) in enumerate(fp.get("files", {}).items())])
-    text = (f"The numbers come from the dataset {f.code(fp.get('name', '?'))}: {len(classes)} classes "
+    text = (f"The data are the dataset {f.code(fp.get('name', '?'))}: {len(classes)} classes "
             f"({f.codes(classes)})" + (f", {splits}" if splits else ""))
     if fp.get("image_sizes"):
         text += f", original sizes {_sizes(f, fp['image_sizes'], sum(fp.get('files', {}).values()) or None)}."
     else:
         text += "."
     if is_development_sample(fp):
-        text += (f" This is the project's development sample, not the course's dataset: a small AffectNet subset "
-                 f"whose {f.code('happy')} and {f.code('neutral')} images are mostly FFHQ portraits "
-                 f"(Flickr-Faces-HQ; Karras, Laine and Aila, 2019; {f.num(fp['ffhq_files'])} files named "
-                 f"{f.code('ffhq_*')}). Its numbers show the method at work and do not carry over to the "
-                 f"course's data, which runs through the same code unchanged.")
+        note = (f"This is the project's development sample, not the course's dataset: a small AffectNet subset "
+                f"without {f.code('contempt')}, whose {f.code('happy')} and {f.code('neutral')} images are mostly "
+                f"FFHQ portraits (Flickr-Faces-HQ; Karras, Laine and Aila, 2019; {f.num(fp['ffhq_files'])} files). "
+                f"Its numbers show the method at work and do not carry over to the course's data.")
+        text += rf"\footnote{{{note}}}" if f.tex else f" ({note})"
     return text
 
 
@@ -185,7 +187,7 @@ def preprocessing_findings(stats: dict | None, fmt: str = "md", imbalance: float
     """Class balance of the training split and whether the images are up- or downsampled to the model inputs."""
     f = _Fmt(fmt)
     if not stats:
-        return f"The split statistics have not been computed yet: run {f.code('P5_a')}."
+        return "The split statistics have not been computed yet: the part (a) notebook computes them."
     out = []
     train = stats["per_class"]["train"]
     lo, n_lo, hi, n_hi, ratio = _balance(train)
@@ -197,8 +199,7 @@ def preprocessing_findings(stats: dict | None, fmt: str = "md", imbalance: float
                    f"images per class, an imbalance ratio of {ratio:.2f}.")
         if ratio > imbalance:
             out.append(f"That is above {imbalance:g}, enough to bias the network towards the large classes: "
-                       f"inverse-frequency class weights ({f.code('class_weights=True')}, "
-                       f"{f.code('fer train --class-weights')}) counter it, and macro-F1 is the fairer summary "
+                       f"inverse-frequency class weights in the loss counter it, and macro-F1 is the fairer summary "
                        f"than accuracy.")
         else:
             out.append(f"That is within {imbalance:g}, close enough to balanced that no re-weighting is needed.")
@@ -365,27 +366,9 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
 
 
 def vgg_not_run(fmt: str = "md") -> str:
-    """How part (b)'s results come about where they do not exist yet (its ImageNet weights need a download)."""
-    f = _Fmt(fmt)
-    return (f"No VGG16 results exist for this data yet, because its ImageNet weights are a download. They are "
-            f"produced by running {f.code('P5_b')} where there is internet (Colab or Kaggle, which download the "
-            f"weights through torchvision) or with a local copy of {f.code('vgg16-397923af.pth')} given as its "
-            f"{f.code('vgg16_weights')} parameter, then {f.code('fer report')}; this section then shows its "
-            f"curves, ROC curves, confusion matrices and analysis like part (c)'s.")
-
-
-def vgg_cost(vgg_gflops: float, light_gflops: float, n_train: int | None, epochs: int,
-             epoch_seconds: dict[str, float], fmt: str = "md") -> str:
-    """The expected cost of part (b): FLOPs per image against the light VGG's, and estimated training time."""
-    f = _Fmt(fmt)
-    text = (f"One forward pass of VGG16 at 224×224 costs {vgg_gflops:.1f} GFLOPs, "
-            f"{vgg_gflops / light_gflops:.0f} times the light VGG's {light_gflops:.2f} at 128×128.")
-    if n_train and epoch_seconds:
-        est = _join([f"{sec * epochs / 60:.0f} minutes on a {gpu}" for gpu, sec in epoch_seconds.items()])
-        text += (f" Over {f.num(n_train)} training images and {epochs} epochs that is, by an estimate from FLOPs "
-                 f"and an assumed sustained throughput (not a measurement), about {est}; the frozen convolutions "
-                 f"need no weight gradients, so the real time is lower.")
-    return text
+    """Part (b) where it has not run (its ImageNet weights need a download)."""
+    return ("VGG16 has not been trained on these data yet: its results (curves, ROC curves, confusion matrices and "
+            "their analysis) appear here when the part (b) notebook has run with the ImageNet weights.")
 
 
 def _card(cards, tag: str, word: str) -> dict | None:
@@ -398,51 +381,66 @@ def card_ran(card: dict | None) -> bool:
     return bool(card) and isinstance(card.get("accuracy"), (int, float))
 
 
-def comparison_findings(cards: list[dict] | None, fmt: str = "md") -> str:
-    """LightVGG (c) against VGG16 transfer (b): cost always, accuracy where both ran."""
+def _per_second(ms: float) -> str:
+    """Faces a second at `ms` per face, with the digits its size needs: '111', '4.3', '0.4'."""
+    fps = 1000 / ms
+    return f"{fps:,.0f}" if fps >= 10 else f"{fps:.1f}"
+
+
+def comparison_findings(cards: list[dict] | None, fmt: str = "md", n_validation: int | None = None) -> str:
+    """LightVGG (c) against VGG16 transfer (b): size and speed always, accuracy where both ran, with the 95 %
+    interval of the difference (two independent binomial errors over `n_validation` faces: an upper bound for
+    paired predictions on the same faces)."""
     f = _Fmt(fmt)
     if not cards:
-        return f"The comparison of the two models has not been made yet: run {f.code('P5_c')}."
+        return "The two models have not been compared yet: the part (c) notebook compares them."
     light, vgg = _card(cards, "(c)", "light"), _card(cards, "(b)", "vgg16")
     if not light or "parameters" not in light or not vgg or "parameters" not in vgg:
-        return f"The comparison lacks one of the two models' sizes: rerun the comparison cell of {f.code('P5_c')}."
-    out = []
-    if not card_ran(vgg):
-        out.append("VGG16 transfer (b) has not been run on this data, so only its cost is compared, measured on "
-                   "the architecture with random weights.")
+        return "The comparison lacks one of the two models' sizes: rerun the comparison cell of the part (c) notebook."
     ratio = vgg["parameters"] / light["parameters"]
-    text = (f"VGG16 has {f.num(vgg['parameters'])} parameters ({f.num(vgg['trainable'])} trained) against "
-            f"{f.num(light['parameters'])} for the light VGG, {ratio:.0f} times as many"
-            f" ({vgg['fp32_size_MB']:g} MB against {light['fp32_size_MB']:g} MB in fp32)")
+    out = [f"VGG16 has {f.num(vgg['parameters'])} parameters ({f.num(vgg['trainable'])} of them trained here) "
+           f"against {f.num(light['parameters'])} for the light VGG, {ratio:.0f} times as many, and its weights "
+           f"take {vgg['fp32_size_MB']:g} MB against {light['fp32_size_MB']:g} MB in fp32."]
     if light.get("cpu_latency_ms") and vgg.get("cpu_latency_ms"):
-        text += (f"; one image takes {vgg['cpu_latency_ms']:.1f} ms against {light['cpu_latency_ms']:.1f} ms on "
-                 f"the CPU that measured them, {vgg['cpu_latency_ms'] / light['cpu_latency_ms']:.0f} times as long")
-    if light.get("gpu_latency_ms") and vgg.get("gpu_latency_ms"):
-        text += f" ({vgg['gpu_latency_ms']:.1f} ms against {light['gpu_latency_ms']:.1f} ms on the GPU)"
-    out.append(text + ".")
-    if light.get("cpu_latency_ms") and vgg.get("cpu_latency_ms"):
-        fps = lambda ms: f.num(int(1000 / ms))  # noqa: E731
-        out.append(f"On a phone these are the numbers that decide: the light VGG is a {light['fp32_size_MB']:g} MB "
-                   f"download that fits beside other apps in memory and, at this CPU's speed, would classify "
-                   f"about {fps(light['cpu_latency_ms'])} faces a second, enough for a live camera stream; VGG16 "
-                   f"needs {vgg['fp32_size_MB']:g} MB and about {fps(vgg['cpu_latency_ms'])} faces a second. A "
-                   f"phone's CPU is slower than this one, which scales both numbers alike and leaves the ratio.")
+        lat = vgg["cpu_latency_ms"] / light["cpu_latency_ms"]
+        out.append(f"One face takes {vgg['cpu_latency_ms']:.1f} ms against {light['cpu_latency_ms']:.1f} ms on the "
+                   f"CPU that timed both in one call, {lat:.0f} times as long: about "
+                   f"{_per_second(vgg['cpu_latency_ms'])} faces a second against "
+                   f"{_per_second(light['cpu_latency_ms'])}. Most of the gap is the input size ($224^2$ against "
+                   f"$128^2$ pixels, 3 times as many) and VGG16's 13 wide convolutions." if f.tex else
+                   f"One face takes {vgg['cpu_latency_ms']:.1f} ms against {light['cpu_latency_ms']:.1f} ms on the "
+                   f"CPU that timed both in one call, {lat:.0f} times as long: about "
+                   f"{_per_second(vgg['cpu_latency_ms'])} faces a second against "
+                   f"{_per_second(light['cpu_latency_ms'])}.")
+        out.append("For a phone, which is slower than this CPU by a similar factor for both, the light VGG is the "
+                   "one that can follow a live camera stream and fit in an app's download.")
     if card_ran(vgg) and card_ran(light):
         d = vgg["accuracy"] - light["accuracy"]
-        text = (f"VGG16 transfer reaches {f.pct(vgg['accuracy'])} validation accuracy against "
+        text = (f"On accuracy, VGG16 transfer reaches {f.pct(vgg['accuracy'])} on validation against "
                 f"{f.pct(light['accuracy'])} for the light VGG")
         if isinstance(vgg.get("macro_f1"), (int, float)) and isinstance(light.get("macro_f1"), (int, float)):
             text += f" (macro-F1 {f.pct(vgg['macro_f1'])} against {f.pct(light['macro_f1'])})"
-        if d > AGREE:
-            text += (f": the light VGG gives up {f.pt(d)} points of accuracy for a model {ratio:.0f} times "
-                     f"smaller.")
-        elif d < -AGREE:
-            text += f": the light VGG is both smaller and more accurate, by {f.pt(d)} points."
+        n = n_validation or vgg.get("n") or light.get("n")
+        se = math.sqrt(sum(c["accuracy"] * (1 - c["accuracy"]) for c in (vgg, light)) / n) if n else None
+        unit = r"\,\%" if f.tex else "%"
+        unc = f" (± {f.pt(1.96 * se)} at 95{unit} confidence)" if se else ""
+        if se is not None and abs(d) <= 1.96 * se:
+            text += (f": a difference of {f.pts(d)} points{unc}, no clear effect, so the light VGG matches the "
+                     f"pretrained network with {ratio:.0f} times fewer parameters.")
+        elif d > 0:
+            text += (f": the light VGG gives up {f.pt(d)} points{unc} for a model {ratio:.0f} times smaller. "
+                     f"Features learnt on a million ImageNet photos transfer to faces, and a few thousand faces "
+                     f"are not enough for the light VGG to learn as good ones from scratch.")
         else:
-            text += f": within {100 * AGREE:g} points of each other, at a fraction of the cost for the light VGG."
+            text += (f": the light VGG is both smaller and more accurate, by {f.pt(d)} points{unc}. Its filters are "
+                     f"learnt on faces at the resolution of these data, while VGG16's frozen convolutions were "
+                     f"learnt on other objects.")
         out.append(text)
-    elif not card_ran(light):
-        out.append("The light VGG has not been run on this data yet, so no accuracy is compared.")
+    elif card_ran(light):
+        out.append("VGG16 has not been trained on these data yet, so accuracy cannot be compared; the size and "
+                   "speed above are those of its architecture, which do not depend on its weights.")
+    else:
+        out.append("Neither model has been trained on these data yet, so accuracy cannot be compared.")
     return " ".join(out)
 
 
@@ -483,27 +481,33 @@ _REGION_NAMES = {"border": "the outer border ring", "eyes_band": "the eye band",
 
 
 def cam_findings(regions: dict | None, n_classes: int | None = None, fmt: str = "md", tol: float = REGION_TOL) -> str:
-    """Where the Grad-CAM mass lies (border, eyes, mouth) against the share of the image each region covers."""
+    """Where the Grad-CAM mass lies (border, eyes, mouth) against the share of the image each region covers, with
+    the standard error of each mean over the faces where it was saved."""
     f = _Fmt(fmt)
     if not regions or "border" not in regions:
-        return f"The class activation maps have not been measured yet: run {f.code('P5_d')}."
+        return "The class activation maps have not been measured yet: the part (d) notebook measures them."
     parts = []
     for key in ("border", "eyes_band", "mouth_band"):
         r = regions.get(key, {})
         if "all" in r and AREA in r:
-            what = " of the Grad-CAM mass of the predicted class" if not parts else ""
-            parts.append(f"{_REGION_NAMES[key]} holds {f.pct(r['all'], 0)}{what}, "
-                         f"{_compare(r['all'], r[AREA], tol)} its {f.pct(r[AREA], 0)} share of the area")
-    out = ["Over the whole validation split, " + "; ".join(parts) + "."]
+            se = f" (± {f.pt(r[SE], 1)})" if SE in r else ""
+            d = r["all"] - r[AREA]
+            what = " of the map of the predicted class" if not parts else ""
+            parts.append(f"{_REGION_NAMES[key]} holds {f.pct(r['all'])}{se}{what}, "
+                         + (f"{f.pt(d)} points {'above' if d > 0 else 'below'} its {f.pct(r[AREA])} share of the "
+                            "area" if abs(d) > tol else f"close to its {f.pct(r[AREA])} share of the area"))
+    out = ["Over all validation faces, " + "; ".join(parts) + "."]
     b = regions["border"]
     if "all" in b and AREA in b:
-        out.append("A map that ignored the face altogether would put as much on the border, so the maps are not "
-                   "concentrated on the face." if b["all"] >= b[AREA] - tol else
-                   "The maps therefore concentrate on the face rather than on the frame and background.")
+        d = b[AREA] - b["all"]
+        out.append(f"A map that ignored the face would put {f.pct(b[AREA])} on the border ring, so the maps favour "
+                   f"the face {'only slightly' if d <= FACE_MARGIN else 'clearly'}: "
+                   + ("much of the evidence still comes from the hair, the background and the frame." if
+                      d <= FACE_MARGIN else "most of the evidence lies on the face."))
     per_class = []
     for key in ("mouth_band", "eyes_band"):
         r = regions.get(key, {})
-        per = {c: v for c, v in r.items() if c not in ("all", AREA)}
+        per = {c: v for c, v in r.items() if c not in ("all", AREA, SE)}
         if len(per) < 2 or AREA not in r:
             continue
         lo, hi = min(per, key=per.get), max(per, key=per.get)
@@ -512,42 +516,126 @@ def cam_findings(regions: dict | None, n_classes: int | None = None, fmt: str = 
         count = (f"all {n}" if len(above) == n else "none of the" + f" {n}" if not above else
                  f"{len(above)} of the {n}")
         per_class.append(f"{_REGION_NAMES[key]}'s share ranges from {f.pct(per[lo], 0)} ({f.code(lo)}) to "
-                         f"{f.pct(per[hi], 0)} ({f.code(hi)}) and is clearly above its area share for {count} "
-                         f"classes" + (f" ({f.codes(above)})" if 0 < len(above) < n else ""))
+                         f"{f.pct(per[hi], 0)} ({f.code(hi)}) and is more than {f.pt(tol, 0)} points above its area "
+                         f"share for {count} classes" + (f" ({f.codes(above)})" if 0 < len(above) < n else ""))
     if per_class:
         out.append("Per true class, " + "; ".join(per_class) + ".")
     return " ".join(out)
 
 
-def photo_style_findings(summary: dict | None, fp: dict | None, fmt: str = "md", tol: float = STYLE_TOL) -> str:
-    """Whether FFHQ photo style pulls faces towards happy/neutral; "" for data without FFHQ portraits."""
+def _where(f: _Fmt, regions: dict | None, area: dict, tol: float = REGION_TOL) -> str:
+    """Where one face's map lies: the region most above its area share, or 'spread over the face'."""
+    if not regions:
+        return ""
+    excess = {k: regions[k] - area[k] for k in ("mouth_band", "eyes_band", "border") if k in regions and k in area}
+    key = max(excess, key=excess.get) if excess else None
+    if key is None or excess[key] <= tol:
+        return "spread over the image"
+    return f"on {_REGION_NAMES[key]} ({f.pct(regions[key], 0)})"
+
+
+def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dict | None, area: dict | None,
+                      fmt: str = "md", sure: float = 0.9) -> str:
+    """One or two sentences per class on its right and wrong faces of the CAM grids (cam_samples.json): their
+    confidence, where each map lies, and the class's main confusion; then the wrong faces called happy with
+    high confidence and a map on the mouth, which a smile explains and a label may not."""
+    f = _Fmt(fmt)
+    if not picks:
+        return "The maps of single faces have not been drawn yet: the part (d) notebook draws them."
+    area = area or {}
+    confusions = {}
+    for c in top_confusions(metrics, n=10 ** 6) if metrics and metrics.get("confusion_matrix") else []:
+        confusions.setdefault(c["true"], c)
+    items = []
+    for i, name in enumerate(classes):
+        right = [p for p in picks if p["true"] == i and p["correct"]]
+        wrong = [p for p in picks if p["true"] == i and not p["correct"]]
+        if not right and not wrong:
+            continue
+        text = f"{f.code(name)}: "
+        if right:
+            text += ("the right faces" if len(right) > 1 else "the right face") + " (confidence " + _join(
+                [f"{p['confidence']:.2f}" for p in right]) + ") have maps " + _join(
+                [_where(f, p.get("regions"), area) or "not measured" for p in right])
+        else:
+            text += "no face is right"
+        if wrong:
+            text += "; the wrong ones are called " + _join(
+                [f"{f.code(classes[p['pred']])} ({p['confidence']:.2f}, map {_where(f, p.get('regions'), area)})"
+                 if p.get("regions") else f"{f.code(classes[p['pred']])} ({p['confidence']:.2f})" for p in wrong])
+        main = confusions.get(name)
+        if main:
+            hits = sum(classes[p["pred"]] == main["predicted"] for p in wrong)
+            text += (f". Its main confusion is {f.code(name)} {f.arrow()} {f.code(main['predicted'])} "
+                     f"({main['count']} of {main['of']} faces)"
+                     + (f", and {'both' if hits == 2 == len(wrong) else 'one'} of the wrong faces "
+                        f"{'are' if hits == 2 == len(wrong) else 'is'} such a case" if hits else
+                        ", which neither wrong face shows"))
+        items.append(text + ".")
+    smile = [p for p in picks if not p["correct"] and classes[p["pred"]] == "happy" and p["confidence"] >= sure
+             and _where(f, p.get("regions"), area).startswith(f"on {_REGION_NAMES['mouth_band']}")]
+    tail = ""
+    if smile:
+        tail = (f"{'One wrong face' if len(smile) == 1 else f'{len(smile)} wrong faces'} ("
+                + _join([f"labelled {f.code(classes[p['true']])}" for p in smile])
+                + f") {'is' if len(smile) == 1 else 'are'} called {f.code('happy')} with a confidence of at least "
+                  f"{sure:g} and a map on the mouth: the network sees a smile there, and a smiling face under that "
+                  f"label is as likely a wrong label as a wrong prediction.")
+    sure_wrong = sum(1 for p in picks if not p["correct"] and p["confidence"] >= sure)
+    if sure_wrong:
+        tail += (f" Of the {sum(1 for p in picks if not p['correct'])} wrong faces shown, {sure_wrong} "
+                 f"{'is' if sure_wrong == 1 else 'are'} predicted with a confidence of {sure:g} or more: these are the model's most confident errors, "
+                 f"where label noise is most likely.")
+    if f.tex:
+        return (r"\begin{itemize}\setlength\itemsep{0pt}" + "".join(rf"\item {t}" for t in items)
+                + r"\end{itemize}" + tail.strip())
+    return "\n".join(f"- {t}" for t in items) + ("\n\n" + tail.strip() if tail else "")
+
+
+def _interval(a: float, n_a: int, b: float, n_b: int) -> float:
+    """Half-width of the 95 % interval of the difference of two independent proportions (Wald)."""
+    return 1.96 * math.sqrt(a * (1 - a) / max(n_a, 1) + b * (1 - b) / max(n_b, 1))
+
+
+def _effect(f: _Fmt, d: float, half: float) -> str:
+    """'+32.0 points (95 % interval +17.1 to +46.9)', or the same with 'no clear effect' where it covers 0."""
+    unit = r"\,\%" if f.tex else "%"
+    text = f"{f.pts(d)} points (95{unit} interval {f.pts(d - half)} to {f.pts(d + half)})"
+    return text + (", no clear effect" if d - half <= 0 <= d + half else "")
+
+
+def photo_style_findings(summary: dict | None, fp: dict | None, fmt: str = "md",
+                         style: list[dict] | None = None) -> str:
+    """Whether FFHQ photo style pulls faces towards happy/neutral, with the 95 % interval of the difference, and
+    how the portraits fare overall (photo_style.json's rows); "" for data without FFHQ portraits."""
     f = _Fmt(fmt)
     if not has_photo_marker(fp):
         return ""
     hn = f"{f.code('happy')} or {f.code('neutral')}"
-    intro = (f"In the development sample {f.code('happy')} and {f.code('neutral')} are mostly FFHQ portraits, so "
-             f"photo style could stand in for the expression. " if is_development_sample(fp) else
-             f"This dataset holds {f.num(fp['ffhq_files'])} FFHQ portraits (files named {f.code('ffhq_*')}), so "
-             f"photo style could stand in for the expression. ")
+    intro = (f"In these data {f.code('happy')} and {f.code('neutral')} are mostly FFHQ portraits, so photo style "
+             f"could stand in for the expression. ")
     if not summary or summary.get("ffhq_other_predicted_happy_neutral") is None:
         if summary and summary.get("ffhq_other_classes") == 0:
             return intro + (f"No FFHQ portrait of the validation split belongs to a class other than {hn}, so the "
                             f"photo-style check has nothing to measure.")
-        return intro + f"The photo-style check has not been run yet: run {f.code('P5_d')}."
-    a, b = summary["ffhq_other_predicted_happy_neutral"], summary["nonffhq_other_predicted_happy_neutral"]
-    n = summary["ffhq_other_classes"]
-    text = intro + (f"FFHQ portraits of the other classes are predicted {hn} {f.pct(a, 0)} of the time ({n} faces), "
-                    f"against {f.pct(b or 0, 0)} for the other faces of those classes "
-                    f"({summary['nonffhq_other_classes']} faces)")
-    if a > (b or 0) + tol:
-        text += (": photo style acts as a shortcut on this data, and the accuracy on "
-                 f"{f.code('happy')} and {f.code('neutral')} overstates what the model knows of the expressions.")
-    elif a < (b or 0) - tol:
-        text += ": FFHQ portraits are pulled towards those classes less often, so photo style is no shortcut here."
-    else:
-        text += ": about the same rate, so no photo-style shortcut is measurable."
-    if n < 30:
-        text += f" With only {n} such faces the rate is rough."
+        return intro + "The photo-style check has not been run yet: the part (d) notebook runs it."
+    a, b = summary["ffhq_other_predicted_happy_neutral"], summary["nonffhq_other_predicted_happy_neutral"] or 0.0
+    n_a, n_b = summary["ffhq_other_classes"], summary["nonffhq_other_classes"]
+    text = intro + (f"Portraits of the other classes are predicted {hn} {f.pct(a)} of the time ({n_a} faces), "
+                    f"other faces of those classes {f.pct(b)} ({f.num(n_b)} faces): "
+                    f"{_effect(f, a - b, _interval(a, n_a, b, n_b))}.")
+    if a - b - _interval(a, n_a, b, n_b) > 0:
+        text += " A portrait of another class is thus pulled towards those two classes, as a photo-style cue would do."
+    if style:
+        n_p = sum(r["ffhq_images"] for r in style)
+        n_o = sum(r["other_images"] for r in style)
+        acc_p = sum(r["ffhq_images"] * (r["accuracy_ffhq"] or 0) for r in style if r["ffhq_images"]) / max(n_p, 1)
+        acc_o = sum(r["other_images"] * (r["accuracy_other"] or 0) for r in style if r["other_images"]) / max(n_o, 1)
+        easy = sum(r["ffhq_images"] for r in style if r["class"] in ("happy", "neutral")) / max(n_p, 1)
+        text += (f" Over all classes, though, the portraits are classified correctly {f.pct(acc_p)} of the time "
+                 f"({f.num(n_p)} faces) against {f.pct(acc_o)} for the others ({f.num(n_o)}), and {f.pct(easy, 0)} "
+                 f"of them are {hn} faces. Such a cue raises the accuracy on these data and would not carry over "
+                 f"to photos of another source; the check does not show how much the network relies on it.")
     return text
 
 
@@ -564,8 +652,7 @@ def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | N
     f = _Fmt(fmt)
     t = _table(screen_table)
     if t is None or len(t) == 0 or TUNE_GAIN not in t.columns or baseline not in t.index:
-        return (f"The screening has not been run on this data yet ({f.code('P5_d')} with "
-                f"{f.code('run_ablation = True')}).")
+        return "The screening has not been run on these data yet: the part (d) notebook runs it."
     rows = t.drop(index=baseline)
     p = float(t.loc[baseline, "tune acc."])
     gains = {r: float(g) for r, g in rows[TUNE_GAIN].items()}
@@ -573,7 +660,7 @@ def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | N
     se = math.sqrt(p * (1 - p) / n_tune) if n_tune else None
     out = [f"The screening tried {len(rows)} changes against the plain model's {f.pct(p)} tune accuracy."]
     if passed:
-        out.append(_join([f"{f.code(r)} ({f.pts(gains[r])} points on tune, {f.pts(float(rows.loc[r, VAL_GAIN]))} on "
+        out.append(_join([f"{_row(f, r)} ({f.pts(gains[r])} points on tune, {f.pts(float(rows.loc[r, VAL_GAIN]))} on "
                           f"validation)" for r in passed])
                    + f" cleared the bar of {_points(min_gain)} of tune accuracy"
                    + (", so the improved model combines them." if len(passed) > 1 else
@@ -584,20 +671,20 @@ def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | N
     rest = {r: g for r, g in gains.items() if r not in passed}
     weak = [r for r in passed if se is not None and abs(gains[r]) <= se]
     if weak:
-        out.append(f"The bar is a screening rule, not evidence: {f.codes(weak)} gained no more than one standard "
+        out.append(f"The bar is a screening rule, not evidence: {_rows(f, weak)} gained no more than one standard "
                    f"error of the tune accuracy (below), like the rows called noise there, so only the full "
                    f"schedule with two seeds can confirm {'it' if len(weak) == 1 else 'them'}.")
     if se is not None:
         noise = [r for r, g in rest.items() if abs(g) <= se]
         lost = sorted((r for r, g in rest.items() if g < -se), key=lambda r: rest[r])
         out.append(f"With {f.num(n_tune)} tune faces one standard error of that accuracy is about "
-                   f"{100 * se:.1f} points" + (f", so {f.codes(noise)} "
+                   f"{100 * se:.1f} points" + (f", so {_rows(f, noise)} "
                                                f"{'is' if len(noise) == 1 else 'are'} within the noise of one seed"
                                                if noise else "") + ".")
     else:
         lost = sorted((r for r, g in rest.items() if g < 0), key=lambda r: rest[r])
     if lost:
-        out.append("Lost accuracy on tune: " + _join([f"{f.code(r)} ({f.pts(rest[r])})" for r in lost]) + ".")
+        out.append("Lost accuracy on tune: " + _join([f"{_row(f, r)} ({f.pts(rest[r])})" for r in lost]) + ".")
     if "tune acc. +flip" in t.columns:
         d = (t["tune acc. +flip"].astype(float) - t["tune acc."].astype(float)).dropna()
         if len(d):
@@ -606,6 +693,16 @@ def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | N
             out.append(f"Flip test-time augmentation {verdict} on tune ({f.pts(d.min())} to {f.pts(d.max())} "
                        f"points).")
     return " ".join(out)
+
+
+def _row(f: _Fmt, name: str) -> str:
+    """A study row's name: as code in Markdown (what the CLI and the folders call it), as prose in the report
+    ('batch norm', 'label smoothing')."""
+    return f.t(str(name).replace("_", " ")) if f.tex else f.code(name)
+
+
+def _rows(f: _Fmt, names) -> str:
+    return _join([_row(f, n) for n in names])
 
 
 def _points(v: float) -> str:
@@ -719,8 +816,7 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
 def second_study_findings(spent: float, budget: float, todo: list[str], left: float = 0.0, final=None,
                           target: float = 0.03, fmt: str = "md") -> str:
     """Where the second study of part (d) stands: nothing run, partly run (what is left, `left` plain 30-epoch
-    runs of it, and the --budget that fits it), or its final comparison (`second_study.Study.final_comparison`)
-    against the target gain."""
+    runs of it, and the --budget that fits it), or done, with its comparison (`improvement_findings`)."""
     f = _Fmt(fmt)
     over = spent + left > budget + 1e-9
     command = f.code("fer ablation --study long" + (f" --budget {math.ceil(spent + left)}" if over else ""))
@@ -731,20 +827,47 @@ def second_study_findings(spent: float, budget: float, todo: list[str], left: fl
         return text
     text = f"The study has spent {spent:.1f} of its {budget:g} plain 30-epoch runs."
     if todo:
-        text += (f" Still to run: {f.codes(todo)}, about {left:.1f} plain 30-epoch runs (the rows known so far; "
+        text += (f" Still to run: {_rows(f, todo)}, about {left:.1f} plain 30-epoch runs (the rows known so far; "
                  "later rows follow from their results)")
         text += (f", beyond the budget; {command} covers them" if over else f"; {command} continues")
         text += " from where it stopped."
     if final is not None:
-        plain, improved = final.iloc[0], final.iloc[1]
-        gain = improved["gain"]
-        row, _, variant = final.index[1].partition(" ")  # "smoothing_long (EMA)"
-        text += (f" The improved model, {f.code(row)} {f.t(variant)}, reaches {f.pct(improved['validation, mean'])} "
-                 f"(± {f.pt(improved['validation, std'])}) validation accuracy against the plain model's "
-                 f"{f.pct(plain['validation, mean'])} (± {f.pt(plain['validation, std'])}), mean ± std over seeds 0 "
-                 f"and 1: {f.pts(gain)} points, so the target of {f.pt(target, 0)} points is "
-                 f"{'met' if gain >= target else 'missed'}.")
+        text += " " + improvement_findings(final, target, fmt)
     return text
+
+
+def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
+    """The final comparison (`second_study.Study.final_comparison`): the improved model against the plain one at
+    the same schedule and seeds, the gain of each seed and whether it is clear, then against part (c)'s model."""
+    f = _Fmt(fmt)
+    if final is None or len(final) < 2:
+        return "The proposal has not been tested on the full schedule yet: the second study of the part (d) notebook tests it."
+    t = _table(final)
+    part_c, names = t.iloc[0], list(t.index)
+    plain, best = t.loc[names[-2]], t.loc[names[-1]]
+    per_seed = [best[s] - plain[s] for s in ("seed 0", "seed 1")]
+    gain = best["mean"] - plain["mean"]
+    clear = all(g > 0 for g in per_seed) or all(g < 0 for g in per_seed)
+    out = []
+    if len(t) > 2:
+        out.append(f"At the same schedule and seeds, {f.t(names[-1])} reaches {f.pct(best['mean'])} (± "
+                   f"{f.pt(best['std'])}, mean ± std over seeds 0 and 1) validation accuracy against "
+                   f"{f.pct(plain['mean'])} (± {f.pt(plain['std'])}) for {f.t(names[-2])}: a gain of {f.pts(gain)} "
+                   f"points ({_join([f.pts(g) for g in per_seed])} for the two seeds)"
+                   + (", the same sign for both seeds, a small but consistent effect." if clear and gain > 0 else
+                      ", the same sign for both seeds." if clear else
+                      "; the seeds disagree in sign, so there is no clear effect.")
+                   + f" Macro-F1 moves from {f.pct(plain['macro-F1'])} to {f.pct(best['macro-F1'])}.")
+        out.append(f"Against part (c)'s model ({f.t(names[0])}, {f.pct(part_c['mean'])} ± {f.pt(part_c['std'])}), "
+                   f"the longer schedule alone gives {f.pts(plain['mean'] - part_c['mean'])} points and the whole "
+                   f"proposal {f.pts(best['mean'] - part_c['mean'])}, "
+                   + ("which meets" if best["mean"] - part_c["mean"] >= target else "short of")
+                   + f" the {f.pt(target, 0)}-point target set before the runs.")
+    else:
+        out.append(f"No change beat the plain model on tune, so the plain model on the longer schedule is the final "
+                   f"one: {f.pct(best['mean'])} (± {f.pt(best['std'])}) against part (c)'s {f.pct(part_c['mean'])} "
+                   f"(± {f.pt(part_c['std'])}), {f.pts(best['mean'] - part_c['mean'])} points.")
+    return " ".join(out)
 
 
 def gpu_findings(bench: dict, fmt: str = "md") -> str:
@@ -767,20 +890,20 @@ def gpu_findings(bench: dict, fmt: str = "md") -> str:
 
 def delivery_findings(m: dict | None, folder: str, fmt: str = "md") -> str:
     """The model part (d) delivers (`second_study.Study.deliver`'s metrics.json): its source, validation accuracy
-    and the paper's budget, with the latency measured in the same run as the plain model's."""
+    and the paper's budget, with the latency measured in the same call as the plain model's."""
     f = _Fmt(fmt)
+    where = "" if f.tex else f" in {f.code(folder)}"
     if m is None:
-        return (f"No model is delivered yet: {f.code(folder)} is written once the second study's final comparison "
-                "exists.")
+        return f"No model is delivered yet: it is written{where} once the study's final comparison exists."
     b, src = m["budget"], m["delivered_from"]
     side, x, run = b["input_size"], f.times(), src["run"].rsplit("/", 1)[-1]
+    row, _, seed = run.rpartition("_seed")
     within = lambda ok: "within" if ok else "above"  # noqa: E731
-    return (f"The delivered model comes from the run {f.code(run)}, with its {src['variant']} weights, and is saved "
-            f"in {f.code(folder)}. It reaches "
-            f"{f.pct(m['accuracy'])} validation accuracy, with {b['parameters'] / 1e6:.2f}M parameters at "
+    return (f"The delivered model is the seed-{seed} run of {_row(f, row)} with its {src['variant']} weights, saved"
+            f"{where}: {f.pct(m['accuracy'])} validation accuracy with {b['parameters'] / 1e6:.2f}M parameters at "
             f"{f.size(f'{side}x{side}')} ({within(b['parameters'] <= b['max_parameters'])} the "
             f"paper's {b['max_parameters'] / 1e6:g}M) and a CPU latency of {b['latency_ratio']:.2f}{x} the plain "
-            f"model's, measured in the same run ({within(b['latency_ratio'] <= b['max_latency_ratio'])} the "
-            f"{b['max_latency_ratio']:g}{x} budget). With flip test-time augmentation it would take "
+            f"model's, timed in the same call ({within(b['latency_ratio'] <= b['max_latency_ratio'])} the "
+            f"{b['max_latency_ratio']:g}{x} budget). Flip test-time augmentation would take "
             f"{b['flip_latency_ratio']:.2f}{x} ({within(b['flip_latency_ratio'] <= b['max_latency_ratio'])} "
             "the budget).")

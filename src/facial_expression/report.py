@@ -16,11 +16,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 
 from . import findings
-from .ablation import (PLAIN, final_groups, final_summary, per_class_f1, screening_summary, screening_table,
-                       seeds_table, study_dirs)
+from .ablation import screening_summary, screening_table, study_dirs
 from .analytic import equivariance_demo, equivariance_figure
 from .cam import guided_figure
 from .config import REPORT_DIR, RESULTS_DIR, TrainConfig
@@ -29,10 +27,10 @@ from .data.fingerprint import run_fingerprint
 from .errors import FERError
 from .evaluation import is_smoke_run
 from .findings import tex_escape
-from .models import architecture_table, build_model, count_parameters, estimate_epoch_seconds, forward_flops
-from .notebooks import VGG16_SETTINGS, settings_table, vgg16_config
+from .models import architecture_table, build_model, count_parameters
+from .notebooks import settings_table, vgg16_config
 from .plots import draw_run_figures, save_figure
-from .second_study import DELIVERED, PROTOCOL, Study
+from .second_study import Study
 from .training import History
 
 NOT_RUN = "not run"
@@ -127,77 +125,27 @@ def settings_tex(out_dir: Path, path: Path, default_cfg: TrainConfig | None = No
     return True
 
 
-ABLATION_MACROS = ("ScreenEpochs", "ScreenPlainTune", "ScreenPlainVal", "PlainValMean", "ImprovedValMean",
-                   "ImprovedGain")
 # Figures that write_report_inputs copies into report/figures: removed first, so that nothing of an
 # earlier results folder survives a build from another one.
-FIGURES = ("light_*", "vgg_*", "improved_*", "delivered_*", "alexnet_*", "mobilenet_*", "cam_correct.pdf",
-           "cam_wrong.pdf", "samples.pdf", "augmented.pdf",
-           "cam_comparison.pdf")
+FIGURES = ("light_*", "vgg_*", "cam_correct.pdf", "cam_wrong.pdf", "samples.pdf", "augmented.pdf")
 
 
-def ablation_inputs(results: Path, gen: Path, figs: Path, fp: dict | None = None, n_tune: int | None = None,
-                    area: dict | None = None) -> tuple[list[str], list[Path]]:
-    """Tables, macros, findings and figures of the part (d) ablation, from results/ablation and
-    light_vgg_improved."""
-    d, macros, written = study_dirs(results), [], []
-    screen = screening_summary(d["screen"])
-    t = chosen = None
+def screening_inputs(results: Path, gen: Path, n_tune: int | None = None) -> list[str]:
+    """The appendix's screening of part (d)'s candidate changes: its table and findings."""
+    screen_dir = study_dirs(results)["screen"]
+    screen = screening_summary(screen_dir)
+    t = None
     if screen is not None:
         _table(screen, gen / "ablation_screen.tex", "p{0.24\\linewidth}rrrrrrrrr", index=False)
-        written.append(gen / "ablation_screen.tex")
-        t = screening_table(d["screen"])
-        chosen = findings.passed_changes(t, findings.MIN_GAIN)
-        sign = lambda v: f"{100 * v:+.1f}"  # noqa: E731
-        macros.append(_macro("ScreenEpochs", int(json.loads((d["screen"] / "plain_seed0" / "config.json")
-                                                            .read_text())["epochs"])))
-        for row in t.index:  # e.g. \ScreenTuneBatchNorm = +1.7 (points of tune accuracy against plain)
-            name = "".join(part.capitalize() for part in row.split("_"))
-            macros += [_macro(f"ScreenTune{name}", sign(t.loc[row, "tune Δ"])),
-                       _macro(f"ScreenVal{name}", sign(t.loc[row, "val. Δ"]))]
-        if "plain" in t.index:
-            macros += [_macro("ScreenPlainTune", f"{100 * t.loc['plain', 'tune acc.']:.1f}"),
-                       _macro("ScreenPlainVal", f"{100 * t.loc['plain', 'val. acc.']:.1f}")]
-    macros += [_flag("ScreenRan", t is not None),
-               _raw("ScreenFindings", findings.screening_findings(t, findings.MIN_GAIN, n_tune, "tex"))]
-    final = final_summary(results)
-    seeds = None
-    if final is not None:
-        groups = final_groups(results)
-        final = final.T  # two models as columns: narrow enough for the page
-        final.index.name = ""
-        _table(final, gen / "ablation_final.tex", "lrr")
-        seeds = seeds_table(groups)
-        f1 = per_class_f1(groups)
-        f1["change"] = f1["improved"] - f1[PLAIN]
-        f1.index.name = "class"
-        _table(f1.round(3), gen / "ablation_per_class.tex", "lrrr")
-        written += [gen / "ablation_final.tex", gen / "ablation_per_class.tex"]
-        plain, imp = seeds.loc[PLAIN], seeds.loc["improved"]
-        macros += [_macro("PlainValMean", f"{100 * plain['val. acc. mean']:.1f}"),
-                   _macro("ImprovedValMean", f"{100 * imp['val. acc. mean']:.1f}"),
-                   _macro("ImprovedGain", f"{100 * (imp['val. acc. mean'] - plain['val. acc. mean']):+.1f}")]
-    macros += [_flag("FinalRan", final is not None),
-               _raw("FinalFindings", findings.final_findings(seeds, chosen, "tex"))]
-    shortcuts = _load(d["improved"] / "cam" / "shortcuts.json")
-    if shortcuts:
-        # accuracy_fp32 is left out: the accuracy of each model is the one of the final table (the run's autocast)
-        df = pd.DataFrame(shortcuts).drop(index=["accuracy_fp32"], errors="ignore")
-        if not findings.has_photo_marker(fp):  # the photo-style rows only mean something with FFHQ portraits
-            df = df.drop(index=[i for i in df.index if "ffhq" in i])
-        df.index.name = "measure"
-        _table(df.round(3).rename(index=findings.label), gen / "ablation_shortcuts.tex", "lrr")
-        written.append(gen / "ablation_shortcuts.tex")
-    f1_change = f1["change"].to_dict() if final is not None else None
-    macros.append(_raw("MapChangeFindings", findings.map_change_findings(shortcuts, fp, area, f1_change, "tex")))
-    defined = {m.split("{", 2)[1].strip("\\}") for m in macros}
-    macros += [_macro(name, NOT_RUN) for name in ABLATION_MACROS if name not in defined]
-    if (d["improved"] / "metrics.json").exists():
-        written += draw_run_figures(d["improved"], figs, "improved_", png=False)
-    if (d["improved"] / "cam" / "cam_comparison.pdf").exists():
-        shutil.copyfile(d["improved"] / "cam" / "cam_comparison.pdf", figs / "cam_comparison.pdf")
-        written.append(figs / "cam_comparison.pdf")
-    return macros, written
+        t = screening_table(screen_dir)
+        epochs = json.loads((screen_dir / "plain_seed0" / "config.json").read_text())["epochs"]
+    intro = (f"Each candidate change was first added alone to the plain light VGG and trained for a short "
+             f"{epochs}-epoch run (seed 0), everything else fixed; a change that gained more than "
+             f"{100 * findings.MIN_GAIN:g} point of tune accuracy was to be kept (\\cref{{tab:ablation-screen}})."
+             if t is not None else "")
+    return [_flag("ScreenRan", t is not None), _macro("ScreenEpochs", epochs if t is not None else NOT_RUN),
+            _raw("ScreenIntro", intro),
+            _raw("ScreenFindings", findings.screening_findings(t, findings.MIN_GAIN, n_tune, "tex"))]
 
 
 def short_machine(name: str) -> str:
@@ -206,37 +154,36 @@ def short_machine(name: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"\((R|TM)\)|NVIDIA |Processor|CPU @ \S+", "", name)).strip()
 
 
-def second_study_inputs(results: Path, gen: Path, figs: Path, fp: dict | None = None,
-                        area: dict | None = None) -> tuple[list[str], list[Path]]:
-    """Part (d)'s second study: its protocol, a table of its finished runs, where it stands, and the model it
-    delivers (findings, figures and the change in its maps)."""
+def second_study_inputs(results: Path, gen: Path) -> list[str]:
+    """Part (d)'s test of the proposal on the full schedule: the comparison at the same schedule and seeds (body),
+    and every run of the study (appendix)."""
     study = Study(results)
-    protocol = r"\begin{enumerate}" + "".join(rf"\item {tex_escape(rule)}" for rule in PROTOCOL) + r"\end{enumerate}"
-    written = []
     ran = study.spent() > 0  # not only the screening row it reuses
     if ran:
         df = study.table_text()
-        pct = [c for c in df.columns if c.startswith("tune, ")] + ["validation"]
-        df["machine"], df["row"] = df["machine"].map(short_machine), df["row"].str.replace("_", " ")  # prose, not code
+        df["row"] = df["row"].str.replace("_", " ")  # prose, not code
         # short headers, so that the table fits the page at a readable size; the caption spells them out
-        df = df.rename(columns={"epochs": "ep.", "minutes": "min.", "validation": "val.",
-                                **{c: c.removeprefix("tune, ").replace("raw + flip", "+flip").replace(" + ", " +")
-                                   for c in pct[:-1]}})
-        align = {"row": "l", "selected": "l", "machine": "p{3.5em}"}  # a long machine name wraps
-        _table(df, gen / "second_study.tex", "".join(align.get(c, "r") for c in df.columns), index=False)
-        written.append(gen / "second_study.tex")
-    delivered = results / DELIVERED
-    shortcuts = _load(delivered / "cam" / "shortcuts.json")
-    if (delivered / "metrics.json").exists():
-        written += draw_run_figures(delivered, figs, "delivered_", png=False)
-    if (delivered / "cam" / "cam_comparison.pdf").exists():
-        shutil.copyfile(delivered / "cam" / "cam_comparison.pdf", figs / "delivered_cam_comparison.pdf")
-        written.append(figs / "delivered_cam_comparison.pdf")
-    return [_raw("SecondProtocol", protocol), _flag("SecondRan", ran), _raw("SecondFindings", study.findings("tex")),
-            _flag("DeliveredRan", (delivered / "metrics.json").exists()),
-            _raw("DeliveredFindings", study.delivery_findings("tex")),
-            _raw("DeliveredMapFindings", findings.map_change_findings(
-                shortcuts, fp, area, None, "tex", model="delivered") if shortcuts else "")], written
+        df = df.drop(columns=["cost", "minutes", "machine"]).rename(columns={
+            "epochs": "ep.", **{c: c.removeprefix("tune, ").replace(" + flip", " +flip") for c in df.columns
+                                if c.startswith("tune, ")},
+            "validation, raw": "val. raw", "validation, EMA": "val. EMA"})
+        _table(df, gen / "second_study.tex", "l" + "r" * (len(df.columns) - 3) + "lrr", index=False)
+    final = study.final_comparison()
+    if final is not None:
+        shown = final.drop(columns=["gain"]).copy()
+        for col in ("seed 0", "seed 1", "mean", "std", "macro-F1"):
+            shown[col] = shown[col].map(lambda v: f"{100 * v:.1f}")
+        _table(shown, gen / "improvement.tex", "lrrrrr")
+    intro = (f"The screening favours changes that learn fast, and its winner lost on the full schedule, so a "
+             f"second study trained the candidates for {study.long_epochs} epochs, each run also recording an "
+             f"exponential moving average (EMA) of its weights, and chose rows and weights on tune only. Its "
+             f"budget of {study.budget:g} plain 30-epoch runs was fixed before the runs; the plain row's second "
+             f"seed, for the comparison at the same schedule, was trained beyond it (\\cref{{tab:second-study}})."
+             if ran else "")
+    return [_flag("SecondRan", ran), _raw("SecondIntro", intro), _raw("SecondFindings", study.findings("tex")),
+            _flag("ImprovementRan", final is not None),
+            _raw("ImprovementFindings", " ".join([findings.improvement_findings(final, fmt="tex"),
+                                                  study.delivery_findings("tex")]))]
 
 
 def _clear_outputs(gen: Path, figs: Path) -> None:
@@ -277,16 +224,6 @@ def _dataset(results: Path, stats: dict | None = None) -> dict | None:
     return None
 
 
-def vgg_cost_sentence(n_train: int | None) -> str:
-    """Part (b)'s expected cost, from the FLOPs of both architectures (built on the meta device: only shapes
-    matter)."""
-    with torch.device("meta"):
-        vgg, light = build_model("vgg16", 8, weights=None), build_model("light-vgg", 8)
-    seconds = {gpu: estimate_epoch_seconds(vgg, n_train, gpu) for gpu in ("T4", "P100")} if n_train else {}
-    return findings.vgg_cost(forward_flops(vgg) / 1e9, forward_flops(light) / 1e9, n_train,
-                             VGG16_SETTINGS["epochs"], seconds, "tex")
-
-
 def architecture_inputs(gen: Path, n_classes: int) -> list[str]:
     """The light VGG's layer table for the run's number of classes, and its parameter counts as macros."""
     model = build_model("light-vgg", n_classes)
@@ -295,6 +232,13 @@ def architecture_inputs(gen: Path, n_classes: int) -> list[str]:
     _table(arch, gen / "architecture_light_vgg.tex", "lp{0.3\\linewidth}p{0.22\\linewidth}lr")
     return [_macro("ArchNumClasses", n_classes), _macro("ArchParams", f"{count_parameters(model)['total']:,}"),
             _macro("ArchParamsPaper", f"{count_parameters(build_model('light-vgg', 8))['total']:,}")]
+
+
+AUGMENTATION_ROWS = {  # augmentation_counts.json key: the row of the report's table
+    "original_train_samples": "training images before augmentation",
+    "materialised_offline": "after off-line augmentation: each image and {copies} augmented copies",
+    "distinct_samples_seen_over_run": "seen on-line over {epochs} epochs: a new view of each image every epoch",
+}
 
 
 def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) -> list[Path]:
@@ -306,97 +250,71 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     _clear_outputs(gen, figs)
     written = []
     light, vgg = results / "light_vgg", results / "vgg16_transfer"
-    macros = (experiment_macros("Light", light) + experiment_macros("Vgg", vgg)
-              + experiment_macros("Improved", results / "light_vgg_improved"))
+    macros = experiment_macros("Light", light) + experiment_macros("Vgg", vgg)
     smoke = [p.parent.name for p in sorted(results.glob("*/metrics.json")) if is_smoke_run(_load(p) or {})]
-    names = ", ".join(rf"\texttt{{{tex_escape(r)}}}" for r in smoke)
-    # ragged right: typewriter run names do not stretch, and a justified line of them overflows
-    macros.append(_raw("SmokeNote", rf"{{\raggedright\textbf{{Smoke run: {names} trained on a few batches only, "
-                                    r"to test the pipeline; every number and finding from it is meaningless.}\par}"
-                       if smoke else ""))
+    names = tex_escape(", ".join(r.replace("_", " ") for r in smoke))
+    macros.append(_raw("SmokeNote", rf"\textbf{{Smoke run ({names}): trained on a few batches only, to test the "
+                                    r"pipeline; every number and finding from it is meaningless.}" if smoke else ""))
     stats = _load(results / "preprocessing" / "split_stats.json") or _load(light / "split_stats.json")
     fp = _dataset(results, stats)
-    macros += [_flag("HasFfhq", findings.has_photo_marker(fp)),
-               _flag("IsDevSample", findings.is_development_sample(fp)),
-               _raw("DataSentence", findings.data_sentence(fp, "tex")), _raw("DataName", findings.data_name(fp, "tex"))]
+    macros += [_flag("HasFfhq", findings.has_photo_marker(fp)), _raw("DataSentence", findings.data_sentence(fp, "tex"))]
     if stats:
         t = statistics_table(stats)
         t.index.name = "class"
         _table(t, gen / "split_stats.tex", "lrrrr")
         macros += [_macro("NumClasses", len(stats["classes"])), _macro("NumTrain", f"{stats['totals']['train']:,}"),
                    _macro("NumTune", f"{stats['totals']['tune']:,}"),
-                   _macro("NumValidation", f"{stats['totals']['validation']:,}"),
-                   _macro("ImageSizes", ", ".join(stats["image_sizes"]))]
+                   _macro("NumValidation", f"{stats['totals']['validation']:,}")]
     else:
-        macros += [_macro(name, NOT_RUN) for name in ("NumClasses", "NumTrain", "NumTune", "NumValidation",
-                                                      "ImageSizes")]
+        macros += [_macro(name, NOT_RUN) for name in ("NumClasses", "NumTrain", "NumTune", "NumValidation")]
     macros.append(_raw("PreprocessingFindings", findings.preprocessing_findings(stats, "tex")))
     counts = _load(results / "preprocessing" / "augmentation_counts.json")
     if counts:
-        df = pd.DataFrame({"value": {k.replace("_", " "): v for k, v in counts.items()}})
-        df.index.name = "quantity"
-        _table(df, gen / "augmentation_counts.tex", "lr")
-        macros += [_macro("AugSeen", f"{counts['distinct_samples_seen_over_run']:,}"),
-                   _macro("AugEpochs", counts["epochs"]),
-                   _macro("AugOffline", f"{counts['materialised_offline']:,}")]
-    else:
-        macros += [_macro(name, NOT_RUN) for name in ("AugSeen", "AugEpochs", "AugOffline")]
+        words = {"copies": counts["stored_after_offline_expansion"] // counts["original_train_samples"] - 1,
+                 "epochs": counts["epochs"]}
+        df = pd.DataFrame({"samples": {row.format(**words): counts[key] for key, row in AUGMENTATION_ROWS.items()}})
+        df.index.name = ""
+        _table(df, gen / "augmentation_counts.tex", "p{0.62\\linewidth}r")
     for name, out, default in (("light_vgg", light, None), ("vgg16_transfer", vgg, vgg16_config(None, results))):
         if settings_tex(out, gen / f"settings_{name}.tex", default):
             written.append(gen / f"settings_{name}.tex")
-    macros.append(_raw("VggCost", vgg_cost_sentence((stats or {}).get("totals", {}).get("train"))))
     m, v = _load(light / "metrics.json"), _load(vgg / "metrics.json")
     macros += [_raw("LightFindings", findings.training_findings(m, _load(light / "history.json"), "tex")),
                _raw("VggFindings", findings.training_findings(v, _load(vgg / "history.json"), "tex",
                                                               name="VGG16 transfer") if v else
                     findings.vgg_not_run("tex"))]
     if m:
-        macros += analysis_macros(m)
         per = pd.DataFrame(m["per_class"]).T[["precision", "recall", "f1", "auc", "support"]]
+        per = per.round(3)
         per["support"] = per["support"].astype(int)
         per.index.name = "class"
         _table(per, gen / "per_class_light_vgg.tex", "lrrrrr")
     comparison = _load(results / "comparison.json")
     if comparison:
         _cards_table(comparison, gen / "comparison.tex", "p{0.3\\linewidth}",
-                     {"status": ("trained", "not trained yet: the architecture's size and latency")})
-    macros.append(_raw("ComparisonFindings", findings.comparison_findings(comparison, "tex")))
-    paper = _load(results / "paper_models.json")
-    if paper:
-        _cards_table(paper, gen / "paper_models.tex", "r", {"trained": ("yes", "not yet")},
-                     drop=("status", "trainable"))
-    macros += [_flag("PaperRan", paper is not None),
-               _raw("PaperFindings", findings.paper_models_findings(paper, "tex"))]
+                     {"status": ("trained", "not trained yet: size and latency of the architecture")})
+    macros.append(_raw("ComparisonFindings", findings.comparison_findings(comparison, "tex",
+                                                                          (m or {}).get("n"))))
     regions = _load(light / "cam" / "cam_regions.json")
     if regions:
         df = pd.DataFrame(regions).rename(columns=findings.label).round(3)
         df.index.name = "class"
         _table(df, gen / "cam_regions.tex", "lrrr")
     n_classes = len(m["classes"]) if m else len(fp["classes"]) if fp else len(stats["classes"]) if stats else 8
-    macros.append(_raw("CamFindings", findings.cam_findings(regions, n_classes, "tex")))
-    style = _load(light / "cam" / "photo_style.json")
-    if style and findings.has_photo_marker(fp):
-        df = pd.DataFrame(style).set_index("class")
-        for key in findings.PERCENT_KEYS:
-            if key in df.columns:
-                df[key] = (100 * df[key]).round(1)
-        _table(df.rename(columns=findings.label), gen / "photo_style.tex", "lrrrr")
-    macros.append(_raw("StyleFindings", findings.photo_style_findings(
-        _load(light / "cam" / "photo_style_summary.json"), fp, "tex")))
-    macros += architecture_inputs(gen, n_classes)
-    train_counts = (stats or {}).get("per_class", {}).get("train")
-    macros.append(_raw("ClassWeightFindings", findings.class_weight_findings(train_counts, "tex")))
     area = {k: r[findings.AREA] for k, r in regions.items() if findings.AREA in r} if regions else None
-    ablation_macros, ablation_written = ablation_inputs(results, gen, figs, fp,
-                                                        (stats or {}).get("totals", {}).get("tune"), area)
-    macros += ablation_macros
-    written += ablation_written
-    second_macros, second_written = second_study_inputs(results, gen, figs, fp, area)
-    macros += second_macros
-    written += second_written
+    classes = m["classes"] if m else (fp or {}).get("classes", [])
+    macros += [_raw("CamFindings", findings.cam_findings(regions, n_classes, "tex")),
+               _raw("CamFaceFindings", findings.cam_face_findings(_load(light / "cam" / "cam_samples.json"),
+                                                                  classes, m, area, "tex")),
+               _raw("StyleFindings", findings.photo_style_findings(
+                   _load(light / "cam" / "photo_style_summary.json"), fp, "tex",
+                   _load(light / "cam" / "photo_style.json")))]
+    macros += architecture_inputs(gen, n_classes)
+    macros += screening_inputs(results, gen, (stats or {}).get("totals", {}).get("tune"))
+    macros += second_study_inputs(results, gen)
     (gen / "macros.tex").write_text(f"% generated by `fer report-tables` from {results.name}/; "
                                     "do not edit\n" + "\n".join(macros) + "\n")
-    written.append(gen / "macros.tex")
+    written += sorted(gen.glob("*.tex"))
 
     for run, prefix in ((light, "light_"), (vgg, "vgg_")):
         if (run / "metrics.json").exists():
@@ -470,12 +388,52 @@ def build_report(results: Path = RESULTS_DIR, data=None) -> Path:
 
 
 def build_pdf(report: Path = REPORT_DIR) -> Path:
-    """latexmk -pdf report.tex, then fail on undefined references, missing files and wide overfull boxes."""
+    """latexmk -pdf report.tex, then fail on undefined references, missing files, wide overfull boxes, floats
+    without a caption, and on a PDF that is not ready to print (`check_pdf`)."""
     if missing_tex():
         raise FERError(missing_tex())
     r = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
                        cwd=report, capture_output=True, text=True)
-    problems = check_latex_log(report / "report.log")
+    problems = check_latex_log(report / "report.log") + check_captions(report)
+    if r.returncode == 0:
+        problems += check_pdf(report / "report.pdf")
     if r.returncode != 0 or problems:
-        raise FERError(f"report build failed: {'; '.join(problems) or r.stdout[-800:]}")
+        raise FERError(f"report build failed: {'; '.join(problems[:8]) or r.stdout[-800:]}")
     return report / "report.pdf"
+
+
+def check_captions(report: Path) -> list[str]:
+    """Figure and table environments of the report's sources without a caption."""
+    problems = []
+    for tex in sorted(report.glob("*.tex")) + sorted(report.glob("generated/*.tex")):
+        for env, body in re.findall(r"\\begin\{(figure|table)\}(.*?)\\end\{\1\}", tex.read_text(), re.S):
+            if "\\caption" not in body:
+                problems.append(f"{tex.name}: a {env} without a caption")
+    return problems
+
+
+SNAKE_CASE = re.compile(r"[A-Za-z0-9]_[A-Za-z0-9]")
+MIN_FONT_PT = 7.95  # 8 pt, the smallest text allowed in print
+
+
+def check_pdf(pdf: Path, bottom_margin_cm: float = 2.3) -> list[str]:
+    """A PDF ready to print: no text below 8 pt, nothing but the page number in the footer (below the text
+    block), and no snake_case identifier anywhere (the report has no code listing)."""
+    import pdfplumber  # the build's own check; a requirement of the project (requirements.txt)
+
+    problems = []
+    with pdfplumber.open(pdf) as doc:
+        for number, page in enumerate(doc.pages, 1):
+            small = sorted({c["text"] for c in page.chars if c["upright"] and c["size"] < MIN_FONT_PT
+                            and not (c["text"].isdigit() and c["size"] >= 5.5)})  # footnote marks
+            if small:
+                problems.append(f"page {number}: text below 8 pt ({''.join(small)[:20]})")
+            footer = page.height - bottom_margin_cm / 2.54 * 72
+            words = page.extract_words()
+            below = [w["text"] for w in words if w["top"] > footer + 2]
+            if below != [str(number)]:
+                problems.append(f"page {number}: the footer holds {' '.join(below)[:60]!r}, not only the page number")
+            snake = [w["text"] for w in words if SNAKE_CASE.search(w["text"])]
+            if snake:
+                problems.append(f"page {number}: identifiers in the text: {', '.join(snake[:5])}")
+    return problems

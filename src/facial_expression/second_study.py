@@ -218,18 +218,26 @@ class Study:
         left = self.budget - self._spent(self.first_rows() + [self.bn_row()])  # every row before the final one
         return next((row for row, cost in candidates if cost <= left + 1e-9), candidates[0][0])
 
+    def baseline(self) -> Row | None:
+        """The plain row's second seed, when the final row is another: the comparison at the same schedule and
+        seeds. It is run beyond the budget, which the protocol fixed before this comparison was asked for."""
+        final = self.final_row()
+        return None if final is None or not final.changes else Row("plain_long", (), self.long_epochs, seed=1)
+
     def plan(self) -> list[Row]:
         """Every row known so far, in the order they run; later rows appear once earlier ones have finished."""
         rows = self.first_rows()
         if (bn := self.bn_row()) is not None:
             rows.append(bn)
         if (final := self.final_row()) is not None:
-            rows += [r for r in (final, replace(final, seed=1)) if r not in rows]
+            rows += [r for r in (final, replace(final, seed=1), self.baseline()) if r is not None and r not in rows]
         return rows
 
     def spent(self) -> float:
-        """The budget used by the runs this study trained (runs reused from the screening cost nothing)."""
-        return self._spent(self.plan())
+        """The budget used by the runs this study trained (runs reused from the screening, and the baseline's
+        second seed, cost nothing)."""
+        baseline = self.baseline()
+        return self._spent([r for r in self.plan() if r != baseline])
 
     def _spent(self, rows: list[Row]) -> float:
         return sum(r.cost() for r in rows if self.done(r) and self.path(r).parent == self.root)
@@ -274,10 +282,11 @@ class Study:
         """Up to `slots` missing rows, in plan order, that fit the budget beside the rows running."""
         committed, rows = self.spent() + sum(r.cost() for r in running), []
         for row in (r for r in self.todo() if r not in running):
-            if len(rows) == slots or committed + row.cost() > self.budget + 1e-9:
+            extra = row == self.baseline()  # beyond the budget
+            if len(rows) == slots or (not extra and committed + row.cost() > self.budget + 1e-9):
                 break
             rows.append(row)
-            committed += row.cost()
+            committed += 0 if extra else row.cost()
         return rows
 
     def _train(self, row: Row, data, max_batches: int | None, progress: bool, settings: dict) -> list[Path]:
@@ -337,17 +346,17 @@ class Study:
     def table(self) -> pd.DataFrame:
         """One line per finished run: schedule, cost, tune accuracy of each variant, the variant tune selects
         and its validation accuracy, wall time and machine."""
-        lines = []
+        lines, baseline = [], self.baseline()
         for r in self.plan():
             if not self.done(r):
                 continue
             m, v = _metrics(self.path(r)), variants(self.path(r))
-            chosen, acc = best_variant(self.path(r))
+            chosen, _ = best_variant(self.path(r))
             lines.append({"row": r.name, "seed": r.seed, "changes": ", ".join(r.changes) or "none",
                           "epochs": r.epochs, "lr": r.lr if r.lr is not None else TrainConfig.lr,
-                          "cost": 0.0 if self.path(r).parent != self.root else r.cost(),
+                          "cost": 0.0 if self.path(r).parent != self.root or r == baseline else r.cost(),
                           **{f"tune, {k}": v[k]["tune"] for k in VARIANTS if k in v},
-                          "selected": chosen, "validation": acc["validation"],
+                          "selected": chosen, **{f"validation, {k}": v[k]["validation"] for k in SELECTABLE if k in v},
                           "minutes": m["wall_seconds"] / 60, "machine": m.get("device", "")})
         return pd.DataFrame(lines)
 
@@ -357,27 +366,51 @@ class Study:
         t = self.table()
         if t.empty:
             return t
-        pct = [c for c in t.columns if c.startswith("tune, ")] + ["validation"]
+        pct = [c for c in t.columns if c.startswith(("tune, ", "validation, "))]
         return t.drop(columns=["changes"]).assign(
             **{c: t[c].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.1f}") for c in pct},
             cost=t["cost"].map("{:.2f}".format), minutes=t["minutes"].map("{:.0f}".format),
             lr=t["lr"].map("{:g}".format))
 
     def final_comparison(self) -> pd.DataFrame | None:
-        """Validation accuracy, mean ± std over seeds 0 and 1: the plain LightVGG of part (c) (raw weights, as
-        reported there) against the final row with the variant its seed-0 run selected on tune."""
-        final = self.final_row()
-        d = study_dirs(self.results)
-        plain_dirs = [d["plain"], d["final"] / "plain_seed1"]
-        if final is None or not all(self.done(r) for r in (final, replace(final, seed=1))) \
-                or not all(_metrics(p) for p in plain_dirs):
+        """Validation accuracy and macro-F1 of seeds 0 and 1, their mean and std: the plain LightVGG of part (c)
+        (30 epochs, raw weights, as reported there), then the plain row and the final row at the same schedule,
+        each with the weights (raw or EMA) that its seed-0 run selected on tune. `gain` is against the plain row
+        at the same schedule. None until all six runs exist."""
+        final, d = self.final_row(), study_dirs(self.results)
+        if final is None:
             return None
-        chosen, _ = best_variant(self.path(final))
-        improved = [variants(self.path(r))[chosen]["validation"] for r in (final, replace(final, seed=1))]
-        plain = [_metrics(p)["accuracy"] for p in plain_dirs]
-        table = pd.DataFrame({"model": ["plain (part c)", f"{final.name} ({chosen})"],
-                              "validation, mean": [np.mean(plain), np.mean(improved)],
-                              "validation, std": [np.std(plain, ddof=1), np.std(improved, ddof=1)]})
-        table["gain"] = table["validation, mean"] - table["validation, mean"].iloc[0]
-        table["target met"] = [None, bool(table["gain"].iloc[1] >= TARGET)]
-        return table.set_index("model")
+        groups = {"plain, 30 epochs (part c)": ([d["plain"], d["final"] / "plain_seed1"], "raw")}
+        for row in ([Row("plain_long", (), self.long_epochs)] if final.changes else []) + [final]:
+            dirs = [self.path(replace(row, seed=s)) for s in (0, 1)]
+            if not all(_metrics(p) for p in dirs):
+                return None
+            variant = best_variant(dirs[0])[0]
+            groups[model_name(row, variant)] = (dirs, variant)
+        lines = {}
+        for name, (dirs, variant) in groups.items():
+            if not all(m := [_metrics(p) for p in dirs]):
+                return None
+            scores = [_variant_metrics(x, variant) for x in m]
+            acc, f1 = [a for a, _ in scores], [f for _, f in scores]
+            lines[name] = {"seed 0": acc[0], "seed 1": acc[1], "mean": np.mean(acc), "std": np.std(acc, ddof=1),
+                           "macro-F1": np.mean(f1)}
+        table = pd.DataFrame(lines).T
+        table["gain"] = table["mean"] - table["mean"].iloc[-2]
+        table.index.name = "model"
+        return table
+
+
+CHANGE_NAMES = {"label_smoothing": "label smoothing", "batch_norm": "batch-norm"}
+
+
+def model_name(row: Row, variant: str = "raw") -> str:
+    """A row as the report names it: its changes (or "plain"), "+ EMA" for averaged weights, and its schedule."""
+    parts = [CHANGE_NAMES.get(c, c.replace("_", " ")) for c in row.changes] or ["plain"]
+    return " + ".join(parts + (["EMA"] if variant.startswith("EMA") else [])) + f", {row.epochs} epochs"
+
+
+def _variant_metrics(m: dict, variant: str) -> tuple[float, float]:
+    """Validation accuracy and macro-F1 of one variant ("raw" or "EMA") of a finished run's metrics."""
+    split = (m["ema"]["no_tta"] if variant == "EMA" else by_tta(m)["no_tta"])["validation"]
+    return split["accuracy"], split.get("macro_f1", float("nan"))

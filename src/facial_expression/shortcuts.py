@@ -15,33 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .cam import compute_cams
+from .cam import compute_cams, region_shares
 from .data import ImageSet, to_unit_float
 from .data.fingerprint import is_ffhq
 from .evaluation import predict
-from .findings import AREA
 
-# Regions of an aligned face crop, as fractions of its side: the outer ring, and two horizontal bands
-BORDER_FRACTION = 1 / 8
-EYES_BAND = (0.25, 0.5)
-MOUTH_BAND = (0.6, 0.85)
-
-
-def region_shares(cams: np.ndarray) -> dict[str, float]:
-    """Mean share of CAM mass (over N x H x W maps) in the border ring, the eyes band and the mouth band.
-
-    The border is the outer BORDER_FRACTION ring; the bands span EYES_BAND and MOUTH_BAND of the height.
-    A uniform map gives each region its area share (border 43.75%, each band 25%).
-    """
-    n, h, w = cams.shape
-    total = cams.reshape(n, -1).sum(1) + 1e-8
-    b = max(1, int(h * BORDER_FRACTION))
-    inner = cams[:, b:h - b, b:w - b].reshape(n, -1).sum(1)
-    eyes = cams[:, int(EYES_BAND[0] * h):int(EYES_BAND[1] * h), :].reshape(n, -1).sum(1)
-    mouth = cams[:, int(MOUTH_BAND[0] * h):int(MOUTH_BAND[1] * h), :].reshape(n, -1).sum(1)
-    return {"border": float(np.mean(1 - inner / total)), "eyes_band": float(np.mean(eyes / total)),
-            "mouth_band": float(np.mean(mouth / total))}
-
+AREA = "uniform map (area share)"  # the region table's row of a map spread evenly over the image
+SE = "standard error"  # the region table's row of each region's standard error of the mean over all faces
 
 def ffhq_mask(paths: list[str]) -> np.ndarray:
     """A boolean array: which of `paths` are FFHQ portraits (files named ffhq_*)."""
@@ -103,6 +83,7 @@ class SplitMaps:
         table = pd.DataFrame({c: region_shares(self.cams[self.labels == i]) for i, c in enumerate(self.classes)
                               if (self.labels == i).any()}).T
         table.loc["all"] = region_shares(self.cams)
+        table.loc[SE] = region_shares(self.cams, spread=True)
         table.loc[AREA] = region_shares(np.ones((1,) + self.cams.shape[1:], np.float32))
         return table
 
