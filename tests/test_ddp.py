@@ -101,3 +101,24 @@ def test_a_resumed_two_process_run_continues_the_schedule(two_process_runs):
     a, b = (read_checkpoint(runs / r / "last.pt") for r in ("interrupted", "straight"))
     assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 2 * 5  # 5 steps per epoch and process
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in b["state_dict"])
+
+
+def test_one_process_takes_a_finished_two_process_run_but_does_not_resume_an_unfinished_one(tiny_dataset, tmp_path):
+    """A notebook opening the 2-GPU run of its folder: finished, it is used as it is; half done, it is refused."""
+    from facial_expression.errors import FERError
+    from facial_expression.training import fit
+    from test_training import tiny_run
+    cfg, splits, model, opts = tiny_run(tiny_dataset)
+    fit(model, splits, cfg, tmp_path / "run", opts, progress=False)
+    for name in ("best.pt", "last.pt"):  # as a 2-process run writes them
+        ckpt = torch.load(tmp_path / "run" / name, weights_only=False)
+        ckpt["config"]["world_size"] = 2
+        torch.save(ckpt, tmp_path / "run" / name)
+    history = fit(model, splits, cfg, tmp_path / "run", opts, progress=False)
+    assert len(history.epochs) == 2  # nothing trained again
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["world_size"] == 2
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    ckpt["epoch"], ckpt["history"]["epochs"] = 1, ckpt["history"]["epochs"][:1]
+    torch.save(ckpt, tmp_path / "run" / "last.pt")
+    with pytest.raises(FERError, match=r"other settings \(world_size\)"):
+        fit(model, splits, cfg, tmp_path / "run", opts, progress=False)

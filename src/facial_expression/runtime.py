@@ -82,15 +82,24 @@ def distributed() -> Distributed:
     return Distributed()
 
 
+def process_group_backend(device: torch.device) -> str:
+    """NCCL where every process on this machine has a GPU of its own; gloo on the CPU, and where processes share
+    a GPU (NCCL refuses two ranks on one device; a check on a one-GPU machine runs that way)."""
+    per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", _launched_world_size()))
+    if torch.device(device).type == "cuda" and torch.cuda.device_count() >= per_machine:
+        return "nccl"
+    return "gloo"
+
+
 def init_distributed(device: torch.device) -> Distributed:
-    """Join torchrun's process group where it started several processes (WORLD_SIZE > 1): NCCL with one GPU per
-    process on CUDA, gloo on the CPU. Without torchrun nothing happens."""
+    """Join torchrun's process group where it started several processes (WORLD_SIZE > 1), with
+    `process_group_backend`'s backend. Without torchrun nothing happens."""
     if _launched_world_size() <= 1 or not dist.is_available() or dist.is_initialized():
         return distributed()
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    dist.init_process_group(process_group_backend(device))
     return distributed()
 
 

@@ -328,7 +328,9 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
         return History.from_dict(finished)
     device = model_device(model)
     backend, why = augment_backend_for(cfg, device, saved)
-    cfg = files.cfg = replace(cfg, augment_backend=backend)
+    # a finished run read by another number of processes (a 2-GPU run opened by a notebook) keeps its record
+    ranks = saved["config"].get("world_size", 1) if saved is not None and files.is_finished(saved) else cfg.world_size
+    cfg = files.cfg = replace(cfg, augment_backend=backend, world_size=ranks)
     if procs.main:
         (out_dir / "config.json").write_text(json.dumps({**cfg.to_dict(), "dataset": dataset}, indent=2))
         print(f"augmentation {cfg.augment}: {backend} backend, {why} (augment_backend: auto | v2 | batched)")
