@@ -148,7 +148,8 @@ def make_mixer(cfg: TrainConfig, num_classes: int):
 
 def train_one_epoch(model, loader, loss_fn, optimizer, scheduler=None, dtype=None, scaler=None,
                     progress: bool = True, desc: str = "train", mixer=None, ema=None) -> dict:
-    """One pass over the training loader; returns mean loss and accuracy over the batches.
+    """One pass over the training loader; returns mean loss and accuracy over the batches, and the faces seen
+    (under torchrun: over every process's batches).
 
     With a `mixer` (MixUp/CutMix) the loss uses the mixed soft labels and the accuracy the dominant
     original label of each image. An `ema` (see `make_ema`) is updated after each optimiser step. `dtype`
