@@ -7,6 +7,7 @@ import os
 import random
 import warnings
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 
 import numpy as np
@@ -99,7 +100,8 @@ def init_distributed(device: torch.device) -> Distributed:
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(process_group_backend(device))
+    # the others wait while rank 0 decodes the dataset into the cache (main_process_first): give it an hour
+    dist.init_process_group(process_group_backend(device), timeout=timedelta(hours=1))
     return distributed()
 
 
