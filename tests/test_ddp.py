@@ -122,3 +122,22 @@ def test_one_process_takes_a_finished_two_process_run_but_does_not_resume_an_unf
     torch.save(ckpt, tmp_path / "run" / "last.pt")
     with pytest.raises(FERError, match=r"other settings \(world_size\)"):
         fit(model, splits, cfg, tmp_path / "run", opts, progress=False)
+
+
+@pytest.mark.parametrize("device, gpus, per_machine, expected", [
+    ("cuda", 2, 2, "nccl"), ("cuda", 4, 2, "nccl"), ("cuda", 1, 2, "gloo"), ("cpu", 0, 2, "gloo")])
+def test_process_group_backend_and_each_process_its_own_gpu(monkeypatch, device, gpus, per_machine, expected):
+    """NCCL where every process has a GPU (Kaggle's T4 x2), gloo where two share one (a one-GPU check) or on the CPU."""
+    from facial_expression import runtime
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setenv("WORLD_SIZE", str(per_machine))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(per_machine))
+    assert runtime.process_group_backend(torch.device(device)) == expected
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    if gpus:
+        assert runtime.pick_device("auto") == torch.device("cuda", 1 % gpus)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert runtime.pick_device("cpu") == torch.device("cpu")
+    if gpus:
+        assert runtime.pick_device("auto") == torch.device("cuda")  # one process: as before
