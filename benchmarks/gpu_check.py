@@ -4,8 +4,10 @@
 
 Runs, each in its own process, timed, output captured: the notebooks' smoke mode; 2 epochs of
 LightVGG; 2 epochs of VGG16 from a local weights file (--weights, else $FER_VGG16_WEIGHTS, else a
-randomly initialised VGG16 saved to a temporary file: "random weights: timing only"); and
-benchmarks/throughput.py --quick (--throughput-full for its full run, many minutes). Writes
+randomly initialised VGG16 saved to a temporary file: "random weights: timing only"); 2 epochs of LightVGG
+with per-image v2 augmentation (against the `light` step's default, same session); benchmarks/throughput.py
+--quick (--throughput-full for its full run, many minutes); and 1 epoch of LightVGG in 2 processes with
+torchrun (DistributedDataParallel: one GPU each where there are 2 or more, else both on one GPU over gloo). Writes
 results/benchmarks/<gpu name>.json with the hardware (runtime.describe_hardware), each step's wall
 seconds, return code and last lines of output, and prints a summary. Without CUDA it refuses, unless
 --allow-cpu (a dry run: add --max-batches 2 and skip the slow steps; its JSON is not a result).
@@ -32,7 +34,7 @@ from facial_expression.models import build_model, estimate_epoch_seconds
 from facial_expression.models.cost import SUSTAINED_TFLOPS
 from facial_expression.runtime import describe_hardware
 
-STEPS = ("notebooks", "light", "vgg16", "throughput")
+STEPS = ("notebooks", "light", "vgg16", "light_v2", "throughput", "ddp")
 HERE = Path(__file__).resolve().parent
 
 
@@ -126,9 +128,17 @@ def main() -> None:
                           "-p", "data", str(data)],
             "light": train + ["--model", "light-vgg", "--out", str(tmp / "light")] + limit,
             "vgg16": None,  # needs its weights file first
+            "light_v2": train + ["--model", "light-vgg", "--augment-backend", "v2", "--out", str(tmp / "light_v2")]
+                        + limit,
             "throughput": [py, str(HERE / "throughput.py"), "--data", str(data), "--out", str(tmp / "throughput.json")]
                           + ([] if args.throughput_full else ["--quick"]),
+            "ddp": [py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "facial_expression",
+                    "train", "--model", "light-vgg", "--epochs", "1", "--data", str(data), "--no-resume",
+                    "--out", str(tmp / "ddp")] + limit,
         }
+        gpus = torch.cuda.device_count()
+        ddp_mode = (f"2 processes, one GPU each (NCCL; {gpus} GPUs)" if gpus >= 2 else
+                    f"2 processes sharing {'one GPU' if gpus else 'the CPU'} (gloo)")
         for step in STEPS:
             if step in args.skip:
                 result["steps"][step] = {"skipped": True}
@@ -140,6 +150,13 @@ def main() -> None:
             r = run_step(commands[step], args.timeout, args.tail)
             if step == "vgg16":
                 r["weights"] = "random weights: timing only" if random else weights
+            history = tmp / step / "history.json"
+            if step in ("light", "light_v2") and history.is_file():  # the epoch line rounds to whole seconds
+                r["epoch_s"] = [e["seconds"] for e in json.loads(history.read_text())["epochs"]]
+            if step == "ddp":
+                r["mode"] = ddp_mode
+                if (tmp / "ddp" / "config.json").is_file():
+                    r["world_size"] = json.loads((tmp / "ddp" / "config.json").read_text()).get("world_size")
             if step == "throughput" and (tmp / "throughput.json").is_file():
                 full = json.loads((tmp / "throughput.json").read_text())
                 r["summary"] = {k: full.get(k) for k in ("quick", "amp", "ratios", "models", "accuracy")}
@@ -157,6 +174,10 @@ def main() -> None:
             continue
         note = f"  [{r['weights']}]" if r.get("weights", "").startswith("random") else ""
         print(f"  {step:11s} rc {r['returncode']}  {r['seconds']:7.1f} s  {r['validation'] or ''}{note}")
+    light, v2 = result["steps"].get("light", {}).get("epoch_s"), result["steps"].get("light_v2", {}).get("epoch_s")
+    if light and v2:
+        print(f"  LightVGG's last epoch: {light[-1]:.1f} s with the default augmentation, {v2[-1]:.1f} s with "
+              f"per-image v2 ({v2[-1] / light[-1]:.1f}x)")
     if result["estimates"]:
         e = result["estimates"]
         print(f"  estimated epoch on {e['gpu']} (FLOPs, not measured): light-vgg {e['light-vgg_epoch_s']:.1f} s, "

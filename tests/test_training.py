@@ -55,7 +55,9 @@ def test_fit_writes_every_artefact(tiny_dataset, tmp_path, monkeypatch):
     assert set(history.epochs[0]) >= {"train_loss", "tune_accuracy", "validation_accuracy", "lr", "seconds"}
     assert "ema_tune_accuracy" not in history.epochs[0]
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert TrainConfig.from_dict(saved) == cfg
+    assert cfg.augment_backend == "auto" and saved["augment_backend"] == "batched"  # recorded as resolved
+    assert TrainConfig.from_dict(saved) == TrainConfig(**{**cfg.to_dict(), "augment_backend": "batched"})
+    assert saved["world_size"] == 1
 
     rebuilt, ckpt = load_checkpoint(tmp_path / "run" / "best.pt")
     assert ckpt["classes"] == list(splits.classes) and ckpt["model_name"] == "light-vgg"
@@ -325,3 +327,33 @@ def test_fit_with_ema_logs_it_and_saves_the_final_average(tiny_dataset, tmp_path
     again = evaluate(ema_model, splits.tune, batch_size=cfg.eval_batch_size)
     assert again["accuracy"] == pytest.approx(history.epochs[-1]["ema_tune_accuracy"])
     assert again["loss"] == pytest.approx(history.epochs[-1]["ema_tune_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("policy, backend, expected", [
+    ("standard", "auto", "batched"), ("strong", "auto", "batched"), ("trivial", "auto", "v2"),
+    ("standard", "v2", "v2"), ("standard", "batched", "batched"), ("trivial", "v2", "v2")])
+def test_auto_augments_whole_batches_except_trivialaugment(policy, backend, expected):
+    from facial_expression.data import choose_backend
+    chosen, why = choose_backend(backend, policy, "cpu")
+    assert chosen == expected
+    if policy == "trivial":
+        assert "per image" in why
+
+
+def test_batched_trivialaugment_is_refused_in_one_line():
+    from facial_expression.data import choose_backend
+    from facial_expression.errors import ConfigError
+    with pytest.raises(ConfigError, match="one operation per image|different operation per image"):
+        choose_backend("batched", "trivial", "cpu")
+
+
+def test_auto_keeps_the_backend_of_the_run_it_resumes():
+    cfg = TrainConfig()
+    assert training.augment_backend_for(cfg, torch.device("cpu"), None)[0] == "batched"
+    for saved, expected in (({"augment_backend": "v2"}, "v2"), ({"augment_backend": "batched"}, "batched"),
+                            ({}, "v2")):  # a config written before the setting existed: v2, the only backend then
+        assert training.augment_backend_for(cfg, torch.device("cpu"), {"config": saved}) == \
+            (expected, "the backend the resumed run was trained with")
+    old = json.loads(json.dumps(TrainConfig(augment_backend="v2").to_dict()))
+    assert cfg.differences(old) == {}  # a committed v2 run is this run: nothing is retrained
+    assert TrainConfig(augment_backend="batched").differences(old) == {"augment_backend": ("v2", "batched")}

@@ -74,8 +74,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return model.to(device).eval(), ckpt
 
 
-def resume_problem(saved: dict, cfg: TrainConfig, classes, dataset: dict | None = None) -> str | None:
-    """Why a saved run cannot be resumed with `cfg` on `classes` and `dataset`, or None when it can."""
+def resume_problem(saved: dict, cfg: TrainConfig, classes, dataset: dict | None = None,
+                   ignore=frozenset()) -> str | None:
+    """Why a saved run cannot be resumed with `cfg` on `classes` and `dataset`, or None when it can; the settings
+    in `ignore` may differ."""
     if list(saved.get("classes", classes)) != list(classes):
         return (f"it was trained on classes {', '.join(saved['classes'])}, and this dataset has "
                 f"{', '.join(classes)}")
@@ -85,7 +87,8 @@ def resume_problem(saved: dict, cfg: TrainConfig, classes, dataset: dict | None 
     why = mismatch(saved.get("dataset"), dataset)
     if why:
         return f"it was trained on other data: {why}"
-    changed = sorted(cfg.differences(saved["config"], ignore={"out", "data", "device", "patience", "eval_batch_size"}))
+    changed = sorted(cfg.differences(saved["config"], ignore={"out", "data", "device", "patience", "eval_batch_size",
+                                                              *ignore}))
     return f"it was trained with other settings ({', '.join(changed)})" if changed else None
 
 
@@ -156,11 +159,17 @@ class RunCheckpoints:
         if not self.last.exists():
             return None
         saved = read_checkpoint(self.last)
-        why = resume_problem(saved, self.cfg, self.classes, self.dataset)
+        # a finished run trains no further, so the number of processes that trained it does not matter to it
+        why = resume_problem(saved, self.cfg, self.classes, self.dataset,
+                             ignore={"world_size"} if self.is_finished(saved) else ())
         if why:
             raise FERError(f"cannot resume {self.last}: {why}; start fresh with --no-resume (notebooks: "
                            "delete the folder) or use another output folder")
         return saved
+
+    def is_finished(self, saved: dict) -> bool:
+        """Whether a last.pt has nothing left to train: all its epochs, or stopped early."""
+        return saved.get("epoch", 0) >= self.cfg.epochs or bool(saved.get("history", {}).get("stopped_early"))
 
     def finished_run(self) -> dict | None:
         """history.json of a run that finished with these settings where last.pt is gone (a clone keeps only
@@ -172,7 +181,7 @@ class RunCheckpoints:
         done = len(saved.get("epochs", [])) >= self.cfg.epochs or saved.get("stopped_early")
         if saved.get("interrupted") or not done:
             return None
-        why = resume_problem(read_checkpoint(self.best), self.cfg, self.classes, self.dataset)
+        why = resume_problem(read_checkpoint(self.best), self.cfg, self.classes, self.dataset, ignore={"world_size"})
         if why:
             raise FERError(f"{self.out_dir} holds a finished run with other settings: {why}; delete it or use "
                            "another output folder")

@@ -40,7 +40,8 @@ TRAIN_HELP = {
     "patience": "early-stopping patience (epochs)",
     "ema": "decay per optimiser step of an EMA of the weights, saved as ema.pt (0: off)",
     "augment": "augmentation policy",
-    "augment_backend": "v2: torchvision per image; batched: one grid_sample per batch (about 2x faster on CPU)",
+    "augment_backend": "auto: batched, except TrivialAugment (v2) and a resumed run (its own); v2: torchvision per "
+                       "image; batched: whole batches on the training device (BatchAugment)",
     "tune_fraction": "share of train carved out as the tune split",
     "input_size": "default: 128 LightVGG, 224 VGG16",
     "batch_norm": "LightVGG: batch-norm after each layer",
@@ -223,9 +224,19 @@ def cmd_stats(args) -> None:
 
 
 def cmd_train(args) -> None:
+    """Train and evaluate one run; under torchrun (`torchrun --nproc_per_node=2 -m facial_expression train ...`)
+    every process trains and rank 0 alone evaluates, writes and prints the summary."""
     from .experiment import run_experiment
+    from .runtime import end_distributed
     cfg = _config_from_args(args)
-    result = run_experiment(cfg, resume=not args.no_resume)
+    try:
+        result = run_experiment(cfg, resume=not args.no_resume)
+    finally:
+        end_distributed()
+    if not result.metrics:  # a process other than rank 0
+        if result.history.interrupted:
+            raise SystemExit(130)
+        return
     m = result.metrics["validation"]
     state = " (interrupted)" if result.history.interrupted else ""
     print(f"validation{state}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "

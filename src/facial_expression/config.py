@@ -24,7 +24,7 @@ DEFAULT_DATA_DIR = PROJ_ROOT / "data" / "affectnet"
 MODEL_NAMES = ("light-vgg", "vgg16", "alexnet-var", "mobilenet-var")
 HEADS = ("dense", "gap")
 FREEZE_POLICIES = ("none", "features", "all-but-last-block")
-AUGMENT_BACKENDS = ("v2", "batched")
+AUGMENT_BACKENDS = ("auto", "v2", "batched")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "none")
 MIXES = ("none", "mixup", "cutmix", "both")
@@ -105,7 +105,8 @@ class TrainConfig:
     classes: str | None = None  # names of numeric class folders: "a,b,..." or "affectnet" (else classes.txt)
     tune_fraction: float = 0.1
     augment: str = "standard"
-    augment_backend: str = "v2"  # v2 (per image, torchvision) | batched (one grid_sample per batch)
+    # auto: batched, except TrivialAugment (per image) and a resumed run (its own); recorded resolved in config.json
+    augment_backend: str = "auto"  # auto | v2 (per image, torchvision) | batched (whole batches on the device)
     # optimisation
     epochs: int = 30
     batch_size: int = 64
@@ -130,6 +131,7 @@ class TrainConfig:
     max_batches: int | None = None
     eval_batch_size: int = 256
     out: str | None = None
+    world_size: int = 1  # processes training together (torchrun, DistributedDataParallel); set by fit, not chosen
 
     CHOICES = {"model": MODEL_NAMES, "head": HEADS, "freeze": FREEZE_POLICIES, "augment": AugmentConfig.PRESETS,
                "augment_backend": AUGMENT_BACKENDS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "mix": MIXES,
@@ -151,6 +153,9 @@ class TrainConfig:
         name -> (saved, this), leaving out `ignore`. A setting the saved config lacks was added to the project
         after it was written, and had its default then."""
         defaults = TrainConfig().to_dict()
+        if "auto" in (self.augment_backend, saved.get("augment_backend", "v2")):
+            # "auto" takes whichever backend a saved run was trained with: committed v2 runs are not retrained
+            ignore = {*ignore, "augment_backend"}
         return {k: (saved.get(k, defaults[k]), v) for k, v in self.to_dict().items()
                 if k not in ignore and json.dumps(saved.get(k, defaults[k])) != json.dumps(v)}
 

@@ -23,7 +23,8 @@ from .evaluation import (LATENCY_REPEATS, compute_metrics, is_smoke_run, measure
                          report_text, save_json)
 from .models import build_model, count_parameters, model_options
 from .plots import draw_run_figures
-from .runtime import amp_dtype, configure_backends, pick_device, seed_everything, set_threads
+from .runtime import (amp_dtype, configure_backends, init_distributed, main_process_first, pick_device,
+                      seed_everything, set_threads)
 from .training import History, fit
 
 DEFAULT_NAMES = {"light-vgg": "light_vgg", "vgg16": "vgg16_transfer", "alexnet-var": "alexnet_var",
@@ -113,10 +114,14 @@ def ema_metrics(path: Path, splits: Splits, cfg: TrainConfig, device) -> dict:
 
 def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
                    splits: Splits | None = None) -> ExperimentResult:
-    """Train the configured model and evaluate its best (tune-selected) checkpoint on all splits."""
+    """Train the configured model and evaluate its best (tune-selected) checkpoint on all splits.
+
+    Under torchrun every process trains (`fit`); rank 0 alone evaluates and writes, and the others return with
+    empty metrics."""
     seed_everything(cfg.seed)
     set_threads()
     device = pick_device(cfg.device)
+    procs = init_distributed(device)
     configure_backends(device)
     out_dir = output_dir(cfg)
     size = cfg.resolved_input_size()
@@ -124,12 +129,17 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
     options = model_options(cfg)
     model = build_model(cfg.model, len(classes), **options)  # before decoding: missing weights fail fast
     if splits is None:
-        splits = load_splits(cfg.data, size, cfg.tune_fraction, cfg.seed, progress=progress, classes=cfg.classes)
+        with main_process_first():  # rank 0 decodes into the disk cache, the others then read it
+            splits = load_splits(cfg.data, size, cfg.tune_fraction, cfg.seed, progress=progress and procs.main,
+                                 classes=cfg.classes)
     cfg = replace(cfg, data=str(splits.layout.root))
     dataset = dataset_fingerprint(splits.layout, splits)
-    save_json(split_statistics(splits), out_dir / "split_stats.json")
+    if procs.main:
+        save_json(split_statistics(splits), out_dir / "split_stats.json")
     model = model.to(device).to(memory_format=torch.channels_last)
     history = fit(model, splits, cfg, out_dir, options, resume=resume, progress=progress, dataset=dataset)
+    if not procs.main:
+        return ExperimentResult(cfg, out_dir, splits, model, history, {}, {})
 
     best = out_dir / "best.pt"
     if best.exists():

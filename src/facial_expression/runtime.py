@@ -1,4 +1,4 @@
-"""Seeds, the device, mixed precision and threads: the hardware policy in one place."""
+"""Seeds, the device, mixed precision, threads and torchrun's processes: the hardware policy in one place."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import contextlib
 import os
 import random
 import warnings
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import lru_cache
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from .config import AMP_CHOICES, check_choice
 from .errors import ConfigError
@@ -26,6 +29,7 @@ def seed_everything(seed: int) -> None:
 # generator) and everything that uses torch's global generator. Two large primes keep the streams of
 # different seeds and epochs apart.
 SHUFFLE_STREAM, DRAW_STREAM = 100_003, 100_019
+RANK_STREAM = 1_000_003  # torchrun's processes draw their augmentations and dropout from streams of their own
 
 
 def shuffle_generator(seed: int, epoch: int) -> torch.Generator:
@@ -33,22 +37,89 @@ def shuffle_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * SHUFFLE_STREAM + epoch)
 
 
-def seed_epoch(seed: int, epoch: int) -> None:
-    """Seed torch's global generator for one training epoch. torchvision's v2 augmentations and dropout
-    draw from it and take no generator of their own; seeded per epoch, an epoch resumed from last.pt
-    draws exactly what it drew the first time."""
-    torch.manual_seed(seed * DRAW_STREAM + epoch)
+def seed_epoch(seed: int, epoch: int, rank: int = 0) -> None:
+    """Seed torch's global generator for one training epoch (of one process, `rank`, under torchrun).
+    torchvision's v2 augmentations and dropout draw from it and take no generator of their own; seeded per
+    epoch, an epoch resumed from last.pt draws exactly what it drew the first time."""
+    torch.manual_seed(seed * DRAW_STREAM + epoch + rank * RANK_STREAM)
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """cuda, then mps, then cpu; or the device named."""
+    """cuda, then mps, then cpu; or the device named. Under torchrun each process gets its own GPU (LOCAL_RANK)."""
     if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        device = torch.device(name)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
+    if device.type == "cuda" and device.index is None and _launched_world_size() > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % max(1, torch.cuda.device_count()))
+    return device
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place among the processes that train one run together (torchrun); one of one without it."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one process that prints, writes the run folder and evaluates."""
+        return self.rank == 0
+
+
+def _launched_world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def distributed() -> Distributed:
+    """The process group this process belongs to, or a group of one."""
+    if dist.is_available() and dist.is_initialized():
+        return Distributed(dist.get_rank(), dist.get_world_size())
+    return Distributed()
+
+
+def process_group_backend(device: torch.device) -> str:
+    """NCCL where every process on this machine has a GPU of its own; gloo on the CPU, and where processes share
+    a GPU (NCCL refuses two ranks on one device; a check on a one-GPU machine runs that way)."""
+    per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", _launched_world_size()))
+    if torch.device(device).type == "cuda" and torch.cuda.device_count() >= per_machine:
+        return "nccl"
+    return "gloo"
+
+
+def init_distributed(device: torch.device) -> Distributed:
+    """Join torchrun's process group where it started several processes (WORLD_SIZE > 1), with
+    `process_group_backend`'s backend. Without torchrun nothing happens."""
+    if _launched_world_size() <= 1 or not dist.is_available() or dist.is_initialized():
+        return distributed()
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    # the others wait while rank 0 decodes the dataset into the cache (main_process_first): give it an hour
+    dist.init_process_group(process_group_backend(device), timeout=timedelta(hours=1))
+    return distributed()
+
+
+def end_distributed() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def main_process_first():
+    """Rank 0 runs the block first (decoding the image cache, say); the others wait, then run it (reading it)."""
+    d = distributed()
+    if not d.main:
+        dist.barrier()
+    yield
+    if d.main and d.world_size > 1:
+        dist.barrier()
 
 
 def precision_name(dtype: torch.dtype | None) -> str | None:
@@ -176,7 +247,9 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def set_threads(n: int | None = None) -> int:
-    """Use every core for intra-op work (there are no loader workers to share them with)."""
-    n = n or int(os.environ.get("FER_THREADS", 0)) or os.cpu_count() or 1
+    """Use every core for intra-op work (there are no loader workers to share them with); torchrun's processes on
+    one machine share them out."""
+    share = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    n = n or int(os.environ.get("FER_THREADS", 0)) or share
     torch.set_num_threads(n)
     return n

@@ -1,6 +1,8 @@
 """The training loop: optimizer, schedule, loss and EMA from the config; evaluation each epoch, early stopping.
 
-Checkpoints and resuming live in `checkpoint`.
+Checkpoints and resuming live in `checkpoint`. Under torchrun (several processes, one per GPU) `fit` trains one
+run with DistributedDataParallel: each process reads its shard of every epoch, and rank 0 alone evaluates,
+prints and writes the run folder.
 """
 
 from __future__ import annotations
@@ -8,11 +10,13 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.torch_version import TorchVersion
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.transforms import v2
@@ -20,10 +24,11 @@ from tqdm.auto import tqdm
 
 from .checkpoint import RunCheckpoints, TrainingState
 from .config import TrainConfig
-from .data import BatchLoader, ImageSet, Splits
+from .data import BatchLoader, ImageSet, Splits, choose_backend
 from .errors import FERError, NonFiniteLossError
 from .evaluation import predict
-from .runtime import amp_dtype, autocast, device_name, make_grad_scaler, precision_name, seed_epoch
+from .runtime import (Distributed, amp_dtype, autocast, device_name, distributed, make_grad_scaler, precision_name,
+                      seed_epoch)
 
 
 @dataclass
@@ -143,7 +148,8 @@ def make_mixer(cfg: TrainConfig, num_classes: int):
 
 def train_one_epoch(model, loader, loss_fn, optimizer, scheduler=None, dtype=None, scaler=None,
                     progress: bool = True, desc: str = "train", mixer=None, ema=None) -> dict:
-    """One pass over the training loader; returns mean loss and accuracy over the batches.
+    """One pass over the training loader; returns mean loss and accuracy over the batches, and the faces seen
+    (under torchrun: over every process's batches).
 
     With a `mixer` (MixUp/CutMix) the loss uses the mixed soft labels and the accuracy the dominant
     original label of each image. An `ema` (see `make_ema`) is updated after each optimiser step. `dtype`
@@ -181,7 +187,11 @@ def train_one_epoch(model, loader, loss_fn, optimizer, scheduler=None, dtype=Non
         correct += (logits.argmax(1) == y).sum().item()
         seen += n
         bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-    return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
+    if distributed().world_size > 1:  # the epoch's loss and accuracy over every process's faces
+        totals = torch.tensor([total_loss, correct, seen], dtype=torch.float64, device=device)
+        dist.all_reduce(totals)
+        total_loss, correct, seen = totals[0].item(), int(totals[1].item()), int(totals[2].item())
+    return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1), "faces": seen}
 
 
 def evaluate(model, data: ImageSet, loss_fn: nn.Module | None = None, dtype=None, batch_size: int = 256,
@@ -209,14 +219,58 @@ def make_ema(model: nn.Module, decay: float) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def make_train_loader(splits: Splits, cfg: TrainConfig, device: torch.device) -> BatchLoader:
-    """The shuffled, augmented training batches; refuses a split smaller than one batch."""
+def make_train_loader(splits: Splits, cfg: TrainConfig, device: torch.device,
+                      procs: Distributed = Distributed()) -> BatchLoader:
+    """The shuffled, augmented training batches (this process's shard under torchrun); refuses a split smaller
+    than one batch."""
     loader = BatchLoader(splits.train, cfg.batch_size, shuffle=True, augment=cfg.augment, device=device,
-                         seed=cfg.seed, max_batches=cfg.max_batches, drop_last=True, backend=cfg.augment_backend)
+                         seed=cfg.seed, max_batches=cfg.max_batches, drop_last=True, backend=cfg.augment_backend,
+                         rank=procs.rank, world_size=procs.world_size)
     if len(loader) == 0:
-        raise FERError(f"the training split has {len(splits.train)} images, fewer than one batch of "
+        each = f" shared by {procs.world_size} processes" if procs.world_size > 1 else ""
+        raise FERError(f"the training split has {len(splits.train)} images{each}, fewer than one batch of "
                        f"{cfg.batch_size}; lower the batch size")
     return loader
+
+
+def augment_backend_for(cfg: TrainConfig, device: torch.device, saved: dict | None) -> tuple[str, str]:
+    """The backend this run trains with and why: a resumed run's own where `augment_backend` is auto (so a run
+    trained with v2 goes on with v2), else `data.choose_backend`'s choice."""
+    old = (saved or {}).get("config", {}).get("augment_backend", "v2")
+    if cfg.augment_backend == "auto" and saved is not None and old != "auto":
+        return old, "the backend the resumed run was trained with"
+    if cfg.augment == "none":
+        return choose_backend(cfg.augment_backend, cfg.augment, device)[0], "no augmentation"
+    return choose_backend(cfg.augment_backend, cfg.augment, device)
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def parallel_model(model: nn.Module, device: torch.device, procs: Distributed) -> tuple[nn.Module, str]:
+    """The module to train with under torchrun (DistributedDataParallel over `model`, which it shares the
+    parameters of), and how batch-norm statistics are kept; `model` itself in one process."""
+    if procs.world_size == 1:
+        return model, ""
+    bn = ""
+    if has_batch_norm(model):
+        if device.type == "cuda":  # batch statistics over every process's batch, as one process would see it
+            nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            bn = "; batch-norm: SyncBatchNorm"
+        else:  # torch's SyncBatchNorm runs on GPUs only
+            bn = "; batch-norm: each process's own batch statistics (no SyncBatchNorm on the CPU)"
+    ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return ddp, bn
+
+
+def share_row(row: dict | None, procs: Distributed) -> dict:
+    """Rank 0's epoch row, on every process (early stopping and the best epoch are decided alike everywhere)."""
+    if procs.world_size == 1:
+        return row
+    box = [row]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def make_loss(cfg: TrainConfig, counts: dict[str, int], device: torch.device) -> nn.Module:
@@ -254,50 +308,79 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
     schedule length and dataset; otherwise it refuses in one line. Ctrl-C keeps the last finished epoch
     on disk and returns the history with `interrupted` set. `dataset` is the fingerprint recorded with
     every file the run writes. With `cfg.ema` the EMA is evaluated on tune each epoch and the final
-    one is written to ema.pt.
+    one is written to ema.pt. The augmentation backend is resolved here (`augment_backend_for`), printed
+    and recorded in config.json.
+
+    Under torchrun every process calls it: the batch size is per process (the optimiser step sees
+    world_size x batch_size faces), the learning rate is used as given, and the schedule counts the steps of
+    one process's shard. Rank 0 alone evaluates, prints and writes files; config.json records `world_size`.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    procs = distributed()
+    if procs.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = replace(cfg, world_size=procs.world_size)
     files = RunCheckpoints(out_dir, cfg, splits.classes, model_options, dataset)
     saved = files.saved_run() if resume else None  # refuses before anything is written
     finished = files.finished_run() if resume else None
     if finished is not None:
-        print(f"{out_dir} already holds this run, finished (best.pt, history.json): nothing to train")
+        if procs.main:
+            print(f"{out_dir} already holds this run, finished (best.pt, history.json): nothing to train")
         return History.from_dict(finished)
-    (out_dir / "config.json").write_text(json.dumps({**cfg.to_dict(), "dataset": dataset}, indent=2))
     device = model_device(model)
+    backend, why = augment_backend_for(cfg, device, saved)
+    # a finished run read by another number of processes (a 2-GPU run opened by a notebook) keeps its record
+    ranks = saved["config"].get("world_size", 1) if saved is not None and files.is_finished(saved) else cfg.world_size
+    cfg = files.cfg = replace(cfg, augment_backend=backend, world_size=ranks)
+    if procs.main:
+        (out_dir / "config.json").write_text(json.dumps({**cfg.to_dict(), "dataset": dataset}, indent=2))
+        print(f"augmentation {cfg.augment}: {backend} backend, {why} (augment_backend: auto | v2 | batched)")
     dtype = amp_dtype(device, cfg.amp)
-    loader = make_train_loader(splits, cfg, device)
+    loader = make_train_loader(splits, cfg, device, procs)
+    trained, bn = parallel_model(model, device, procs)
+    if procs.main and procs.world_size > 1:
+        print(f"{procs.world_size} processes: batch {cfg.batch_size} per process, {cfg.batch_size * procs.world_size} "
+              f"faces per step, lr {cfg.lr:g} as given, {len(loader)} steps per epoch{bn}")
     loss_fn, mixer = make_loss(cfg, splits.train.counts(), device), make_mixer(cfg, len(splits.classes))
     optimizer = make_optimizer(model, cfg)
+    hardware = device_name(device) if procs.world_size == 1 else f"{procs.world_size} x {device_name(device)}"
     state = TrainingState(model, optimizer, make_scheduler(optimizer, cfg, len(loader)),
                           make_grad_scaler(device, dtype), make_ema(model, cfg.ema),
-                          History(hardware=device_name(device), precision=precision_name(dtype)))
+                          History(hardware=hardware, precision=precision_name(dtype)))
     if saved is not None:
         state.restore(saved)
-        print(f"resumed from {files.last} after epoch {state.epoch}")
+        if procs.main:
+            print(f"resumed from {files.last} after epoch {state.epoch}")
     try:
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             loader.set_epoch(epoch - 1)  # both streams keep their 0-based index: runs reproduce older ones
-            seed_epoch(cfg.seed, epoch - 1)
-            train = train_one_epoch(model, loader, loss_fn, optimizer, state.scheduler, dtype, state.scaler,
-                                    progress, desc=f"epoch {epoch}/{cfg.epochs}", mixer=mixer, ema=state.ema)
-            row = {"epoch": epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
-                   **evaluate_epoch(state, splits, cfg, dtype), "lr": optimizer.param_groups[0]["lr"],
-                   "seconds": time.perf_counter() - t0}
+            seed_epoch(cfg.seed, epoch - 1, procs.rank)
+            train = train_one_epoch(trained, loader, loss_fn, optimizer, state.scheduler, dtype, state.scaler,
+                                    progress and procs.main, desc=f"epoch {epoch}/{cfg.epochs}", mixer=mixer,
+                                    ema=state.ema)
+            row = None
+            if procs.main:
+                row = {"epoch": epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"],
+                       **evaluate_epoch(state, splits, cfg, dtype), "lr": optimizer.param_groups[0]["lr"],
+                       "seconds": time.perf_counter() - t0}
+            row = share_row(row, procs)
             state.epoch, improved = epoch, state.history.add(row)
-            print(epoch_line(row, cfg.epochs, improved), flush=True)
-            files.save_epoch(state, improved)
-            state.history.save(out_dir / "history.json")
+            if procs.main:
+                print(epoch_line(row, cfg.epochs, improved), flush=True)
+                files.save_epoch(state, improved)
+                state.history.save(out_dir / "history.json")
             if cfg.patience is not None and state.history.epochs_since_best() >= cfg.patience:
                 state.history.stopped_early = True
-                print(f"early stop: tune accuracy has not improved for {cfg.patience} epochs")
+                if procs.main:
+                    print(f"early stop: tune accuracy has not improved for {cfg.patience} epochs")
                 break
-        if state.ema is not None:
+        if state.ema is not None and procs.main:
             files.save_ema(state)
     except KeyboardInterrupt:
         state.history.interrupted = True
-        print(f"\ninterrupted: {files.last} holds the last finished epoch; run again to resume")
-    state.history.save(out_dir / "history.json")
+        if procs.main:
+            print(f"\ninterrupted: {files.last} holds the last finished epoch; run again to resume")
+    if procs.main:
+        state.history.save(out_dir / "history.json")
     return state.history

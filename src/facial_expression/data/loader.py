@@ -8,7 +8,7 @@ import torch
 
 from ..config import AUGMENT_BACKENDS, check_choice
 from ..runtime import shuffle_generator
-from .augment import BatchAugment, augment_batch, build_augmentation, to_unit_float
+from .augment import BatchAugment, augment_batch, build_augmentation, choose_backend, to_unit_float
 from .cache import ImageSet
 
 
@@ -23,29 +23,49 @@ class BatchLoader:
 
     def __init__(self, data: ImageSet, batch_size: int, *, shuffle: bool = False, augment=None,
                  device: torch.device | str = "cpu", seed: int = 0, max_batches: int | None = None,
-                 drop_last: bool = False, channels_last: bool = True, backend: str = "v2"):
+                 drop_last: bool = False, channels_last: bool = True, backend: str = "auto",
+                 rank: int = 0, world_size: int = 1):
         check_choice("augmentation backend", backend, AUGMENT_BACKENDS)
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
-        self.transform = None
+        self.device, self.seed, self.max_batches = torch.device(device), seed, max_batches
+        self.transform, self.backend = None, None
         if augment not in (None, "none"):
             # v2: torchvision transforms per image; batched: one grid_sample for the whole batch (faster)
-            self.transform = build_augmentation(augment) if backend == "v2" else BatchAugment(augment)
-        self.device, self.seed, self.max_batches = torch.device(device), seed, max_batches
+            self.backend = choose_backend(backend, augment, self.device)[0]
+            self.transform = build_augmentation(augment) if self.backend == "v2" else BatchAugment(augment)
         self.drop_last, self.channels_last = drop_last, channels_last
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Fix the shuffle order and augmentation draws of an epoch (for exact resumes)."""
         self.epoch = epoch
 
+    def shard_size(self) -> int:
+        """Faces this process reads per epoch before batching: all of them, or its equal share of the ranks'."""
+        return len(self.data) // self.world_size if self.world_size > 1 else len(self.data)
+
     def __len__(self) -> int:
-        n = len(self.data) // self.batch_size if self.drop_last else math.ceil(len(self.data) / self.batch_size)
+        n = self.shard_size()
+        n = n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
         return min(n, self.max_batches) if self.max_batches else n
 
-    def __iter__(self):
+    def epoch_indices(self) -> torch.Tensor:
+        """The faces this process reads this epoch, in order (what DistributedSampler gives, without padding).
+
+        Every rank draws the same permutation of the epoch and takes every world_size-th face from its rank on,
+        so the ranks' shards are disjoint and together cover the epoch's faces once (the last len % world_size
+        are left out, as drop_last leaves out the last partial batch).
+        """
         n = len(self.data)
         order = torch.randperm(n, generator=shuffle_generator(self.seed, self.epoch)) if self.shuffle else \
             torch.arange(n)
+        if self.world_size > 1:
+            order = order[:self.shard_size() * self.world_size][self.rank::self.world_size]
+        return order[:len(self) * self.batch_size]
+
+    def __iter__(self):
+        order = self.epoch_indices()
         pin = self.device.type == "cuda"
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
