@@ -4,6 +4,7 @@ used for prediction through ONNX Runtime with the same code as its .pt; and the 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +128,11 @@ def test_the_other_light_networks_export_faithfully(name, tmp_path, course_data)
     save_checkpoint(checkpoint_payload(model, cfg, classes, options), tmp_path / "best.pt")
     summary = export_checkpoint(tmp_path / "best.pt", tmp_path / "onnx", course_data, say=lambda _: None)
     assert summary["forms"]["fp32"]["max_logit_diff"] < 1e-3
+
+
+def test_without_the_extra_the_export_says_how_to_get_it(exported, tmp_path, capsys, monkeypatch):
+    best, out, _ = exported
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
+    assert '.[export]"' in _one_line_error(capsys, "export", "--checkpoint", best, "--out", tmp_path / "e")
+    assert '.[export]"' in _one_line_error(capsys, "evaluate", "--checkpoint", out / FILES["fp32"], "--data",
+                                           tmp_path, "--out", tmp_path / "o")
