@@ -21,7 +21,8 @@ import pandas as pd
 import torch
 
 from .checkpoint import ONNX_METADATA, load_checkpoint, load_onnx
-from .data import ImageSet, load_folder, load_split_for_checkpoint, resolve_layout, split_train_tune, to_unit_float
+from .data import (ImageSet, load_folder, load_split_for_checkpoint, resolve_eval_folder, resolve_layout,
+                   split_train_tune, to_unit_float)
 from .errors import DataError, FERError
 from .evaluation import OnnxModel, compute_metrics, measure_latencies, predict, save_json
 from .experiment import DEFAULT_NAMES, PAPER_MODELS
@@ -66,8 +67,8 @@ def data_root(ckpt: dict, data: str | Path | None) -> str | Path | None:
     return data or os.environ.get("FER_DATA") or ckpt["config"].get("data")
 
 
-def tune_faces(ckpt: dict, data: str | Path | None) -> ImageSet:
-    """The tune split of `data` as the checkpoint's run carved it (its fraction and seed), at the model's size."""
+def tune_faces(ckpt: dict, data: str | Path | None, size: int) -> ImageSet:
+    """The tune split of `data` as the checkpoint's run carved it (its fraction and seed), at `size` pixels."""
     cfg = ckpt["config"]
     try:
         layout = resolve_layout(data_root(ckpt, data), cfg.get("classes"))
@@ -76,7 +77,7 @@ def tune_faces(ckpt: dict, data: str | Path | None) -> ImageSet:
     if list(layout.classes) != list(ckpt["classes"]):
         raise DataError(f"the checkpoint knows the classes {', '.join(ckpt['classes'])}, and {layout.root} has "
                         f"{', '.join(layout.classes)}")
-    train = load_folder(layout.train_dir, ckpt["input_size"], layout.classes, folders=layout.folders)
+    train = load_folder(layout.train_dir, size, layout.classes, folders=layout.folders)
     return split_train_tune(train, cfg["tune_fraction"], cfg["seed"])[1]
 
 
@@ -145,23 +146,20 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, data: str | P
     record = {k: ckpt.get(k) for k in ("version", "model_name", "model_options", "classes", "config", "dataset",
                                        "epoch")}
     record.update(input_size=model.input_size, source=str(checkpoint))
-    tune = tune_faces({**ckpt, "input_size": model.input_size}, data)
+    tune = tune_faces(ckpt, data, model.input_size)
     faces = calibration_batch(tune)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"fp32": out / FILES["fp32"]}
-    export_fp32(model, record, paths["fp32"])
-    if int8:
-        paths["int8"] = out / FILES["int8"]
-        quantise_int8(paths["fp32"], paths["int8"], faces, record)
-    check = faces[:CHECK_FACES]
-    reference = _logits(model, check)
     summary = {"checkpoint": str(checkpoint), "model": ckpt["model_name"], "classes": list(ckpt["classes"]),
                "input_size": model.input_size, "parameters": count_parameters(model)["total"],
                "calibration": {"split": "tune", "faces": len(faces), "of": len(tune)} if int8 else None,
                "checkpoint_MB": round(megabytes(checkpoint), 2), "forms": {}}
     say(f"{Path(checkpoint).name}: {summary['checkpoint_MB']:.1f} MB ({summary['parameters']:,} parameters)")
-    for form, path in paths.items():
+    check = faces[:CHECK_FACES]
+    reference = _logits(model, check)
+
+    def compare(form: str, path: Path) -> float:
+        """The form's largest logit difference from PyTorch on the check faces, printed and recorded."""
         logits = _logits(load_onnx(path)[0], check)
         diff = float((logits - reference).abs().max())
         agree = float((logits.argmax(1) == reference.argmax(1)).float().mean())
@@ -169,10 +167,17 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, data: str | P
                                   "top1_agreement": agree}
         say(f"{path}: {megabytes(path):.1f} MB ({form}); on {len(check)} tune faces the largest logit difference "
             f"from PyTorch is {diff:.2g}, the same top class for {agree:.0%}")
-        bound = FP32_TOLERANCE * max(1.0, float(reference.abs().max()))
-        if form == "fp32" and not diff <= bound:
-            raise FERError(f"the ONNX model's logits differ from PyTorch's by {diff:.3g} (allowed: {bound:.3g}); "
-                           f"{path} is not a faithful export")
+        return diff
+
+    fp32 = out / FILES["fp32"]
+    export_fp32(model, record, fp32)
+    diff, bound = compare("fp32", fp32), FP32_TOLERANCE * max(1.0, float(reference.abs().max()))
+    if not diff <= bound:
+        raise FERError(f"the ONNX model's logits differ from PyTorch's by {diff:.3g} (allowed: {bound:.3g}); "
+                       f"{fp32} is not a faithful export")
+    if int8:
+        quantise_int8(fp32, out / FILES["int8"], faces, record)
+        compare("int8", out / FILES["int8"])
     if int8:
         say(f"calibrated on {len(faces)} of the {len(tune)} tune faces (never validation)")
     save_json(summary, out / "export.json")
@@ -214,8 +219,7 @@ def tradeoff(results: str | Path, data: str | Path | None = None, smoke: bool = 
         say(f"{label}: exporting {best}")
         summary = export_checkpoint(best, out, data, int8=True, say=say)
         model, ckpt = load_checkpoint(best, "cpu")
-        validation = load_split_for_checkpoint(resolve_layout(data_root(ckpt, data)).eval_dir,
-                                               model.input_size, ckpt)
+        validation = load_split_for_checkpoint(resolve_eval_folder(data_root(ckpt, data)), model.input_size, ckpt)
         for form, source in (("PyTorch fp32", model), ("ONNX fp32", out / FILES["fp32"]),
                              ("ONNX int8", out / FILES["int8"])):
             runnable = load_onnx(source)[0] if isinstance(source, Path) else source
