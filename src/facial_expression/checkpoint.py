@@ -9,6 +9,9 @@ Format versions. `epoch` is the last finished epoch. Version 2 counts it from 1,
 `best_epoch` do. Files without a `version` key are version 1, which counted it from 0 (its History was
 already 1-based). `read_checkpoint` converts them as it loads them, so old best.pt and last.pt files
 still load and resume; nothing on disk is rewritten.
+
+`fer export` turns a checkpoint into an ONNX model (export.py) whose metadata holds the checkpoint's record
+without its weights (ONNX_METADATA); `load_checkpoint` loads such a file too, as an OnnxModel.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ from torch import nn
 from .config import TrainConfig
 from .data.fingerprint import mismatch
 from .errors import FERError
+from .evaluation import OnnxModel
 from .models import build_model
 
 VERSION = 2  # 2: `epoch` counted from 1; 1 (no "version" key): counted from 0
+ONNX_METADATA = "fer_checkpoint"  # an exported model's metadata key: the checkpoint's dict without its weights
 
 
 def checkpoint_payload(model: nn.Module, cfg: TrainConfig, classes, model_options: dict, **extra) -> dict:
@@ -63,15 +68,42 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FERError(f"checkpoint {path} does not exist")
-    return upgrade(torch.load(path, map_location="cpu", weights_only=False))
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a zip or pickle of something else: torch raises several types
+        raise FERError(f"{path} is not a checkpoint of this project: neither a PyTorch checkpoint (best.pt, "
+                       f"last.pt, ema.pt) nor an ONNX model (.onnx) ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or not {"model_name", "classes", "state_dict"} <= set(ckpt):
+        raise FERError(f"{path} is a PyTorch file but not a checkpoint of this project (no model name, classes "
+                       "and state dict)")
+    return upgrade(ckpt)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild a model from a checkpoint alone; returns (model in eval mode, checkpoint dict)."""
+    """Rebuild a model from a checkpoint alone; returns (model in eval mode, checkpoint dict).
+
+    An .onnx file from `fer export` gives an OnnxModel, which runs on the CPU whatever `device` says."""
+    if Path(path).suffix.lower() == ".onnx":
+        return load_onnx(path)
     ckpt = read_checkpoint(path)
     model = build_model(ckpt["model_name"], len(ckpt["classes"]), **ckpt["model_options"])
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval(), ckpt
+
+
+def load_onnx(path: str | Path, threads: int | None = None) -> tuple[nn.Module, dict]:
+    """(OnnxModel, the checkpoint's dict without weights) of an .onnx file that `fer export` wrote."""
+    path = Path(path)
+    if not path.is_file():
+        raise FERError(f"ONNX model {path} does not exist")
+    model = OnnxModel(path, 0, threads)
+    record = model.session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA)
+    if record is None:
+        raise FERError(f"{path} is an ONNX model without this project's metadata (classes, input size); "
+                       "export the checkpoint with `fer export`")
+    ckpt = json.loads(record)
+    model.input_size = int(ckpt["input_size"])
+    return model, ckpt
 
 
 def resume_problem(saved: dict, cfg: TrainConfig, classes, dataset: dict | None = None,

@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint on a folder of class folders",
                        formatter_class=fmt)
-    p.add_argument("--checkpoint", required=True, help="a best.pt, last.pt or ema.pt")
+    p.add_argument("--checkpoint", required=True, help="a best.pt, last.pt or ema.pt, or an .onnx from fer export")
     p.add_argument("--data", required=True, help="a dataset root (its validation split) or a class-folder dir")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--batch-size", type=int, default=256, help="batch size")
@@ -127,10 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="find the faces in photos and classify their expressions",
                        formatter_class=fmt)
     p.add_argument("path", help="an image file or a folder of images")
-    p.add_argument("--checkpoint", required=True, help="a best.pt, last.pt or ema.pt")
+    p.add_argument("--checkpoint", required=True, help="a best.pt, last.pt or ema.pt, or an .onnx from fer export")
     p.add_argument("--out", default="predictions", help="folder for the annotated images and predictions.json")
     p.add_argument("--cam", action="store_true", help="also write each face's Grad-CAM overlay")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+
+    p = sub.add_parser("export", help="a checkpoint as an ONNX model (and an int8 one), checked against PyTorch",
+                       formatter_class=fmt)
+    p.add_argument("--checkpoint", required=True, help="a best.pt, last.pt or ema.pt")
+    p.add_argument("--out", required=True, help="folder for model.onnx, model.int8.onnx and export.json")
+    p.add_argument("--int8", action="store_true",
+                   help="also write the int8 model, statically quantised on tune faces (never validation)")
+    p.add_argument("--data", default=None,
+                   help="dataset root whose tune split gives the check and calibration faces (default: $FER_DATA, "
+                        "then the data the checkpoint was trained on)")
 
     p = sub.add_parser("summary", help="torchinfo summary and parameter counts", formatter_class=fmt)
     p.add_argument("--model", choices=("light-vgg", "vgg16"), default="light-vgg", help="the network")
@@ -256,6 +266,8 @@ def cmd_evaluate(args) -> None:
 
 def cmd_cam(args) -> None:
     from .cam import cam_report
+    if Path(args.checkpoint).suffix.lower() == ".onnx":
+        raise FERError("Grad-CAM needs the PyTorch checkpoint (.pt): an ONNX model gives no gradients")
     paths = cam_report(args.checkpoint, args.data, args.out, args.per_class, args.max_batches, args.device)
     print("wrote " + ", ".join(str(p) for p in paths))
 
@@ -268,6 +280,12 @@ def cmd_predict(args) -> None:
     n = len({f["file"] for f in faces})
     print(f"wrote {args.out}/ ({n} annotated image{'' if n == 1 else 's'}, predictions.json"
           f"{', Grad-CAM overlays' if args.cam and faces else ''})")
+
+
+def cmd_export(args) -> None:
+    from .export import export_checkpoint
+    export_checkpoint(args.checkpoint, args.out, args.data, args.int8)
+    print(f"wrote {args.out}/ ({'model.onnx, model.int8.onnx' if args.int8 else 'model.onnx'}, export.json)")
 
 
 def cmd_summary(args) -> None:
@@ -382,7 +400,7 @@ def cmd_submission(args) -> None:
 COMMANDS = {"stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam, "summary": cmd_summary,
             "ablation": cmd_ablation, "notebooks": cmd_notebooks, "results": cmd_results,
             "report-tables": cmd_report_tables, "report": cmd_report, "badges": cmd_badges,
-            "submission": cmd_submission, "predict": cmd_predict}
+            "submission": cmd_submission, "predict": cmd_predict, "export": cmd_export}
 
 
 def main(argv: list[str] | None = None) -> int:

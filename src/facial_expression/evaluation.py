@@ -12,6 +12,7 @@ from sklearn.metrics import (accuracy_score, classification_report, cohen_kappa_
                              precision_recall_fscore_support, roc_auc_score, roc_curve)
 
 from .data import BatchLoader, ImageSet
+from .errors import FERError
 from .runtime import autocast
 
 
@@ -26,6 +27,39 @@ class FlipTTA(torch.nn.Module):
         return (torch.softmax(self.model(x).float(), 1) + torch.softmax(self.model(x.flip(-1)).float(), 1)) / 2
 
 
+class OnnxModel(torch.nn.Module):
+    """An ONNX Runtime session (CPU) that evaluation and prediction call like a model: float faces in, logits out.
+
+    It has no parameters; `model_device` sends its inputs to the CPU. `fer export` writes the files it reads.
+    """
+
+    def __init__(self, path: str | Path, input_size: int, threads: int | None = None):
+        super().__init__()
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise FERError(f"{Path(path).name} is an ONNX model, and onnxruntime is not installed: "
+                           'pip install -e ".[export]"') from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.log_severity_level = 3  # errors only
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+            raise FERError(f"{path} is not an ONNX model that ONNX Runtime can load ({str(e).splitlines()[0]})") \
+                from None
+        self.input_name, self.input_size, self.path = self.session.get_inputs()[0].name, input_size, Path(path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        faces = x.detach().float().cpu().contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {self.input_name: faces})[0])
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model's inputs go: its parameters' device, the CPU for a model without any (OnnxModel)."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
 def predict(model, data: ImageSet, batch_size: int = 256, dtype: torch.dtype | None = None,
             max_batches: int | None = None, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities (N x C) and true labels (N) of a model on an ImageSet, in eval mode.
@@ -33,7 +67,7 @@ def predict(model, data: ImageSet, batch_size: int = 256, dtype: torch.dtype | N
     `dtype` is the autocast dtype (None: fp32); with `tta` the probabilities are the mean over each image
     and its mirror image.
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     model.eval()
     probs, labels = [], []
     with torch.inference_mode(), autocast(device, dtype):
@@ -126,7 +160,7 @@ def measure_latency(model, input_size: int, device=None, repeats: int = 50, warm
 def measure_latencies(models: dict[str, tuple], device=None, repeats: int = 50, warmup: int = 10) -> dict[str, dict]:
     """Single-image latency of several models (name -> (model, input size)), interleaved: each round times one
     pass of every model in turn, so that a machine whose load drifts slows them alike and their ratios hold."""
-    device = torch.device(device) if device else next(next(iter(models.values()))[0].parameters()).device
+    device = torch.device(device) if device else model_device(next(iter(models.values()))[0])
     inputs = {k: (m.to(device).eval(), torch.rand(1, 3, size, size, device=device)) for k, (m, size) in models.items()}
     times = {k: [] for k in models}
     with torch.inference_mode():

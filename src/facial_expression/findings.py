@@ -584,7 +584,8 @@ def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dic
     sure_wrong = sum(1 for p in picks if not p["correct"] and p["confidence"] >= sure)
     if sure_wrong:
         tail += (f" Of the {sum(1 for p in picks if not p['correct'])} wrong faces shown, {sure_wrong} "
-                 f"{'is' if sure_wrong == 1 else 'are'} predicted with a confidence of {sure:g} or more: these are the model's most confident errors, "
+                 f"{'is' if sure_wrong == 1 else 'are'} predicted with a confidence of {sure:g} or more: these "
+                 f"are the model's most confident errors, "
                  f"where label noise is most likely.")
     if f.tex:
         return (r"\begin{itemize}\setlength\itemsep{0pt}" + "".join(rf"\item {t}" for t in items)
@@ -841,7 +842,8 @@ def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
     the same schedule and seeds, the gain of each seed and whether it is clear, then against part (c)'s model."""
     f = _Fmt(fmt)
     if final is None or len(final) < 2:
-        return "The proposal has not been tested on the full schedule yet: the second study of the part (d) notebook tests it."
+        return ("The proposal has not been tested on the full schedule yet: the second study of the part (d) "
+                "notebook tests it.")
     t = _table(final)
     part_c, names = t.iloc[0], list(t.index)
     plain, best = t.loc[names[-2]], t.loc[names[-1]]

@@ -24,6 +24,7 @@ from .cam import compute_cams, overlay
 from .checkpoint import load_checkpoint
 from .data import to_unit_float
 from .errors import FERError
+from .evaluation import OnnxModel, model_device
 from .runtime import pick_device
 
 # The training crops (AffectNet's, as in ../shared/data/affectnet7) are a square around the face with a
@@ -85,7 +86,7 @@ def classify(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     """Class probabilities (N x C) of a float batch, in eval mode."""
     model.eval()
     with torch.inference_mode():
-        return torch.softmax(model(x.to(next(model.parameters()).device)).float(), 1).cpu().numpy()
+        return torch.softmax(model(x.to(model_device(model))).float(), 1).cpu().numpy()
 
 
 def read_image(path: Path) -> Image.Image:
@@ -203,10 +204,13 @@ def predict_path(path: str | Path, checkpoint: str | Path, out_dir: str | Path, 
 
     Writes OUT/<name>_predicted.png per photo with a face (with `cam`, OUT/<name>_face<k>_cam.png per face)
     and OUT/predictions.json. A file without a face, or that is not a readable image, gets one line
-    through `say` and is skipped; the rest of a folder still runs.
+    through `say` and is skipped; the rest of a folder still runs. `checkpoint` may be an .onnx file from
+    `fer export`, classified by ONNX Runtime.
     """
     files = list_inputs(path)
     model, ckpt = load_checkpoint(checkpoint, pick_device(device))
+    if cam and isinstance(model, OnnxModel):
+        raise FERError("--cam needs the PyTorch checkpoint (.pt): an ONNX model gives no gradients for Grad-CAM")
     classes = list(ckpt["classes"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
