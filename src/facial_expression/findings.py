@@ -162,7 +162,8 @@ def data_sentence(fp: dict | None, fmt: str = "md") -> str:
     else:  # files per split folder (the tune split is carved out of train/)
         splits = _join([f"{f.num(n)}{' images' if i == 0 else ''} in the {f.t(s)} folder"
                         for i, (s, n) in enumerate(fp.get("files", {}).items())])
-    text = (f"The data are the dataset {f.code(fp.get('name', '?'))}: {len(classes)} classes "
+    name = "" if f.tex else f" {f.code(fp.get('name', '?'))}"  # a folder's name means nothing to a reader
+    text = (f"The data are the dataset{name}: {len(classes)} classes "
             f"({f.codes(classes)})" + (f", {splits}" if splits else ""))
     if fp.get("image_sizes"):
         text += f", original sizes {_sizes(f, fp['image_sizes'], sum(fp.get('files', {}).values()) or None)}."
@@ -442,6 +443,23 @@ def comparison_findings(cards: list[dict] | None, fmt: str = "md", n_validation:
     else:
         out.append("Neither model has been trained on these data yet, so accuracy cannot be compared.")
     return " ".join(out)
+
+
+def tradeoff_findings(rows: list[dict], fmt: str = "md") -> str:
+    """The light VGG exported for a phone: int8 against fp32 in size, accuracy (with the 95 % interval of the
+    change) and single-thread latency, all timed in one call (tradeoff.json's rows of part (c)'s network)."""
+    f = _Fmt(fmt)
+    light = {r["form"]: r for r in rows if "LightVGG" in r["network"] and "accuracy" in r}
+    if not {"PyTorch fp32", "ONNX int8"} <= set(light):
+        return ""
+    fp32, int8 = light["PyTorch fp32"], light["ONNX int8"]
+    d = int8["accuracy"] - fp32["accuracy"]
+    return (f"For a phone we also exported the light VGG to ONNX and quantised it to 8-bit integers, calibrated "
+            f"on tune faces: it shrinks from {fp32['size_MB']:.1f} MB to {int8['size_MB']:.1f} MB, its validation "
+            f"accuracy changes by {_effect(f, d, _interval(int8['accuracy'], int8['n'], fp32['accuracy'], fp32['n']))}"
+            f" (an upper bound on the interval: both run on the same faces), and one face takes "
+            f"{int8['ratio_1_thread']:.2f}{f.times()} the time of fp32 PyTorch on one CPU thread, timed in the "
+            f"same call.")
 
 
 # What the paper's abstract reports (Hewitt and Gunes 2018, arXiv:1807.08775); its per-model table is not

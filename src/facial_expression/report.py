@@ -148,12 +148,6 @@ def screening_inputs(results: Path, gen: Path, n_tune: int | None = None) -> lis
             _raw("ScreenFindings", findings.screening_findings(t, findings.MIN_GAIN, n_tune, "tex"))]
 
 
-def short_machine(name: str) -> str:
-    """A machine's name short enough for a table column: 'Intel(R) Xeon(R) Processor (2 threads)' -> 'Intel Xeon
-    (2 threads)', 'NVIDIA H200' -> 'H200'."""
-    return re.sub(r"\s+", " ", re.sub(r"\((R|TM)\)|NVIDIA |Processor|CPU @ \S+", "", name)).strip()
-
-
 def second_study_inputs(results: Path, gen: Path) -> list[str]:
     """Part (d)'s test of the proposal on the full schedule: the comparison at the same schedule and seeds (body),
     and every run of the study (appendix)."""
@@ -241,6 +235,23 @@ AUGMENTATION_ROWS = {  # augmentation_counts.json key: the row of the report's t
 }
 
 
+def tradeoff_inputs(results: Path, gen: Path) -> list[str]:
+    """Part (c) on a phone's budget: the light VGG (and VGG16 where it ran) in fp32 PyTorch, fp32 ONNX and int8
+    ONNX, from RESULTS/export/tradeoff.json (`fer export`, P5_c)."""
+    saved = _load(results / "export" / "tradeoff.json")
+    rows = [r for r in (saved or {}).get("rows", []) if "part" in r["network"] and "accuracy" in r]
+    if rows:
+        df = pd.DataFrame({"network": [r["network"].split(" (")[0].replace("VGG-var", "light VGG") for r in rows],
+                           "form": [r["form"] for r in rows],
+                           "size (MB)": [f"{r['size_MB']:.1f}" for r in rows],
+                           "accuracy (%)": [f"{100 * r['accuracy']:.1f}" for r in rows],
+                           "macro-F1 (%)": [f"{100 * r['macro_f1']:.1f}" for r in rows],
+                           "latency (ms)": [f"{r['latency_ms_1_thread']:.1f}" for r in rows],
+                           "latency ratio": [f"{r['ratio_1_thread']:.2f}" for r in rows]})
+        _table(df, gen / "tradeoff.tex", "llrrrrr", index=False)
+    return [_flag("TradeoffRan", bool(rows)), _raw("TradeoffFindings", findings.tradeoff_findings(rows, "tex"))]
+
+
 def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) -> list[Path]:
     """Regenerate report/generated/*.tex and report/figures/* from `results` alone (nothing else is read)."""
     results = Path(results)
@@ -295,6 +306,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
                      {"status": ("trained", "not trained yet: size and latency of the architecture")})
     macros.append(_raw("ComparisonFindings", findings.comparison_findings(comparison, "tex",
                                                                           (m or {}).get("n"))))
+    macros += tradeoff_inputs(results, gen)
     regions = _load(light / "cam" / "cam_regions.json")
     if regions:
         df = pd.DataFrame(regions).rename(columns=findings.label).round(3)
