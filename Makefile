@@ -33,8 +33,8 @@ report:   ## tables and figures from results/ (or RESULTS=dir), then report/repo
 	$(PY) -m facial_expression report $(if $(RESULTS),--results $(RESULTS))
 
 .PHONY: submission
-submission:   ## checks, then dist/<StudentID>_HW04.zip, then a smoke rerun of the zip's notebooks
-	$(PY) -m facial_expression submission $(if $(ALLOW_PLACEHOLDER),--allow-placeholder) $(if $(SKIP_RERUN),--skip-rerun)
+submission:   ## [FROM=fer_results.zip] checks, then dist/<StudentID>_HW04.zip, then a smoke rerun of the zip's notebooks
+	$(PY) -m facial_expression submission $(if $(FROM),--from $(FROM)) $(if $(ALLOW_PLACEHOLDER),--allow-placeholder) $(if $(SKIP_RERUN),--skip-rerun)
 
 .PHONY: gpu-check
 gpu-check:   ## on a CUDA machine: timed smoke notebooks, 2-epoch LightVGG and VGG16, throughput -> results/benchmarks/<gpu>.json

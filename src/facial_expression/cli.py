@@ -9,7 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import TrainConfig
-from .errors import FERError
+from .errors import FERError, error_line
 
 
 def _none_or_int(s: str) -> int | None:
@@ -191,9 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your repository, e.g. https://github.com/<user>/<repo> (default: pyproject.toml's)")
     p = sub.add_parser("submission", help="check the project and build dist/<StudentID>_HW04.zip",
                        formatter_class=fmt)
-    p.add_argument("--allow-placeholder", action="store_true", help="accept the placeholder identity (CI only)")
+    p.add_argument("--from", dest="source", nargs="+", default=None, metavar="ZIP_OR_FOLDER",
+                   help="a cloud run: the zip of `fer notebooks --zip`, Kaggle's Output or a results folder from "
+                        "Drive (and the notebooks downloaded beside it); put in place, then the report from its "
+                        "results alone (no dataset needed), then the zip")
+    allow_help = {"placeholder": "accept the placeholder identity (CI only)",
+                  "other_data": "hand in notebooks executed on other data or into another results folder",
+                  "sample": "hand in the development sample's notebooks or results",
+                  "smoke": "hand in smoke runs (a few batches an epoch)",
+                  "interrupted": "hand in runs stopped before their last epoch",
+                  "mixed": "hand in a results folder whose runs saw different data"}
+    for name, help_text in allow_help.items():  # submission.Allow's fields (not imported here: --help stays fast)
+        p.add_argument("--allow-" + name.replace("_", "-"), dest=f"allow_{name}", action="store_true", help=help_text)
     p.add_argument("--skip-rerun", action="store_true", help="do not rerun the zip's notebooks in smoke mode")
-    p.add_argument("--data", default=None, help="dataset for the smoke rerun (default: $FER_DATA)")
+    p.add_argument("--data", default=None, help="dataset for the smoke rerun (default: $FER_DATA, else a small "
+                                                "generated one)")
     p.add_argument("--out", default=None, help="output folder (default: dist/)")
     return parser
 
@@ -363,9 +375,13 @@ def cmd_badges(args) -> None:
 
 
 def cmd_submission(args) -> None:
-    from .submission import build_submission
-    build_submission(out_dir=args.out, allow_placeholder=args.allow_placeholder, rerun=not args.skip_rerun,
-                     data=args.data)
+    from .submission import Allow, build_submission, submission_from
+    allow = Allow(**{name: getattr(args, f"allow_{name}") for name in Allow.flags().values()})
+    if args.source:
+        submission_from([Path(s) for s in args.source], allow=allow, out_dir=args.out, rerun=not args.skip_rerun,
+                        data=args.data)
+    else:
+        build_submission(out_dir=args.out, allow=allow, rerun=not args.skip_rerun, data=args.data)
 
 
 COMMANDS = {"stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam, "summary": cmd_summary,
@@ -379,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args)
     except FERError as e:  # the errors a user can fix; any other exception is a bug and keeps its traceback
-        print(f"fer {args.command}: error: {e}", file=sys.stderr)
+        print(error_line(e, args.command), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fer {args.command}: interrupted", file=sys.stderr)

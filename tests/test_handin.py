@@ -1,0 +1,171 @@
+"""The hand-in's checks of what it ships, without building a PDF: which data and results folder each notebook ran
+on, smoke, interrupted and mixed runs, the one-line errors in notebooks, and class-name aliases."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from facial_expression.cli import main
+from facial_expression.data.fingerprint import dataset_fingerprint, mixed_data
+from facial_expression.data.folders import canonical_class, folders_for, resolve_layout
+from facial_expression.errors import DataError, error_line
+from facial_expression.notebooks import RECORD_KEY, RESULTS_ID, earlier_cell_hint, notebook_record
+from facial_expression.submission import Allow, find_run, notebook_data_problem, results_problems
+
+COURSE = ["angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+SAMPLE_FP = {"name": "affectnet7", "classes": COURSE[:1] + COURSE[2:], "files": {"train": 7000, "validation": 1400},
+             "files_sha1": "27eb8c9986c50227", "ffhq_files": 1600}
+OTHER_FP = {"name": "affectnet", "classes": COURSE, "files": {"train": 416, "validation": 96},
+            "files_sha1": "aaaabbbbccccdddd", "ffhq_files": 0}
+
+
+def _run(folder: Path, fp: dict, **metrics) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"dataset": fp}))
+    (folder / "metrics.json").write_text(json.dumps({"dataset": fp, "epochs_run": 30, "accuracy": 0.5,
+                                                      "max_batches": None, "interrupted": False, **metrics}))
+    return folder
+
+
+def _notebook(path: Path, record: dict | None) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", execution_count=1)]
+    if record:
+        nb.metadata[RECORD_KEY] = record
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    """A results folder of one finished run on an 8-class set, and its identity."""
+    r = tmp_path / "results"
+    _run(r / "light_vgg", OTHER_FP)
+    _run(r / "vgg16_transfer", OTHER_FP)
+    (r / RESULTS_ID).write_text("run0001\n")
+    return r
+
+
+def test_notebooks_of_the_same_run_pass(results, tmp_path):
+    nb = _notebook(tmp_path / "P5_c_light_vgg.ipynb", {"dataset": OTHER_FP, "results": {"id": "run0001"}})
+    assert notebook_data_problem(nb, results) is None
+    assert results_problems(results) == ([], [])
+
+
+def test_the_committed_sample_notebooks_with_another_datasets_results_are_refused(results, tmp_path):
+    nb = _notebook(tmp_path / "P5_c_light_vgg.ipynb", {"dataset": SAMPLE_FP})
+    assert "still holds the development sample's outputs" in notebook_data_problem(nb, results)
+    assert notebook_data_problem(nb, results, Allow(sample=True)) is None
+    # notebooks executed before they recorded a fingerprint: the environment cell's printed classes tell
+    old = nbformat.v4.new_notebook()
+    old.cells = [nbformat.v4.new_code_cell("setup", execution_count=1, outputs=[nbformat.v4.new_output(
+        "stream", text="dataset         /x/affectnet7 (7 classes: angry, disgust, fear, happy, neutral, sad, "
+                       "surprise)\n")])]
+    nbformat.write(old, tmp_path / "P5_a_preprocessing.ipynb")
+    assert "development sample's outputs" in notebook_data_problem(tmp_path / "P5_a_preprocessing.ipynb", results)
+
+
+def test_a_notebook_of_other_data_or_another_results_folder_is_refused(results, tmp_path):
+    other = {**OTHER_FP, "files_sha1": "0000111122223333"}
+    nb = _notebook(tmp_path / "P5_b_transfer_vgg16.ipynb", {"dataset": other})
+    assert "was executed on other data" in notebook_data_problem(nb, results)
+    assert notebook_data_problem(nb, results, Allow(other_data=True)) is None
+    trial = _notebook(tmp_path / "P5_a_preprocessing.ipynb", {"dataset": OTHER_FP, "results": {"id": "trial9",
+                                                                                               "name": "trial"}})
+    assert "ran into another results folder (trial/" in notebook_data_problem(trial, results)
+    assert "records no data fingerprint" in notebook_data_problem(_notebook(tmp_path / "P5_d_cam.ipynb", None),
+                                                                  results)
+
+
+def test_smoke_interrupted_and_mixed_runs_are_refused_and_a_skipped_part_b_is_said(tmp_path):
+    r = tmp_path / "results"
+    _run(r / "light_vgg", OTHER_FP, max_batches=2)
+    _run(r / "alexnet_var", OTHER_FP, interrupted=True)
+    _run(r / "mobilenet_var", {**OTHER_FP, "files_sha1": "0000111122223333", "files": {"train": 108,
+                                                                                       "validation": 96}})
+    problems, notes = results_problems(r)
+    assert len(problems) == 3, problems
+    assert "smoke runs (light_vgg" in problems[1] and "--allow-smoke" in problems[1]
+    assert "interrupted runs (alexnet_var)" in problems[2]
+    assert "mixes runs of different datasets" in problems[0] and "mobilenet_var on affectnet" in problems[0]
+    assert notes == ["part (b) was not run (results/vgg16_transfer has no results): the report and P5_b say so, "
+                     "and the hand-in goes without it"]
+    assert results_problems(r, Allow(smoke=True, interrupted=True, mixed=True))[0] == []
+
+
+def test_reports_refuse_a_mixed_results_folder_in_one_line(tmp_path, capsys):
+    r = tmp_path / "mixed"
+    _run(r / "light_vgg", {**OTHER_FP, "counts": {"train": {c: 47 for c in COURSE}}})
+    (r / "preprocessing").mkdir()
+    (r / "preprocessing" / "split_stats.json").write_text(json.dumps({
+        "root": "/data/other", "classes": COURSE, "totals": {"train": 108, "tune": 12, "validation": 96},
+        "per_class": {"train": {c: 13 for c in COURSE}}}))
+    assert mixed_data(r).startswith("mixed/ mixes runs of different datasets (")
+    assert main(["report-tables", "--results", str(r)]) == 2  # refused before anything under report/ is touched
+    err = capsys.readouterr().err
+    assert err.startswith("fer report-tables: error: mixed/ mixes runs") and err.count("\n") == 1
+
+
+def test_a_cloud_runs_zip_or_folders_are_found(tmp_path):
+    import zipfile
+    r = tmp_path / "kaggle" / "working" / "results"
+    _run(r / "light_vgg", OTHER_FP)
+    _run(r / "ablation" / "screen10" / "plain_seed0", OTHER_FP)
+    nb = _notebook(tmp_path / "P5_c_light_vgg.ipynb", None)
+    found, notebooks = find_run([tmp_path / "kaggle", nb], tmp_path / "tmp")
+    assert found == r and notebooks == {"P5_c_light_vgg": nb}
+    with zipfile.ZipFile(tmp_path / "fer_results.zip", "w") as z:
+        z.write(r / "light_vgg" / "config.json", "results/light_vgg/config.json")
+        z.write(nb, "notebooks/P5_c_light_vgg.ipynb")
+    found, notebooks = find_run([tmp_path / "fer_results.zip"], tmp_path / "tmp")
+    assert found.name == "results" and list(notebooks) == ["P5_c_light_vgg"]
+
+
+def test_notebook_records_are_read_from_metadata_or_the_environment_cells_output():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("setup", execution_count=1, outputs=[nbformat.v4.new_output(
+        "display_data", data={"text/plain": "fingerprint ..."}, metadata={RECORD_KEY: {"dataset": OTHER_FP}})])]
+    assert notebook_record(nb) == {"dataset": OTHER_FP}  # Run all on Colab or Kaggle: no papermill
+    nb.metadata[RECORD_KEY] = {"dataset": SAMPLE_FP}
+    assert notebook_record(nb) == {"dataset": SAMPLE_FP}
+
+
+def test_errors_in_notebooks_are_the_clis_one_line():
+    from IPython.core.interactiveshell import InteractiveShell
+    from facial_expression.notebooks import _one_line_errors
+    shell = InteractiveShell.instance()
+    try:
+        _one_line_errors()
+        lines = []
+        shell._showtraceback = lambda etype, value, stb: lines.extend(stb)
+        shell.run_cell("from facial_expression.errors import DataError\nraise DataError('no dataset found')")
+        assert lines == [error_line(DataError("no dataset found"))] == ["fer: error: no dataset found"]
+    finally:
+        shell.set_custom_exc((), None)
+        InteractiveShell.clear_instance()
+
+
+def test_a_cell_that_needs_an_earlier_cell_names_it(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("data = None"),
+                nbformat.v4.new_code_cell("# P5_c's model\nmodel, ckpt = train()"),
+                nbformat.v4.new_code_cell("model.eval()")]
+    nbformat.write(nb, tmp_path / "P5_d_cam.ipynb")
+    hint = earlier_cell_hint("model", "model.eval()\n", tmp_path)
+    assert hint.startswith("NameError: model is set by code cell 2 of P5_d_cam (it begins '# P5_c's model')")
+    assert earlier_cell_hint("nowhere", "model.eval()", tmp_path) is None
+
+
+def test_class_name_aliases(tmp_path):
+    assert [canonical_class(c) for c in ("Anger", "happiness", "sadness", "angry")] == ["angry", "happy", "sad",
+                                                                                        "angry"]
+    for spelling in ("angry", "anger"):
+        for split in ("train", "validation"):
+            for c in (spelling, "happy"):
+                (tmp_path / spelling / split / c).mkdir(parents=True)
+                (tmp_path / spelling / split / c / "a.png").write_bytes(b"")
+    a, b = (dataset_fingerprint(resolve_layout(tmp_path / s)) for s in ("angry", "anger"))
+    assert a["files_sha1"] == b["files_sha1"]  # the same files, whatever the folder's spelling
+    assert folders_for(tmp_path / "anger" / "validation", ("angry", "happy")) == ("anger", "happy")
