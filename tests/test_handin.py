@@ -169,3 +169,25 @@ def test_class_name_aliases(tmp_path):
     a, b = (dataset_fingerprint(resolve_layout(tmp_path / s)) for s in ("angry", "anger"))
     assert a["files_sha1"] == b["files_sha1"]  # the same files, whatever the folder's spelling
     assert folders_for(tmp_path / "anger" / "validation", ("angry", "happy")) == ("anger", "happy")
+
+
+def test_the_demo_runs_on_its_own_generated_set_into_its_own_folder(tmp_path, monkeypatch, capsys):
+    """`fer notebooks --demo` wiring (the notebooks themselves run in the course run, on the same generator's set):
+    its data, its results folder and its zip lie under --output-dir; notebooks/ is not written."""
+    import facial_expression.notebooks as nbs
+    from facial_expression.config import NOTEBOOKS_DIR
+    before = {p: p.stat().st_mtime_ns for p in NOTEBOOKS_DIR.glob("*.ipynb")}
+    calls = []
+
+    def fake_run(names, params, smoke, output_dir, kernel="python3"):
+        calls.append((names, params, smoke, Path(output_dir)))
+        (Path(output_dir) / "results" / "light_vgg").mkdir(parents=True)
+        return [Path(output_dir) / f"{n}.ipynb" for n in names if (Path(output_dir) / f"{n}.ipynb").touch() or 1]
+    monkeypatch.setattr(nbs, "run_notebooks", fake_run)
+    assert main(["notebooks", "--demo", "--output-dir", str(tmp_path / "demo")]) == 0
+    (names, params, smoke, out), = calls
+    assert smoke and out == tmp_path / "demo" and names == nbs.NOTEBOOKS
+    assert sorted(p.name for p in (out / "affectnet-demo" / "train").iterdir()) == COURSE
+    assert (out / "fer_results.zip").exists() and params == {"data": str(out / "affectnet-demo")}
+    assert capsys.readouterr().out.count("Every number it prints means nothing") == 2
+    assert before == {p: p.stat().st_mtime_ns for p in NOTEBOOKS_DIR.glob("*.ipynb")}

@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt)
     p.add_argument("--smoke", action="store_true",
                    help="1 epoch, 2 batches, random VGG16 allowed; writes into --output-dir or a temp folder")
+    p.add_argument("--demo", action="store_true",
+                   help="no dataset needed: the four notebooks in smoke mode on a generated course-shaped set, into "
+                        "--output-dir (default: fer-demo/), zipped as a cloud run's; notebooks/ and results/ are "
+                        "untouched and every number means nothing")
     p.add_argument("--only", nargs="*", default=None, help="notebook names (default: all four)")
     p.add_argument("--output-dir", default=None,
                    help="with --smoke: folder for the executed copies and results (default: a temporary one)")
@@ -335,6 +339,14 @@ def cmd_notebooks(args) -> None:
             params[name] = json.loads(value)
         except json.JSONDecodeError:
             params[name] = value
+    if args.demo:
+        from .notebooks import run_demo
+        if args.param or args.report or args.zip or args.only:
+            raise FERError("--demo takes only --output-dir: it runs all four notebooks on its own generated set")
+        written, zipped = run_demo(args.output_dir or "fer-demo")
+        print(f"wrote {', '.join(str(p) for p in written)} and {zipped} (the hand-in path from a cloud run: "
+              f"`fer submission --from {zipped} --allow-smoke` puts them in notebooks/ and results/)")
+        return
     if args.report and missing_tex():  # say so now, not after hours of training
         raise FERError(missing_tex())
     written = run_notebooks(args.only or NOTEBOOKS, params, args.smoke, args.output_dir)

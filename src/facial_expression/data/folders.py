@@ -246,6 +246,11 @@ def find_data_root(path: str | os.PathLike | None = None) -> Path:
         return roots[0]
     if roots:
         raise DataError(f"several datasets found: {', '.join(map(str, roots))}; pass one with --data or FER_DATA")
+    # a run's own zips (fer_results.zip, <StudentID>_HW04.zip) are no dataset
+    candidates = [z for z in dict.fromkeys(zips) if not z.name.startswith("fer_results") and "_HW04" not in z.name]
+    if len(candidates) == 1:  # Colab: only affectnet.zip on Drive
+        print(f"using {candidates[0]}, the one zip found ({', '.join(map(str, looked))} searched)")
+        return _locate(candidates[0])
     zip_hint = f"; zip files seen: {', '.join(map(str, zips[:5]))} (pass one as the path)" if zips else ""
     raise DataError(
         f"no dataset found: pass a path, set FER_DATA, or put it at {DEFAULT_DATA_DIR}; searched "
