@@ -84,3 +84,18 @@ def test_committed_notebooks_have_no_code_that_overrides_their_parameters():
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert "parameters" in code[0].metadata.get("tags", []), name
         assert not [c for c in code if "injected-parameters" in c.metadata.get("tags", [])], name
+
+
+def test_committed_notebooks_speak_to_the_student():
+    """No machine path in their parameter records, no development benchmark, no explanation of the development
+    sample's file names in their text."""
+    from facial_expression.config import PROJ_ROOT
+    from facial_expression.notebooks import NOTEBOOKS_DIR, _shown_path
+    assert _shown_path(str(PROJ_ROOT.parent / "shared" / "data" / "affectnet7")) == "../shared/data/affectnet7"
+    assert _shown_path("/kaggle/input/affectnet") == "/kaggle/input/affectnet"  # says where a cloud run read
+    for name in NOTEBOOKS:
+        nb = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+        records = [c.source for c in nb.cells if "parameters-record" in c.metadata.get("tags", [])]
+        assert not [r for r in records if str(PROJ_ROOT.parent) in r], name
+        sources = "\n".join(c.source for c in nb.cells)
+        assert "gpu_markdown" not in sources and "H200" not in sources and "ffhq_*" not in sources, name

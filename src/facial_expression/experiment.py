@@ -204,7 +204,7 @@ def trained_model(cfg: TrainConfig, what: str = "the model", progress: bool = Tr
         print(f"using {what} from {out} ({describe(run_fingerprint(out))})")
     else:
         print(f"{what} is not in {out}: training it now with its own settings "
-              f"({cfg.epochs} epochs; an interrupted run resumes from last.pt)")
+              f"({cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}; an interrupted run resumes from last.pt)")
         run_experiment(cfg, progress=progress)
     model, ckpt = load_checkpoint(out / "best.pt", pick_device(cfg.device))
     if list(ckpt["classes"]) != list(current["classes"]):

@@ -123,7 +123,8 @@ def settings_table(cfg: TrainConfig, stats: dict | None = None, params: dict | N
         steps = math.ceil(t["train"] / cfg.batch_size)
         if cfg.max_batches:
             steps = min(steps, cfg.max_batches)
-        rows["optimisation steps"] = f"{steps:,} per epoch × {cfg.epochs} epochs = {steps * cfg.epochs:,} (max)"
+        rows["optimisation steps"] = (f"{steps:,} per epoch × {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''} = "
+                                      f"{steps * cfg.epochs:,} (max)")
     if history is not None:
         rows["epochs run / best tune epoch"] = f"{len(history.epochs)} / {history.best_epoch}"
         rows["hardware / wall time"] = f"{history.hardware} / {history.wall_seconds / 60:.1f} min"

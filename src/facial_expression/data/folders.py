@@ -281,6 +281,9 @@ def list_files(class_dir: Path) -> tuple[list[Path], list[Path]]:
     return images, skipped
 
 
+_SHOWN: set[str] = set()
+
+
 def _class_map(classes, root: Path, folders: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(folders in label order, display names) from a list, "a,b,...", a preset name, or root/classes.txt."""
     source = "--classes"
@@ -317,8 +320,10 @@ def _class_map(classes, root: Path, folders: list[str]) -> tuple[tuple[str, ...]
         by_canonical = {canonical_class(f): f for f in folders}
         ordered = tuple(by_canonical[canonical_class(n)] for n in names)
         return ordered, ordered
-    if preset:
-        print(f"class names ({source}): " + ", ".join(f"{f}={n}" for f, n in zip(folders, names)))
+    mapping = f"class names ({source}): " + ", ".join(f"{f}={n}" for f, n in zip(folders, names))
+    if preset and mapping not in _SHOWN:  # once per process, not at every load of the same dataset
+        _SHOWN.add(mapping)
+        print(mapping)
     return tuple(folders), tuple(names)
 
 
