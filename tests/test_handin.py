@@ -98,10 +98,9 @@ def test_smoke_interrupted_and_mixed_runs_are_refused_and_a_skipped_part_b_is_sa
 def test_reports_refuse_a_mixed_results_folder_in_one_line(tmp_path, capsys):
     r = tmp_path / "mixed"
     _run(r / "light_vgg", {**OTHER_FP, "counts": {"train": {c: 47 for c in COURSE}}})
-    (r / "preprocessing").mkdir()
-    (r / "preprocessing" / "split_stats.json").write_text(json.dumps({
-        "root": "/data/other", "classes": COURSE, "totals": {"train": 108, "tune": 12, "validation": 96},
-        "per_class": {"train": {c: 13 for c in COURSE}}}))
+    (r / "preprocessing").mkdir()  # P5_a on another dataset of the same classes
+    (r / "preprocessing" / "dataset.json").write_text(json.dumps({**OTHER_FP, "files_sha1": "0000111122223333",
+                                                                  "counts": {"train": {c: 13 for c in COURSE}}}))
     assert mixed_data(r).startswith("mixed/ mixes runs of different datasets (")
     assert main(["report-tables", "--results", str(r)]) == 2  # refused before anything under report/ is touched
     err = capsys.readouterr().err

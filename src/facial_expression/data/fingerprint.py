@@ -92,19 +92,22 @@ def run_fingerprint(run_dir: str | Path) -> dict | None:
 
 
 def _stats_fingerprint(stats: dict) -> dict:
-    """What P5_a's split statistics tell of their data (no file hash): name, classes, counts per split."""
+    """What P5_a's split statistics tell of their data where it saved no fingerprint: name and classes (their
+    counts are after the tune split, which runs may carve differently)."""
     return {"name": Path(stats.get("root", "dataset")).name, "classes": list(stats["classes"]),
-            "counts": stats.get("per_class"), "image_sizes": stats.get("image_sizes", {})}
+            "image_sizes": stats.get("image_sizes", {})}
 
 
 def results_fingerprints(results: str | Path) -> dict[str, dict]:
     """The data behind every run of a results folder: run folder (relative, e.g. 'light_vgg' or
-    'ablation/screen10/plain_seed0') -> the fingerprint it recorded; P5_a's split statistics count as a run
-    ('preprocessing'). Runs that recorded none are left out."""
+    'ablation/screen10/plain_seed0') -> the fingerprint it recorded; P5_a counts as a run ('preprocessing':
+    its dataset.json, else what its split statistics tell). Runs that recorded none are left out."""
     results, found = Path(results), {}
-    stats = results / "preprocessing" / "split_stats.json"
-    if stats.exists():
-        found["preprocessing"] = _stats_fingerprint(json.loads(stats.read_text()))
+    pre = results / "preprocessing"
+    if (pre / "dataset.json").exists():
+        found["preprocessing"] = json.loads((pre / "dataset.json").read_text())
+    elif (pre / "split_stats.json").exists():
+        found["preprocessing"] = _stats_fingerprint(json.loads((pre / "split_stats.json").read_text()))
     for config in sorted(results.rglob("config.json")):
         fp = run_fingerprint(config.parent)
         if fp:
