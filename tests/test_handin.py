@@ -190,3 +190,44 @@ def test_the_demo_runs_on_its_own_generated_set_into_its_own_folder(tmp_path, mo
     assert (out / "fer_results.zip").exists() and params == {"data": str(out / "affectnet-demo")}
     assert capsys.readouterr().out.count("Every number it prints means nothing") == 2
     assert before == {p: p.stat().st_mtime_ns for p in NOTEBOOKS_DIR.glob("*.ipynb")}
+
+
+@pytest.mark.parametrize("platform, results, says", [
+    ("kaggle", "/kaggle/working/results", "only after Save Version"),
+    ("kaggle", "/kaggle/temp/results", "lost when the session ends"),
+    ("colab", "/content/drive/MyDrive/fer_results", "on Drive: kept after the runtime ends"),
+    ("colab", "/content/results", "lost when the runtime ends"),
+    (None, "/home/me/results", "")])
+def test_the_environment_cell_says_what_holds_where_it_runs(monkeypatch, platform, results, says):
+    import torch
+    import facial_expression.notebooks as nbs
+    monkeypatch.setattr(nbs, "cloud_platform", lambda: platform)
+    assert says in nbs._where_results_live(Path(results)) and bool(says) == bool(nbs._where_results_live(Path(results)))
+    advice = nbs._no_gpu_advice(torch.device("cpu"))
+    assert advice == {"colab": "no GPU: Runtime -> Change runtime type -> T4 GPU, then run all again",
+                      "kaggle": "no GPU: Settings -> Accelerator -> GPU T4 x2, then run all again"}.get(platform)
+    assert nbs._no_gpu_advice(torch.device("cuda")) is None
+
+
+def test_numbered_folders_are_named_with_advice_that_fits_where_it_is_read(tmp_path, monkeypatch):
+    import os
+    import warnings
+    from facial_expression.errors import set_where
+    for split in ("train", "validation"):
+        for c in ("0", "1"):
+            (tmp_path / split / c).mkdir(parents=True)
+            (tmp_path / split / c / "a.png").write_bytes(b"")
+    try:
+        for where, says in (("cli", "pass --classes affectnet"), ("notebook", 'set classes = "affectnet"')):
+            set_where(where)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                resolve_layout(tmp_path)
+            assert says in str(caught[0].message)
+        monkeypatch.setattr(os, "access", lambda path, mode: False)  # /kaggle/input is read-only
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            resolve_layout(tmp_path)
+        assert "classes.txt" not in str(caught[0].message)
+    finally:
+        set_where("cli")
