@@ -231,3 +231,15 @@ def test_numbered_folders_are_named_with_advice_that_fits_where_it_is_read(tmp_p
         assert "classes.txt" not in str(caught[0].message)
     finally:
         set_where("cli")
+
+
+def test_the_hand_ins_rerun_generates_a_set_where_no_dataset_is_here(tmp_path, monkeypatch):
+    import facial_expression.data as data_mod
+    from facial_expression.submission import _zip_data_for_rerun
+
+    def nothing(path=None):
+        raise DataError("no dataset found")
+    monkeypatch.setattr(data_mod, "find_data_root", nothing)
+    assert _zip_data_for_rerun("/given", tmp_path) == "/given"
+    generated = Path(_zip_data_for_rerun(None, tmp_path))
+    assert sorted(p.name for p in (generated / "validation").iterdir()) == COURSE

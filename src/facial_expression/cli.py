@@ -358,6 +358,11 @@ def cmd_notebooks(args) -> None:
         print(f"wrote {build_report(results)}")
     if args.zip:
         print(f"wrote {zip_outputs(results, written, args.zip)}")
+    if not args.smoke:  # what the hand-in would refuse, said now rather than at `fer submission`
+        from .submission import results_problems
+        problems, notes = results_problems(results)
+        for line in problems + notes:
+            print(f"note: {line}")
 
 
 def cmd_results(args) -> None:
