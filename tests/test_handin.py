@@ -243,3 +243,14 @@ def test_the_hand_ins_rerun_generates_a_set_where_no_dataset_is_here(tmp_path, m
     assert _zip_data_for_rerun("/given", tmp_path) == "/given"
     generated = Path(_zip_data_for_rerun(None, tmp_path))
     assert sorted(p.name for p in (generated / "validation").iterdir()) == COURSE
+
+
+def test_a_record_is_read_from_the_printed_lines_where_a_frontend_dropped_output_metadata():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("setup", execution_count=1, outputs=[
+        nbformat.v4.new_output("stream", text="dataset         /kaggle/input/fer/AffectNet (8 classes: angry, "
+                                              "contempt, disgust, fear, happy, neutral, sad, surprise)\n"),
+        nbformat.v4.new_output("display_data", data={"text/plain": "fingerprint     data aaaabbbbccccdddd, results "
+                                                                   "folder run0001"})])]
+    assert notebook_record(nb) == {"dataset": {"name": "AffectNet", "classes": COURSE,
+                                               "files_sha1": "aaaabbbbccccdddd"}, "results": {"id": "run0001"}}

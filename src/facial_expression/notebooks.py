@@ -263,12 +263,31 @@ def notebook_record(nb) -> dict | None:
     meta = nb.get("metadata", {}) if isinstance(nb, dict) else nb.metadata
     if meta.get(RECORD_KEY):
         return dict(meta[RECORD_KEY])
-    for cell in nb["cells"]:
-        for out in cell.get("outputs", []) if cell["cell_type"] == "code" else []:
-            record = out.get("metadata", {}).get(RECORD_KEY)
-            if record:
-                return dict(record)
-    return None
+    outputs = [out for cell in nb["cells"] if cell["cell_type"] == "code" for out in cell.get("outputs", [])]
+    for out in outputs:
+        record = out.get("metadata", {}).get(RECORD_KEY)
+        if record:
+            return dict(record)
+    return printed_record(outputs)
+
+
+def printed_record(outputs: list[dict]) -> dict | None:
+    """The record from the environment cell's printed lines, where a frontend kept the text and not the output's
+    metadata: `dataset  PATH (N classes: a, b, ...)` and `fingerprint  data SHA1, results folder ID` (the second
+    only from this version on)."""
+    def text(out) -> str:
+        t = out.get("text") or out.get("data", {}).get("text/plain", "")
+        return "".join(t) if isinstance(t, list) else t
+    everything = "\n".join(text(out) for out in outputs)
+    data = re.search(r"(?m)^dataset\s+(\S.*?) \(\d+ classes: ([^)]*)\)", everything)
+    if not data:
+        return None
+    record = {"dataset": {"name": Path(data.group(1)).name, "classes": [c.strip() for c in data.group(2).split(",")]}}
+    fp = re.search(r"(?m)^fingerprint\s+data ([0-9a-f]{16}), results folder (\w+)", everything)
+    if fp:
+        record["dataset"]["files_sha1"] = fp.group(1)
+        record["results"] = {"id": fp.group(2)}
+    return record
 
 
 def zip_outputs(results: str | Path, notebooks: list[Path], zip_path: str | Path) -> Path:

@@ -149,18 +149,6 @@ def results_problems(results: Path, allow: Allow = Allow()) -> tuple[list[str], 
     return problems, notes
 
 
-def _environment_classes(nb: dict) -> tuple[str | None, list[str] | None]:
-    """The dataset name and classes that a notebook's environment cell printed (notebooks executed before they
-    recorded a fingerprint)."""
-    for cell in nb.get("cells", []):
-        for out in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-            text = "".join(out.get("text", ""))
-            m = re.search(r"(?m)^dataset\s+(\S.*?) \(\d+ classes: ([^)]*)\)", text)
-            if m:
-                return Path(m.group(1)).name, [c.strip() for c in m.group(2).split(",")]
-    return None, None
-
-
 def notebook_data_problem(path: Path, results: Path, allow: Allow = Allow()) -> str | None:
     """Why a notebook's outputs are not of `results`: executed on other data, into another results folder, or
     still the development sample's committed outputs. None when they are (or the flag allows it)."""
@@ -169,14 +157,12 @@ def notebook_data_problem(path: Path, results: Path, allow: Allow = Allow()) -> 
     fp = groups[0][0] if groups else None
     record = notebook_record(nb)
     if record is None:
-        name, classes = _environment_classes(nb)
-        if name is None:
-            return None if allow.other_data else (
-                f"{path.name} records no data fingerprint, so it cannot be matched with {results.name}/: execute "
-                "it again with this version (or --allow-other-data)")
-        nb_fp = {"name": name, "classes": classes, "ffhq_files": 1 if name == DEV_SAMPLE_NAME else 0}
-    else:
-        nb_fp = record.get("dataset") or {}
+        return None if allow.other_data else (
+            f"{path.name} records no data fingerprint, so it cannot be matched with {results.name}/: execute "
+            "it again with this version (or --allow-other-data)")
+    nb_fp = dict(record.get("dataset") or {})
+    if "ffhq_files" not in nb_fp:  # only printed lines: the sample is known by its name
+        nb_fp["ffhq_files"] = int(nb_fp.get("name") == DEV_SAMPLE_NAME)
     if is_development_sample(nb_fp) and not is_development_sample(fp):
         return None if allow.sample else (
             f"{path.name} still holds the development sample's outputs (committed with the project), not a run on "
