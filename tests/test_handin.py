@@ -254,3 +254,18 @@ def test_a_record_is_read_from_the_printed_lines_where_a_frontend_dropped_output
                                                                    "folder run0001"})])]
     assert notebook_record(nb) == {"dataset": {"name": "AffectNet", "classes": COURSE,
                                                "files_sha1": "aaaabbbbccccdddd"}, "results": {"id": "run0001"}}
+
+
+def test_a_runs_zip_keeps_only_the_checkpoints_predict_uses(tmp_path, capsys):
+    import zipfile
+    from facial_expression.notebooks import zip_outputs
+    r = tmp_path / "results"
+    for rel in ("light_vgg/best.pt", "light_vgg/last.pt", "vgg16_transfer/best.pt", "light_vgg/metrics.json",
+                RESULTS_ID):
+        (r / rel).parent.mkdir(parents=True, exist_ok=True)
+        (r / rel).write_bytes(b"x" * 10)
+    nb = _notebook(tmp_path / "P5_c_light_vgg.ipynb", None)
+    with zipfile.ZipFile(zip_outputs(r, [nb], tmp_path / "fer_results.zip")) as z:
+        assert sorted(z.namelist()) == ["notebooks/P5_c_light_vgg.ipynb", f"results/{RESULTS_ID}",
+                                        "results/light_vgg/best.pt", "results/light_vgg/metrics.json"]
+    assert "left 2 checkpoints (0 MB) out of fer_results.zip" in capsys.readouterr().out

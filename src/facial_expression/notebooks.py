@@ -290,16 +290,32 @@ def printed_record(outputs: list[dict]) -> dict | None:
     return record
 
 
+# the checkpoints a downloaded run keeps: part (c)'s model and part (d)'s delivered one, for `fer predict`; the
+# report and the hand-in need none (P5_d saves question 2's figure), and VGG16's best.pt alone is over 500 MB
+ZIPPED_CHECKPOINTS = ("light_vgg/best.pt", "light_vgg_final/best.pt")
+
+
 def zip_outputs(results: str | Path, notebooks: list[Path], zip_path: str | Path) -> Path:
-    """One zip of the results folder (without checkpoints other than best.pt) and the executed notebooks."""
+    """One zip of the results folder and the executed notebooks, for download: checkpoints only those of
+    ZIPPED_CHECKPOINTS (the others are left out, and said)."""
     results, zip_path = Path(results), Path(zip_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
+    left = []
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
         for f in sorted(results.rglob("*")):
-            if f.is_file() and f.name != "last.pt" and not f.name.endswith(".tmp") and "__pycache__" not in f.parts:
-                z.write(f, Path("results") / f.relative_to(results))
+            if not f.is_file() or f.name.endswith(".tmp") or "__pycache__" in f.parts:
+                continue
+            rel = f.relative_to(results)
+            if f.suffix == ".pt" and rel.as_posix() not in ZIPPED_CHECKPOINTS:
+                left.append(f)
+                continue
+            z.write(f, Path("results") / rel)
         for nb in notebooks:
             z.write(nb, Path("notebooks") / Path(nb).name)
+    if left:
+        mb = sum(f.stat().st_size for f in left) / 2**20
+        print(f"left {len(left)} checkpoint{'s' if len(left) != 1 else ''} ({mb:,.0f} MB) out of {zip_path.name}: the "
+              f"report and the hand-in need none; they stay in {results}")
     return zip_path
 
 
