@@ -129,8 +129,9 @@ def results_problems(results: Path, allow: Allow = Allow()) -> tuple[list[str], 
     where = f"{results.name}/"
     if not allow.mixed and (why := mixed_data(results)):
         problems.append(f"{why} (--allow-mixed hands it in anyway)")
+    found = sorted(results.rglob("metrics.json"), key=lambda p: (len(p.parts), p))  # the parts' runs first
     runs = {p.parent.relative_to(results).as_posix(): json.loads(p.read_text())
-            for p in sorted(results.rglob("metrics.json")) if (p.parent / "config.json").exists()}
+            for p in found if (p.parent / "config.json").exists()}
     smoke = [r for r, m in runs.items() if is_smoke_run(m)]
     if smoke and not allow.smoke:
         problems.append(f"{where} holds smoke runs ({_runs(smoke)}: a few batches an epoch, every number "
@@ -385,6 +386,9 @@ def find_run(sources: list[Path], tmp: Path) -> tuple[Path, dict[str, Path]]:
     return results[0], notebooks
 
 
+KEEP_IN_RESULTS = ("benchmarks",)  # committed with the project (results/benchmarks/), not a run
+
+
 def _same_tree(a: Path, b: Path) -> bool:
     files = lambda d: {p.relative_to(d): p.stat().st_size for p in d.rglob("*") if p.is_file()}  # noqa: E731
     return a.exists() and b.exists() and files(a) == files(b)
@@ -400,10 +404,13 @@ def take_run(sources: list[Path], root: Path = PROJ_ROOT) -> tuple[Path, list[Pa
         if not notebooks:
             print("note: no executed notebooks came with the results: notebooks/ is left as it is")
         if results.resolve() != dest.resolve() and not _same_tree(results, dest):
-            if dest.exists() and any(dest.iterdir()):
+            earlier = [p for p in dest.iterdir() if p.name not in KEEP_IN_RESULTS] if dest.exists() else []
+            if earlier:  # the earlier runs move aside, whole; the project's committed benchmarks stay
                 kept = dest.with_name(f"{dest.name}.before-{time.strftime('%Y%m%d-%H%M%S')}")
-                dest.rename(kept)
-                print(f"kept the earlier {dest.name}/ as {kept.name}/")
+                kept.mkdir()
+                for p in earlier:
+                    p.rename(kept / p.name)
+                print(f"kept the earlier runs of {dest.name}/ in {kept.name}/")
             shutil.copytree(results, dest, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("last.pt", "*.tmp", "__pycache__"))
         written = []
