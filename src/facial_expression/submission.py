@@ -437,6 +437,7 @@ def submission_from(sources: list[Path], root: Path = PROJ_ROOT, allow: Allow | 
     results, _ = take_run(sources, root)
     print(f"building the report from {results} alone ...", flush=True)
     report = Path(root) / "report"
+    (report / "report.pdf").unlink(missing_ok=True)  # built anew: latexmk trusts its records over the PDF's content
     write_report_inputs(results, report)
     write_analytic_figures(report, results=results)
     print(f"wrote {build_pdf(report)}")
