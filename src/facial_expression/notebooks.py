@@ -422,7 +422,7 @@ def _one_line_errors() -> None:
 
 def _quiet_warnings() -> None:
     """Each warning once per runtime, as one line without the source line that raised it."""
-    warnings.simplefilter("once")
+    warnings.filterwarnings("once", category=UserWarning)  # the package's; the default filters keep the rest quiet
     warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
 
 
