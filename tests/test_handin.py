@@ -269,3 +269,24 @@ def test_a_runs_zip_keeps_only_the_checkpoints_predict_uses(tmp_path, capsys):
         assert sorted(z.namelist()) == ["notebooks/P5_c_light_vgg.ipynb", f"results/{RESULTS_ID}",
                                         "results/light_vgg/best.pt", "results/light_vgg/metrics.json"]
     assert "left 2 checkpoints (0 MB) out of fer_results.zip" in capsys.readouterr().out
+
+
+def test_the_outputs_of_four_kaggle_notebooks_are_merged(tmp_path, capsys):
+    """Kaggle: each notebook's version has its own Output; P5_d trained P5_c's run itself (a smoke copy here)."""
+    outputs = {n: tmp_path / n / "results" for n in ("a", "c", "d")}
+    _run(outputs["c"] / "light_vgg", OTHER_FP)
+    _run(outputs["d"] / "light_vgg", OTHER_FP, max_batches=2)
+    _run(outputs["d"] / "ablation" / "screen10" / "plain_seed0", OTHER_FP)
+    _run(outputs["c"] / "ablation" / "screen10" / "gap_head_seed0", OTHER_FP)
+    (outputs["a"] / "preprocessing").mkdir(parents=True)
+    (outputs["a"] / "preprocessing" / "dataset.json").write_text(json.dumps(OTHER_FP))
+    for n, r in outputs.items():
+        (r / RESULTS_ID).write_text(f"id{n}\n")
+    merged, _ = find_run([tmp_path / "d", tmp_path / "a", tmp_path / "c"], tmp_path / "tmp")
+    assert sorted(p.relative_to(merged).as_posix() for p in merged.rglob("config.json")) == [
+        "ablation/screen10/gap_head_seed0/config.json", "ablation/screen10/plain_seed0/config.json",
+        "light_vgg/config.json"]
+    assert json.loads((merged / "light_vgg" / "metrics.json").read_text())["max_batches"] is None  # the full run
+    assert "merged 3 results folders" in capsys.readouterr().out
+    nb = _notebook(tmp_path / "P5_a_preprocessing.ipynb", {"dataset": OTHER_FP, "results": {"id": "ida"}})
+    assert notebook_data_problem(nb, merged) is None  # each notebook matches its own folder's identity

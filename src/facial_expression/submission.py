@@ -175,12 +175,13 @@ def notebook_data_problem(path: Path, results: Path, allow: Allow = Allow()) -> 
         return (f"{path.name} was executed on other data ({describe(nb_fp) if 'files' in nb_fp else nb_fp['name']}) "
                 f"than {results.name}/ ({describe(fp) if 'files' in fp else fp.get('name')}): put that run's results "
                 "in place, or execute the notebook again (or --allow-other-data)")
-    ran_into = (record or {}).get("results", {}).get("id")
-    here = (results / RESULTS_ID).read_text().strip() if (results / RESULTS_ID).exists() else None
-    if ran_into and here and ran_into != here:
-        return (f"{path.name} ran into another results folder ({(record or {})['results'].get('name')}/, id "
-                f"{ran_into}) than {results.name}/ (id {here}), e.g. a trial run: hand in the notebooks of the run "
-                "whose results these are (or --allow-other-data)")
+    ran_into = record.get("results", {}).get("id")
+    here = (results / RESULTS_ID).read_text().split() if (results / RESULTS_ID).exists() else []  # several: merged
+    if ran_into and here and ran_into not in here:
+        name = record["results"].get("name")
+        return (f"{path.name} ran into another results folder ({f'{name}/, ' if name else ''}id {ran_into}) than "
+                f"{results.name}/ (id {', '.join(here)}), e.g. a trial run: hand in the notebooks of the run whose "
+                "results these are (or --allow-other-data)")
     return None
 
 
@@ -350,7 +351,8 @@ def _unpack(source: Path, tmp: Path) -> Path:
 
 
 def _is_results(d: Path) -> bool:
-    return (d / "preprocessing" / "split_stats.json").exists() or any(d.glob("*/config.json"))
+    return any((d / "preprocessing" / f).exists() for f in ("split_stats.json", "dataset.json")) \
+        or any(d.glob("*/config.json"))
 
 
 def find_run(sources: list[Path], tmp: Path) -> tuple[Path, dict[str, Path]]:
@@ -381,9 +383,52 @@ def find_run(sources: list[Path], tmp: Path) -> tuple[Path, dict[str, Path]]:
     if not results:
         raise FERError(f"no results folder in {', '.join(map(str, sources))} (a results folder holds "
                        "preprocessing/ and run folders such as light_vgg/ with config.json)")
-    if len(results) > 1:
-        raise FERError(f"several results folders: {', '.join(map(str, results))}; pass one run's")
+    if len(results) > 1:  # Kaggle: each notebook's version has an Output of its own
+        return merge_results(results, tmp / "merged"), notebooks
     return results[0], notebooks
+
+
+def _run_rank(run: Path) -> tuple:
+    """Which of two copies of a run folder to keep: a finished full run over a smoke or interrupted one, then more
+    epochs."""
+    m = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
+    return (bool(m), not is_interrupted(m), not is_smoke_run(m), m.get("epochs_run", 0))
+
+
+def _merge(src: Path, dst: Path, said: list[str]) -> None:
+    for entry in sorted(src.iterdir()):
+        target = dst / entry.name
+        if entry.name == RESULTS_ID:
+            continue
+        if not target.exists():
+            (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, target)
+        elif entry.is_dir() and not (entry / "config.json").exists():
+            _merge(entry, target, said)  # a folder of runs (ablation/): run by run
+        elif entry.is_dir() and not _same_tree(entry, target):
+            if _run_rank(entry) > _run_rank(target):
+                shutil.rmtree(target)
+                shutil.copytree(entry, target)
+                said.append(f"{target.name}/ from {src}")
+            else:
+                said.append(f"{target.name}/ from the folder given before {src}")
+
+
+def merge_results(folders: list[Path], dest: Path) -> Path:
+    """One results folder from several (Kaggle: P5_a, P5_b, P5_c and P5_d each in its own notebook, each with its
+    own Output): every run, a run found twice kept where it is a finished full run with the most epochs (else where
+    it was given first), said in one line; the identities of all the folders kept, so that each notebook matches."""
+    dest.mkdir(parents=True)
+    said: list[str] = []
+    ids = []
+    for folder in folders:
+        _merge(folder, dest, said)
+        if (folder / RESULTS_ID).exists():
+            ids += (folder / RESULTS_ID).read_text().split()
+    if ids:
+        (dest / RESULTS_ID).write_text("\n".join(dict.fromkeys(ids)) + "\n")
+    print(f"merged {len(folders)} results folders ({', '.join(str(f) for f in folders)})"
+          + (f"; runs found in more than one kept: {'; '.join(said)}" if said else ""))
+    return dest
 
 
 KEEP_IN_RESULTS = ("benchmarks",)  # committed with the project (results/benchmarks/), not a run
