@@ -23,7 +23,8 @@ from torch import nn
 
 from .config import TrainConfig
 from .data.fingerprint import mismatch
-from .errors import FERError
+from .data.folders import canonical_class
+from .errors import FERError, in_notebook
 from .models import build_model
 
 VERSION = 2  # 2: `epoch` counted from 1; 1 (no "version" key): counted from 0
@@ -76,7 +77,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 
 def resume_problem(saved: dict, cfg: TrainConfig, classes, dataset: dict | None = None) -> str | None:
     """Why a saved run cannot be resumed with `cfg` on `classes` and `dataset`, or None when it can."""
-    if list(saved.get("classes", classes)) != list(classes):
+    if [canonical_class(c) for c in saved.get("classes", classes)] != [canonical_class(c) for c in classes]:
         return (f"it was trained on classes {', '.join(saved['classes'])}, and this dataset has "
                 f"{', '.join(classes)}")
     if json.dumps(saved["config"].get("epochs")) != json.dumps(cfg.epochs):
@@ -158,8 +159,10 @@ class RunCheckpoints:
         saved = read_checkpoint(self.last)
         why = resume_problem(saved, self.cfg, self.classes, self.dataset)
         if why:
-            raise FERError(f"cannot resume {self.last}: {why}; start fresh with --no-resume (notebooks: "
-                           "delete the folder) or use another output folder")
+            how = (f"set `results` in the parameters cell to another folder, or delete {self.out_dir}" if in_notebook()
+                   else "start fresh with --no-resume, or use another output folder")
+            raise FERError(f"cannot resume {self.last}: {why}; {how} (a trial run belongs in a results folder of "
+                           "its own)")
         return saved
 
     def finished_run(self) -> dict | None:
