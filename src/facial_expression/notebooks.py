@@ -346,7 +346,8 @@ def _mount_drive_if_needed(*paths) -> None:
             drive.mount("/content/drive")
 
 
-RESULTS_ID = ".fer-results-id"  # a results folder's identity: the notebooks that ran into it record it
+# a results folder's identity, which the notebooks that ran into it record (not a hidden file: downloads keep it)
+RESULTS_ID = "results_id.txt"
 
 
 def results_id(results: Path, create: bool = False) -> str | None:
