@@ -290,3 +290,15 @@ def test_the_outputs_of_four_kaggle_notebooks_are_merged(tmp_path, capsys):
     assert "merged 3 results folders" in capsys.readouterr().out
     nb = _notebook(tmp_path / "P5_a_preprocessing.ipynb", {"dataset": OTHER_FP, "results": {"id": "ida"}})
     assert notebook_data_problem(nb, merged) is None  # each notebook matches its own folder's identity
+
+
+def test_the_hand_in_from_a_cloud_run_asks_for_the_name_before_it_touches_anything(tmp_path):
+    from facial_expression.errors import FERError
+    from facial_expression.submission import submission_from
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "student.tex").write_text(
+        "\\newcommand{\\StudentFirstName}{FIRSTNAME}\n\\newcommand{\\StudentLastName}{LASTNAME}\n"
+        "\\newcommand{\\StudentID}{STUDENTID}\n")
+    with pytest.raises(FERError, match="placeholders: put your first name"):
+        submission_from([tmp_path / "nowhere.zip"], tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
