@@ -211,13 +211,16 @@ def run_demo(out_dir: str | Path = "fer-demo", kernel: str = "python3") -> tuple
 RECORD_KEY = "facial_expression"  # notebook and output metadata: the data and results a notebook ran on
 
 
+CLOUD_PATHS = ("/kaggle/", "/content/")  # where a cloud run read and wrote: no machine of the student's
+
+
 def _shown_path(value: str) -> str:
-    """A path for a parameter record: relative to the project where it lies beside it (the development sample,
-    examples/), else as given (a cloud path such as /kaggle/input/... says where it ran)."""
-    path = Path(value)
-    if path.is_absolute() and PROJ_ROOT.parent in path.parents:
-        return os.path.relpath(path, PROJ_ROOT)
-    return value
+    """A path for a parameter record: relative to the project (`examples/affectnet7_sample`,
+    `../shared/data/affectnet7`), so that no machine's layout outlives the run; a cloud path (/kaggle/input/...,
+    /content/drive/...) as given, since it says where the run read."""
+    if not Path(value).is_absolute() or value.startswith(CLOUD_PATHS):
+        return value
+    return os.path.relpath(value, PROJ_ROOT)
 
 
 def _record_parameters(path: Path) -> None:
