@@ -53,8 +53,11 @@ def test_badges_and_repo_url_come_from_one_place(tmp_path, monkeypatch):
     shutil.copytree(PROJ_ROOT / "notebooks", tmp_path / "notebooks")
     monkeypatch.setattr(notebooks, "PROJ_ROOT", tmp_path)
     monkeypatch.setattr(notebooks, "NOTEBOOKS_DIR", tmp_path / "notebooks")
-    with pytest.raises(FERError, match="not a GitHub repository URL"):
+    with pytest.raises(FERError, match="not an https address of a Git repository"):
         notebooks.write_badges("git@github.com:ada/fer.git")
+    notebooks.write_badges("https://gitlab.com/ada/fer")  # cloned by the notebooks; Colab's badges are GitHub's
+    nb = nbformat.read(tmp_path / "notebooks" / "P5_d_cam.ipynb", as_version=4)
+    assert 'repo_url = "https://gitlab.com/ada/fer.git"' in nb.cells[1].source and "gitlab" not in nb.cells[0].source
     notebooks.write_badges("https://github.com/ada/fer.git")
     assert notebooks.repository_url(tmp_path / "pyproject.toml") == "https://github.com/ada/fer"
     url = "https://colab.research.google.com/github/ada/fer/blob/main/notebooks/P5_d_cam.ipynb"

@@ -589,28 +589,37 @@ def colab_badge(repo: str, notebook: str) -> str:
 
 
 def write_badges(repo: str | None = None) -> list[Path]:
-    """Set the repository (pyproject.toml), then write its Colab badges into README.md and the first cell
-    of every notebook, and its clone URL into every notebook's repo_url parameter."""
+    """Set the repository (pyproject.toml), then write its clone URL into every notebook's repo_url parameter and,
+    for a GitHub repository, its Colab badges into README.md and the first cell of every notebook (Colab opens
+    notebooks from GitHub only; another host gets repo_url, which the notebooks clone from, and a line saying so)."""
     pyproject = PROJ_ROOT / "pyproject.toml"
     if repo:
         repo = repo.removesuffix(".git").rstrip("/")
-        if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repo):
-            raise FERError(f"{repo} is not a GitHub repository URL (https://github.com/<user>/<repo>)")
+        if not re.fullmatch(r"https://[\w.-]+(:\d+)?/[\w.~/-]+", repo):
+            raise FERError(f"{repo} is not an https address of a Git repository (e.g. https://github.com/<user>/<repo>; "
+                           "git@... addresses need keys that Colab and Kaggle do not have)")
         text = pyproject.read_text()
         pyproject.write_text(re.sub(r'(?m)^Repository = ".*"$', f'Repository = "{repo}"', text))
     repo = repository_url(pyproject)
-    readme = PROJ_ROOT / "README.md"
-    readme.write_text(replace_block(readme.read_text(), "badges", "\n".join(f"{colab_badge(repo, n)}  "
-                                                                            for n in NOTEBOOKS)))
-    written = [pyproject, readme]
+    github = re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repo) is not None
+    written = [pyproject]
+    if github:
+        readme = PROJ_ROOT / "README.md"
+        readme.write_text(replace_block(readme.read_text(), "badges", "\n".join(f"{colab_badge(repo, n)}  "
+                                                                                for n in NOTEBOOKS)))
+        written.append(readme)
+    else:
+        print(f"{repo} is not on GitHub: the notebooks clone it (repo_url), and Colab's Open-in-Colab badges, which "
+              "open GitHub repositories only, are left as they are (upload the notebooks to Colab instead)")
     for name in NOTEBOOKS:
         path = NOTEBOOKS_DIR / f"{name}.ipynb"
         nb = json.loads(path.read_text())
-        first = "".join(nb["cells"][0]["source"])
-        start, end = markers("badges")
-        first = replace_block(first, "badges", colab_badge(repo, name)) if start in first else \
-            f"{start}\n{colab_badge(repo, name)}\n{end}\n\n{first}"
-        nb["cells"][0]["source"] = first.splitlines(keepends=True)
+        if github:
+            first = "".join(nb["cells"][0]["source"])
+            start, end = markers("badges")
+            first = replace_block(first, "badges", colab_badge(repo, name)) if start in first else \
+                f"{start}\n{colab_badge(repo, name)}\n{end}\n\n{first}"
+            nb["cells"][0]["source"] = first.splitlines(keepends=True)
         params = "".join(nb["cells"][1]["source"])
         params = re.sub(r'(?m)^repo_url = "[^"]*"', f'repo_url = "{repo}.git"', params)
         nb["cells"][1]["source"] = params.splitlines(keepends=True)
