@@ -137,4 +137,7 @@ def test_a_fresh_runtime_that_opens_only_p5_d_trains_p5_c_first(course_run):
     results, written = course_run  # P5_d ran before P5_c (course_fixture.ORDER)
     assert "training it now" in _text(written["P5_d_cam"])
     assert (results / "light_vgg" / "cam" / "cam_correct.png").exists()
-    assert "light_vgg/last.pt after epoch 1\n" in _text(written["P5_c_light_vgg"])  # smoke: 1 epoch, none left
+    # P5_d's last cell removed the finished run's last.pt: P5_c finds it finished from best.pt and its history
+    assert "already holds this run, finished" in _text(written["P5_c_light_vgg"])
+    assert not list(results.rglob("last.pt")) and (results / "light_vgg" / "best.pt").exists()
+    assert "removed last.pt of" in _text(written["P5_d_cam"])

@@ -302,3 +302,18 @@ def test_the_hand_in_from_a_cloud_run_asks_for_the_name_before_it_touches_anythi
     with pytest.raises(FERError, match="placeholders: put your first name"):
         submission_from([tmp_path / "nowhere.zip"], tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_finished_runs_keep_only_best_pt_unless_asked(tmp_path, capsys):
+    from facial_expression.notebooks import tidy_results
+    for run, epochs_run, interrupted in (("done", 2, False), ("stopped", 1, True), ("short", 1, False)):
+        d = tmp_path / run
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"epochs": 2}))
+        (d / "history.json").write_text(json.dumps({"epochs": [{}] * epochs_run, "interrupted": interrupted}))
+        for name in ("best.pt", "last.pt"):
+            (d / name).write_bytes(b"x")
+    assert tidy_results(tmp_path, keep_last=True) == []
+    assert tidy_results(tmp_path) == [tmp_path / "done" / "last.pt"]  # unfinished runs keep theirs, to resume
+    assert sorted(p.parent.name for p in tmp_path.rglob("last.pt")) == ["short", "stopped"]
+    assert "removed last.pt of 1 finished run (0 MB" in capsys.readouterr().out

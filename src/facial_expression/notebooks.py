@@ -322,6 +322,34 @@ def zip_outputs(results: str | Path, notebooks: list[Path], zip_path: str | Path
     return zip_path
 
 
+def _finished(run: Path) -> bool:
+    """Whether a run folder holds a finished run (all its epochs or an early stop, not interrupted) and its best.pt."""
+    try:
+        history = json.loads((run / "history.json").read_text())
+        epochs = json.loads((run / "config.json").read_text())["epochs"]
+    except (OSError, ValueError, KeyError):
+        return False
+    done = len(history.get("epochs", [])) >= epochs or history.get("stopped_early")
+    return bool(done) and not history.get("interrupted") and (run / "best.pt").exists()
+
+
+def tidy_results(results: str | Path, keep_last: bool = False) -> list[Path]:
+    """The last cell of every notebook: remove last.pt of every finished run under `results` (best.pt holds its
+    model, and a finished run is never trained again), so that a saved output (Kaggle's) or a Drive folder holds
+    what the report and `fer predict` need; an unfinished run keeps its last.pt to resume. Nothing with
+    `keep_last`."""
+    if keep_last:
+        return []
+    removed = [last for last in sorted(Path(results).rglob("last.pt")) if _finished(last.parent)]
+    mb = sum(last.stat().st_size for last in removed) / 2**20
+    for last in removed:
+        last.unlink()
+    if removed:
+        print(f"removed last.pt of {len(removed)} finished run{'s' if len(removed) != 1 else ''} ({mb:,.0f} MB; "
+              "best.pt holds each model): set keep_last = True in the parameters cell to keep them")
+    return removed
+
+
 def cloud_platform() -> str | None:
     """'colab', 'kaggle' or None."""
     if "google.colab" in sys.modules or os.environ.get("COLAB_RELEASE_TAG"):
