@@ -624,8 +624,8 @@ def write_badges(repo: str | None = None) -> list[Path]:
     if repo:
         repo = repo.removesuffix(".git").rstrip("/")
         if not re.fullmatch(r"https://[\w.-]+(:\d+)?/[\w.~/-]+", repo):
-            raise FERError(f"{repo} is not an https address of a Git repository (e.g. https://github.com/<user>/<repo>; "
-                           "git@... addresses need keys that Colab and Kaggle do not have)")
+            raise FERError(f"{repo} is not an https address of a Git repository (e.g. "
+                           "https://github.com/<user>/<repo>; git@... addresses need keys that Colab and Kaggle lack)")
         text = pyproject.read_text()
         pyproject.write_text(re.sub(r'(?m)^Repository = ".*"$', f'Repository = "{repo}"', text))
     repo = repository_url(pyproject)
