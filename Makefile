@@ -2,6 +2,7 @@
 # make notebooks [EPOCHS=30] [DATA=path] [BATCH_SIZE=64]   execute the four notebooks in place
 # make smoke                                                 the same in smoke mode, into a temp folder
 # make test                                                  the test suite
+# make demo                                                  the notebooks on a generated set into fer-demo/, no dataset needed
 PY ?= python
 PARAMS := $(if $(EPOCHS),-p epochs $(EPOCHS)) $(if $(DATA),-p data $(DATA)) $(if $(BATCH_SIZE),-p batch_size $(BATCH_SIZE))
 TEX := latexmk lmodern texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended poppler-utils
@@ -20,21 +21,23 @@ setup:   ## everything the main job needs; TeX through apt-get as root or with s
 	else echo "TeX not installed (the report needs it): sudo apt-get install $(TEX), or build report/ on Overleaf"; fi
 	@echo "set up: now run  . .venv/bin/activate"
 
-.PHONY: notebooks smoke test report
+.PHONY: notebooks smoke test report demo
 notebooks:
 	$(PY) -m facial_expression notebooks $(PARAMS)
 smoke:
 	$(PY) -m facial_expression notebooks --smoke $(PARAMS)
 test:
 	$(PY) -m pytest -q
+demo:    ## no dataset needed: the four notebooks in smoke mode on a generated set, into fer-demo/ (numbers mean nothing)
+	$(PY) -m facial_expression notebooks --demo
 
 .PHONY: report
 report:   ## tables and figures from results/ (or RESULTS=dir), then report/report.pdf (fails on LaTeX problems)
 	$(PY) -m facial_expression report $(if $(RESULTS),--results $(RESULTS))
 
 .PHONY: submission
-submission:   ## checks, then dist/<StudentID>_HW04.zip, then a smoke rerun of the zip's notebooks
-	$(PY) -m facial_expression submission $(if $(ALLOW_PLACEHOLDER),--allow-placeholder) $(if $(SKIP_RERUN),--skip-rerun)
+submission:   ## [FROM=fer_results.zip] checks, then dist/<StudentID>_HW04.zip, then a smoke rerun of the zip's notebooks
+	$(PY) -m facial_expression submission $(if $(FROM),--from $(FROM)) $(if $(ALLOW_PLACEHOLDER),--allow-placeholder) $(if $(SKIP_RERUN),--skip-rerun)
 
 .PHONY: gpu-check
 gpu-check:   ## on a CUDA machine: timed smoke notebooks, 2-epoch LightVGG and VGG16, throughput -> results/benchmarks/<gpu>.json

@@ -14,7 +14,9 @@ from course_fixture import CourseRun, make_course_dataset, random_vgg16
 from PIL import Image
 
 PROJ_ROOT = Path(__file__).resolve().parents[1]
-REAL_DATA = Path(os.environ.get("FER_DATA", PROJ_ROOT.parent / "shared" / "data" / "affectnet7"))
+# The development sample, found by its own path (or $FER_SAMPLE), never through $FER_DATA: that is the student's
+# dataset, which may be any other set (8 classes, numbered folders) after README's main job.
+REAL_DATA = Path(os.environ.get("FER_SAMPLE", PROJ_ROOT.parent / "shared" / "data" / "affectnet7"))
 
 
 COURSE = pytest.StashKey[dict]()  # the course run (or the error that stopped its start) and the thread settings
@@ -155,8 +157,8 @@ def tiny_dataset(tmp_path) -> Path:
 
 @pytest.fixture
 def real_data() -> Path:
-    if not (REAL_DATA / "train").is_dir():
-        pytest.skip(f"real sample not found at {REAL_DATA} (set FER_DATA)")
+    if not (REAL_DATA / "train").is_dir() or REAL_DATA.name != "affectnet7":
+        pytest.skip(f"the development sample (affectnet7) is not at {REAL_DATA} (set FER_SAMPLE)")
     return REAL_DATA
 
 

@@ -20,47 +20,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import torchvision
-from PIL import Image
 
-CLASSES = ("angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+from facial_expression.demo import COURSE_CLASSES as CLASSES  # noqa: F401 (the tests import it from here)
+from facial_expression.demo import make_course_dataset as _make
+
 SAMPLE = Path(os.environ.get("FER_SAMPLE", Path(__file__).resolve().parents[2] / "shared" / "data" / "affectnet7"))
-# the sample's folder for each course class (the sample has no contempt; neutral faces stand in)
-SAMPLE_FOLDER = {"angry": "angry", "contempt": "neutral", "disgust": "disgust", "fear": "fear", "happy": "happy",
-                 "neutral": "neutral", "sad": "sad", "surprise": "surprise"}
-
-
-def _faces(split: str, name: str, n: int, rng) -> list[Image.Image]:
-    """`n` real faces of the sample's matching class, or synthetic ones without the sample."""
-    folder = SAMPLE / ("train" if split == "train" else "validation") / SAMPLE_FOLDER[name]
-    files = sorted(p for p in folder.glob("*") if not p.name.startswith("ffhq")) if folder.is_dir() else []
-    if len(files) >= 2 * n:  # contempt and neutral draw from the same folder: keep their files apart
-        start = n if name == "neutral" else 0
-        return [Image.open(f).convert("RGB") for f in files[start:start + n]]
-    c = CLASSES.index(name)
-    base = np.zeros((48, 48, 3), np.float32)
-    base[..., c % 3] = 60 + 25 * c
-    return [Image.fromarray(np.clip(base + rng.normal(0, 30, base.shape), 0, 255).astype(np.uint8))
-            for _ in range(n)]
 
 
 def make_course_dataset(root: str | Path, per_class: int = 24, val_per_class: int = 6, seed: int = 0) -> Path:
-    """Write <root>/train/<class>/ and <root>/validation/<class>/ and return root."""
-    root, rng = Path(root), np.random.default_rng(seed)
-    for split, n in (("train", per_class), ("validation", val_per_class)):
-        for name in CLASSES:
-            out = root / split / name
-            out.mkdir(parents=True, exist_ok=True)
-            for i, face in enumerate(_faces(split, name, n, rng)):
-                size = 224 if i % 3 == 0 else 96
-                im = face.resize((size, size), Image.BILINEAR)
-                if i % 5 == 4:
-                    im = im.convert("L")  # a few grayscale crops, as in the real set
-                ext = "png" if i % 2 else "jpg"
-                im.save(out / f"{split}_{name}_{i:04d}.{ext}")
-    return root
+    """The package's generator (facial_expression.demo) with the development sample's faces where it is here."""
+    return _make(root, per_class, val_per_class, seed, faces_from=SAMPLE if SAMPLE.is_dir() else None)
 
 
 def random_vgg16(folder: Path) -> Path:

@@ -14,9 +14,9 @@ import torch
 from course_fixture import CLASSES
 from facial_expression.cli import main
 from facial_expression.config import PROJ_ROOT, SAMPLE_RESULTS_DIR
-from facial_expression.notebooks import NOTEBOOKS
-from facial_expression.report import build_pdf, write_report_inputs
-from facial_expression.submission import build_submission, pdf_text, rerun_from_zip
+from facial_expression.errors import FERError
+from facial_expression.notebooks import NOTEBOOKS, zip_outputs
+from facial_expression.submission import Allow, build_submission, pdf_text, rerun_from_zip, submission_from
 
 needs_tex = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
                                reason="latexmk/pdftotext not installed (.ci/run installs them)")
@@ -91,37 +91,45 @@ def test_notebooks_give_the_same_numbers_as_the_cli(course_run, course_run_threa
 
 
 @needs_tex
-def test_report_and_submission_from_the_course_run(course_run, course_data, tmp_path):
+def test_from_a_cloud_run_to_the_hand_in_with_no_dataset(course_run, course_data, tmp_path, monkeypatch):
+    """The notebooks ran into a results folder as on Kaggle; their zip is taken on a fresh clone with no dataset,
+    the report is built from the results alone, and <StudentID>_HW04.zip holds the run's 8 classes and nothing of
+    the development sample."""
     results, written = course_run
-    project = tmp_path / "project"
-    for name in ("src", "report", "data"):
+    cloud_zip = zip_outputs(results, list(written.values()), tmp_path / "fer_results.zip")  # `fer notebooks --zip`
+    project = tmp_path / "project"  # a fresh clone: the committed notebooks, no results, no dataset
+    for name in ("src", "report", "data", "notebooks"):
         shutil.copytree(PROJ_ROOT / name, project / name, ignore=shutil.ignore_patterns(
-            "__pycache__", "*.aux", "*.log", "*.fls", "*.fdb_latexmk", "*.toc", "*.out", "report.pdf"))
+            "__pycache__", "*.aux", "*.log", "*.fls", "*.fdb_latexmk", "*.toc", "*.out", "report.pdf", "affectnet*",
+            ".*.ipynb"))
     for name in ("pyproject.toml", "requirements.txt", "README.md"):
         shutil.copy(PROJ_ROOT / name, project / name)
-    (project / "notebooks").mkdir()
-    for nb in written.values():  # the executed notebooks of this run, as a student hands them in
-        shutil.copy(nb, project / "notebooks" / nb.name)
-    shutil.copytree(results, project / "results")
-    write_report_inputs(project / "results", project / "report")
-    build_pdf(project / "report")
-    text = " ".join(pdf_text(project / "report" / "report.pdf"))
-    text = " ".join(text.split())
+    monkeypatch.delenv("FER_DATA", raising=False)
+    ci = Allow(placeholder=True)  # the placeholder identity: no student here
+    with pytest.raises(FERError, match=r"smoke runs \(.*--allow-smoke"):  # the course run is a smoke run
+        submission_from([cloud_zip], project, allow=ci, out_dir=tmp_path / "dist", rerun=False)
+    text = " ".join(" ".join(pdf_text(project / "report" / "report.pdf")).split())  # built before the refusal
     for word in ("FFHQ", "affectnet7", "development sample"):
         assert word not in text, word
     assert "Smoke run" in text and "8 classes (angry, contempt, disgust" in text
-    for fig in ("vgg_history.pdf", "vgg_roc_validation.pdf", "vgg_confusion.pdf", "light_history.pdf"):
+    for fig in ("vgg_history.pdf", "vgg_roc_validation.pdf", "vgg_confusion.pdf", "light_history.pdf",
+                "q2_guided.pdf"):
         assert (project / "report" / "figures" / fig).exists(), fig
     assert (project / "report" / "generated" / "settings_vgg16_transfer.tex").exists()
     for table in ("split_stats.tex", "per_class_light_vgg.tex"):
         rows = [line for line in (project / "report" / "generated" / table).read_text().splitlines()
                 if line.split(" & ")[0].strip() in CLASSES]
         assert len(rows) == 8, table
-    # the hand-in: the course run's notebooks and report, zipped, and rerun from the zip alone. The fixture ran
-    # all four notebooks already; one rerun from the zip shows that its own package and notebooks run there
-    zip_path = build_submission(project, out_dir=tmp_path / "dist", allow_placeholder=True, rerun=False)
+    zip_path = build_submission(project, out_dir=tmp_path / "dist", rerun=False, allow=Allow(placeholder=True,
+                                                                                             smoke=True))
     with zipfile.ZipFile(zip_path) as z:
-        assert len([n for n in z.namelist() if n.startswith("notebooks/")]) == 4
+        notebooks = {n: z.read(n).decode() for n in z.namelist() if n.startswith("notebooks/")}
+    assert len(notebooks) == 4
+    for name, nb in notebooks.items():
+        assert "8 classes: angry, contempt, disgust" in nb, name
+        for sample in ("affectnet7", "0.5893", "1,400"):  # the development sample's name and numbers
+            assert sample not in nb, (name, sample)
+    # one rerun from the zip shows that its own package and notebooks run there
     rerun_from_zip(zip_path, str(course_data), notebooks=["P5_a_preprocessing"])
 
 
@@ -129,4 +137,7 @@ def test_a_fresh_runtime_that_opens_only_p5_d_trains_p5_c_first(course_run):
     results, written = course_run  # P5_d ran before P5_c (course_fixture.ORDER)
     assert "training it now" in _text(written["P5_d_cam"])
     assert (results / "light_vgg" / "cam" / "cam_correct.png").exists()
-    assert "light_vgg/last.pt after epoch 1\n" in _text(written["P5_c_light_vgg"])  # smoke: 1 epoch, none left
+    # P5_d's last cell removed the finished run's last.pt: P5_c finds it finished from best.pt and its history
+    assert "already holds this run, finished" in _text(written["P5_c_light_vgg"])
+    assert not list(results.rglob("last.pt")) and (results / "light_vgg" / "best.pt").exists()
+    assert "removed last.pt of" in _text(written["P5_d_cam"])

@@ -212,9 +212,22 @@ def test_cloud_search_finds_a_nested_dataset(cloud):
 
 def test_cloud_search_error_says_where_it_looked(cloud):
     cloud[0].mkdir()
-    (cloud[0] / "affectnet.zip").write_bytes(b"")
+    for name in ("affectnet.zip", "affectnet-copy.zip"):
+        (cloud[0] / name).write_bytes(b"")
     with pytest.raises(DataError, match=f"no dataset found.*{cloud[0]}, {cloud[1]}.*zip files seen"):
         find_data_root()
+
+
+def test_cloud_search_uses_the_one_dataset_zip_it_finds(cloud, tmp_path, capsys):
+    """Colab with only affectnet.zip on Drive and `data = None`: that zip is used, and said; a run's own zip
+    (fer_results.zip) is no dataset."""
+    import shutil as sh
+    src = dataset(tmp_path / "src" / "affectnet")
+    (cloud[0] / "drive" / "MyDrive").mkdir(parents=True)
+    sh.make_archive(str(cloud[0] / "drive" / "MyDrive" / "affectnet"), "zip", src.parent, "affectnet")
+    (cloud[0] / "drive" / "MyDrive" / "fer_results.zip").write_bytes(b"")
+    root = find_data_root()
+    assert (root / "train").is_dir() and "affectnet.zip, the one zip found" in capsys.readouterr().out
 
 
 def test_relative_fer_data_is_read_from_the_current_directory(tmp_path, monkeypatch):

@@ -2,6 +2,8 @@
 
 The four notebooks themselves run in tests/test_course_path.py, on a course-shaped dataset."""
 
+import re
+
 import nbformat
 import pytest
 
@@ -17,7 +19,9 @@ def _notebook(path, *cells):
 
 
 def test_a_failing_cell_is_one_line_and_keeps_the_committed_notebook(tmp_path, monkeypatch):
+    import os
     from facial_expression import notebooks
+    from facial_expression.config import PROJ_ROOT
     from facial_expression.errors import FERError
     monkeypatch.setattr(notebooks, "NOTEBOOKS_DIR", tmp_path)
     _notebook(tmp_path / "ok.ipynb", "print(data)")
@@ -30,8 +34,9 @@ def test_a_failing_cell_is_one_line_and_keeps_the_committed_notebook(tmp_path, m
     # papermill's injected cell becomes a markdown record: as code it would override a later Run all
     cells = nbformat.read(written[0], as_version=4).cells
     assert not [c for c in cells if c.cell_type == "code" and "injected-parameters" in c.metadata.get("tags", [])]
+    shown = os.path.relpath(tmp_path / "relative" / "folder", PROJ_ROOT)  # no machine's layout in the record
     assert [c.source for c in cells if "parameters-record" in c.metadata.get("tags", [])] == [
-        f'*Executed by `fer notebooks` with these parameters:*\n\n```python\ndata = "{tmp_path}/relative/folder"\n```']
+        f'*Executed by `fer notebooks` with these parameters:*\n\n```python\ndata = "{shown}"\n```']
     with pytest.raises(FERError,
                        match=r"^bad: cell In\[3\] failed: ValueError: no dataset here \(bad.ipynb is unchanged"):
         run_notebooks(["bad"])
@@ -48,8 +53,11 @@ def test_badges_and_repo_url_come_from_one_place(tmp_path, monkeypatch):
     shutil.copytree(PROJ_ROOT / "notebooks", tmp_path / "notebooks")
     monkeypatch.setattr(notebooks, "PROJ_ROOT", tmp_path)
     monkeypatch.setattr(notebooks, "NOTEBOOKS_DIR", tmp_path / "notebooks")
-    with pytest.raises(FERError, match="not a GitHub repository URL"):
+    with pytest.raises(FERError, match="not an https address of a Git repository"):
         notebooks.write_badges("git@github.com:ada/fer.git")
+    notebooks.write_badges("https://gitlab.com/ada/fer")  # cloned by the notebooks; Colab's badges are GitHub's
+    nb = nbformat.read(tmp_path / "notebooks" / "P5_d_cam.ipynb", as_version=4)
+    assert 'repo_url = "https://gitlab.com/ada/fer.git"' in nb.cells[1].source and "gitlab" not in nb.cells[0].source
     notebooks.write_badges("https://github.com/ada/fer.git")
     assert notebooks.repository_url(tmp_path / "pyproject.toml") == "https://github.com/ada/fer"
     url = "https://colab.research.google.com/github/ada/fer/blob/main/notebooks/P5_d_cam.ipynb"
@@ -84,3 +92,19 @@ def test_committed_notebooks_have_no_code_that_overrides_their_parameters():
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert "parameters" in code[0].metadata.get("tags", []), name
         assert not [c for c in code if "injected-parameters" in c.metadata.get("tags", [])], name
+
+
+def test_committed_notebooks_speak_to_the_student():
+    """No machine path in their parameter records, no development benchmark, no explanation of the development
+    sample's file names in their text."""
+    from facial_expression.config import PROJ_ROOT
+    from facial_expression.notebooks import NOTEBOOKS_DIR, _shown_path
+    assert _shown_path(str(PROJ_ROOT.parent / "shared" / "data" / "affectnet7")) == "../shared/data/affectnet7"
+    assert _shown_path(str(PROJ_ROOT / "examples" / "affectnet7_sample")) == "examples/affectnet7_sample"
+    assert _shown_path("/kaggle/input/affectnet") == "/kaggle/input/affectnet"  # says where a cloud run read
+    for name in NOTEBOOKS:
+        nb = nbformat.read(NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+        records = [c.source for c in nb.cells if "parameters-record" in c.metadata.get("tags", [])]
+        assert not [r for r in records if re.search(r'= "/(?!kaggle/|content/)', r)], name
+        sources = "\n".join(c.source for c in nb.cells)
+        assert "gpu_markdown" not in sources and "H200" not in sources and "ffhq_*" not in sources, name

@@ -28,7 +28,7 @@ def _affectnet_face() -> Image.Image:
     """A real AffectNet crop from the shared sample (48 x 48)."""
     folder = REAL_DATA / "validation" / "sad"
     if not folder.is_dir():
-        pytest.skip(f"real sample not found at {REAL_DATA} (set FER_DATA); the grace_hopper case still runs")
+        pytest.skip(f"real sample not found at {REAL_DATA} (set FER_SAMPLE); the grace_hopper case still runs")
     return Image.open(sorted(folder.iterdir())[0]).convert("RGB")
 
 

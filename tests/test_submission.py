@@ -7,26 +7,49 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from facial_expression.config import PROJ_ROOT, SAMPLE_RESULTS_DIR
+from facial_expression.data.fingerprint import results_dataset
 from facial_expression.errors import FERError
-from facial_expression.submission import build_submission, read_identity
+from facial_expression.notebooks import RECORD_KEY
+from facial_expression.report import write_report_inputs
+from facial_expression.submission import Allow, build_submission, read_identity
 
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
                                 reason="latexmk/pdftotext not installed (.ci/run installs them)")
 IDENTITY = ("Ada", "Lovelace", "98765432")
 
 
+SAMPLE = Allow(sample=True)  # these tests hand in the development sample's committed runs
+
+
+def _executed_on(src: Path, dst: Path, record: dict) -> None:
+    """A notebook's source as if executed (every code cell numbered, no outputs) on the data of `record`: the
+    tests never read the student's executed notebooks, which may hold any dataset."""
+    nb = nbformat.read(src, as_version=4)
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        cell.execution_count, cell.outputs = i + 1, []
+    nb.metadata[RECORD_KEY] = record
+    nbformat.write(nb, dst)
+
+
 def _copy_project(dst: Path) -> Path:
-    """A copy of the project whose results/ holds the development sample's committed runs."""
+    """A copy of the project whose results/ holds the development sample's committed runs, its notebooks executed
+    on them and its report's tables made from them (not from the student's results/)."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pt", "*.aux", "*.log", "*.fls", "*.fdb_latexmk", "*.toc",
                                     "*.out", "affectnet*")
-    for name in ("notebooks", "src", "report", "data"):
+    for name in ("src", "report", "data"):
         shutil.copytree(PROJ_ROOT / name, dst / name, ignore=ignore)
     shutil.copytree(SAMPLE_RESULTS_DIR, dst / "results", ignore=ignore)
+    (dst / "notebooks").mkdir()
+    record = {"dataset": results_dataset(dst / "results")}
+    for nb in sorted((PROJ_ROOT / "notebooks").glob("P5_*.ipynb")):
+        _executed_on(nb, dst / "notebooks" / nb.name, record)
     for name in ("pyproject.toml", "requirements.txt", "README.md"):
         shutil.copy(PROJ_ROOT / name, dst / name)
+    write_report_inputs(dst / "results", dst / "report")
     return dst
 
 
@@ -70,11 +93,15 @@ def test_identity_is_read_from_the_one_student_file(project):
 
 
 def test_submission_has_exactly_the_expected_files(project, capsys):
-    zip_path = build_submission(project, out_dir=project / "dist", rerun=False)
+    zip_path = build_submission(project, out_dir=project / "dist", rerun=False, allow=SAMPLE)
     assert zip_path.name == "98765432_HW04.zip"
     with zipfile.ZipFile(zip_path) as z:
         names = set(z.namelist())
+        readme = z.read("README.md").decode()
     assert names == _expected(project)
+    # the grader's README: what is inside and how to rerun it, none of the development sample's tables
+    assert "Ada Lovelace (98765432)" in readme and "fer notebooks" in readme and "| experiment |" not in readme
+    assert "part (b) was not run" in capsys.readouterr().out  # the sample has no VGG16 run: said, not refused
     assert len([n for n in names if n.startswith("notebooks/")]) == 4
     # the rerun from the zip is tested on the course-shaped run (tests/test_course_path.py)
 
@@ -91,7 +118,7 @@ def test_unexecuted_notebook_is_refused(project):
     next(c for c in nb["cells"] if c["cell_type"] == "code")["execution_count"] = None
     path.write_text(json.dumps(nb))
     with pytest.raises(FERError, match="P5_c_light_vgg.ipynb: 1 code cell\\(s\\) not executed"):
-        build_submission(project, rerun=False)
+        build_submission(project, rerun=False, allow=SAMPLE)
 
 
 def test_stale_pdf_is_refused(project):
@@ -99,7 +126,7 @@ def test_stale_pdf_is_refused(project):
     future = (project / "report" / "report.pdf").stat().st_mtime + 60
     os.utime(metrics, (future, future))
     with pytest.raises(FERError, match="older than results/light_vgg/metrics.json"):
-        build_submission(project, rerun=False)
+        build_submission(project, rerun=False, allow=SAMPLE)
 
 
 def test_report_numbers_must_equal_the_results(project):
@@ -110,4 +137,9 @@ def test_report_numbers_must_equal_the_results(project):
     pdf = project / "report" / "report.pdf"
     os.utime(pdf, (pdf.stat().st_mtime + 120,) * 2)
     with pytest.raises(FERError, match="does not show light_vgg's accuracy 12.3 %"):
-        build_submission(project, rerun=False)
+        build_submission(project, rerun=False, allow=SAMPLE)
+
+
+def test_the_development_samples_runs_are_refused_unless_allowed(project):
+    with pytest.raises(FERError, match="development sample's runs, not yours.*--allow-sample"):
+        build_submission(project, out_dir=project / "dist", rerun=False)

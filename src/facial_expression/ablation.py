@@ -91,7 +91,8 @@ def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0
             n = count_parameters(build_model("light-vgg", classes, **model_options(cfg)))["total"]
             if n > PARAM_BUDGET:
                 raise FERError(f"{name}: {n:,} parameters is over the {PARAM_BUDGET:,} budget")
-            print(f"== {out.name}: {', '.join(changes) or 'plain'} ({epochs} epochs, seed {seed})", flush=True)
+            print(f"== {out.name}: {', '.join(changes) or 'plain'} ({epochs} epoch{'s' if epochs != 1 else ''}, "
+                  f"seed {seed})", flush=True)
             if run_experiment(cfg, progress=progress, splits=splits_by_seed[seed]).history.interrupted:
                 return done  # Ctrl-C: stop here; the next call resumes this row
             done.append(out)

@@ -26,7 +26,8 @@ from torch import nn
 
 from .config import TrainConfig
 from .data.fingerprint import mismatch
-from .errors import FERError
+from .data.folders import canonical_class
+from .errors import FERError, in_notebook
 from .evaluation import OnnxModel
 from .models import build_model
 
@@ -91,26 +92,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return model.to(device).eval(), ckpt
 
 
-def load_onnx(path: str | Path, threads: int | None = None) -> tuple[nn.Module, dict]:
-    """(OnnxModel, the checkpoint's dict without weights) of an .onnx file that `fer export` wrote."""
-    path = Path(path)
-    if not path.is_file():
-        raise FERError(f"ONNX model {path} does not exist")
-    model = OnnxModel(path, 0, threads)
-    record = model.session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA)
-    if record is None:
-        raise FERError(f"{path} is an ONNX model without this project's metadata (classes, input size); "
-                       "export the checkpoint with `fer export`")
-    ckpt = json.loads(record)
-    model.input_size = int(ckpt["input_size"])
-    return model, ckpt
-
-
-def resume_problem(saved: dict, cfg: TrainConfig, classes, dataset: dict | None = None,
-                   ignore=frozenset()) -> str | None:
-    """Why a saved run cannot be resumed with `cfg` on `classes` and `dataset`, or None when it can; the settings
-    in `ignore` may differ."""
-    if list(saved.get("classes", classes)) != list(classes):
+from .data.folders import canonical_class
+from .errors import FERError, in_notebook
+from .evaluation import OnnxModel
         return (f"it was trained on classes {', '.join(saved['classes'])}, and this dataset has "
                 f"{', '.join(classes)}")
     if json.dumps(saved["config"].get("epochs")) != json.dumps(cfg.epochs):
@@ -195,8 +179,10 @@ class RunCheckpoints:
         why = resume_problem(saved, self.cfg, self.classes, self.dataset,
                              ignore={"world_size"} if self.is_finished(saved) else ())
         if why:
-            raise FERError(f"cannot resume {self.last}: {why}; start fresh with --no-resume (notebooks: "
-                           "delete the folder) or use another output folder")
+            how = (f"set `results` in the parameters cell to another folder, or delete {self.out_dir}" if in_notebook()
+                   else "start fresh with --no-resume, or use another output folder")
+            raise FERError(f"cannot resume {self.last}: {why}; {how} (a trial run belongs in a results folder of "
+                           "its own)")
         return saved
 
     def is_finished(self, saved: dict) -> bool:

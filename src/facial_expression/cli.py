@@ -9,7 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import TrainConfig
-from .errors import FERError
+from .errors import FERError, error_line
 
 
 def _none_or_int(s: str) -> int | None:
@@ -178,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt)
     p.add_argument("--smoke", action="store_true",
                    help="1 epoch, 2 batches, random VGG16 allowed; writes into --output-dir or a temp folder")
+    p.add_argument("--demo", action="store_true",
+                   help="no dataset needed: the four notebooks in smoke mode on a generated course-shaped set, into "
+                        "--output-dir (default: fer-demo/), zipped as a cloud run's; notebooks/ and results/ are "
+                        "untouched and every number means nothing")
     p.add_argument("--only", nargs="*", default=None, help="notebook names (default: all four)")
     p.add_argument("--output-dir", default=None,
                    help="with --smoke: folder for the executed copies and results (default: a temporary one)")
@@ -202,9 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="your repository, e.g. https://github.com/<user>/<repo> (default: pyproject.toml's)")
     p = sub.add_parser("submission", help="check the project and build dist/<StudentID>_HW04.zip",
                        formatter_class=fmt)
-    p.add_argument("--allow-placeholder", action="store_true", help="accept the placeholder identity (CI only)")
+    p.add_argument("--from", dest="source", nargs="+", default=None, metavar="ZIP_OR_FOLDER",
+                   help="a cloud run: the zip of `fer notebooks --zip`, Kaggle's Output or a results folder from "
+                        "Drive (and the notebooks downloaded beside it); put in place, then the report from its "
+                        "results alone (no dataset needed), then the zip")
+    allow_help = {"placeholder": "accept the placeholder identity (CI only)",
+                  "other_data": "hand in notebooks executed on other data or into another results folder",
+                  "sample": "hand in the development sample's notebooks or results",
+                  "smoke": "hand in smoke runs (a few batches an epoch)",
+                  "interrupted": "hand in runs stopped before their last epoch",
+                  "mixed": "hand in a results folder whose runs saw different data"}
+    for name, help_text in allow_help.items():  # submission.Allow's fields (not imported here: --help stays fast)
+        p.add_argument("--allow-" + name.replace("_", "-"), dest=f"allow_{name}", action="store_true", help=help_text)
     p.add_argument("--skip-rerun", action="store_true", help="do not rerun the zip's notebooks in smoke mode")
-    p.add_argument("--data", default=None, help="dataset for the smoke rerun (default: $FER_DATA)")
+    p.add_argument("--data", default=None, help="dataset for the smoke rerun (default: $FER_DATA, else a small "
+                                                "generated one)")
     p.add_argument("--out", default=None, help="output folder (default: dist/)")
     return parser
 
@@ -352,6 +368,14 @@ def cmd_notebooks(args) -> None:
             params[name] = json.loads(value)
         except json.JSONDecodeError:
             params[name] = value
+    if args.demo:
+        from .notebooks import run_demo
+        if args.param or args.report or args.zip or args.only:
+            raise FERError("--demo takes only --output-dir: it runs all four notebooks on its own generated set")
+        written, zipped = run_demo(args.output_dir or "fer-demo")
+        print(f"wrote {', '.join(str(p) for p in written)} and {zipped} (the hand-in path from a cloud run: "
+              f"`fer submission --from {zipped} --allow-smoke` puts them in notebooks/ and results/)")
+        return
     if args.report and missing_tex():  # say so now, not after hours of training
         raise FERError(missing_tex())
     written = run_notebooks(args.only or NOTEBOOKS, params, args.smoke, args.output_dir)
@@ -363,6 +387,11 @@ def cmd_notebooks(args) -> None:
         print(f"wrote {build_report(results)}")
     if args.zip:
         print(f"wrote {zip_outputs(results, written, args.zip)}")
+    if not args.smoke:  # what the hand-in would refuse, said now rather than at `fer submission`
+        from .submission import results_problems
+        problems, notes = results_problems(results)
+        for line in problems + notes:
+            print(f"note: {line}")
 
 
 def cmd_results(args) -> None:
@@ -392,9 +421,13 @@ def cmd_badges(args) -> None:
 
 
 def cmd_submission(args) -> None:
-    from .submission import build_submission
-    build_submission(out_dir=args.out, allow_placeholder=args.allow_placeholder, rerun=not args.skip_rerun,
-                     data=args.data)
+    from .submission import Allow, build_submission, submission_from
+    allow = Allow(**{name: getattr(args, f"allow_{name}") for name in Allow.flags().values()})
+    if args.source:
+        submission_from([Path(s) for s in args.source], allow=allow, out_dir=args.out, rerun=not args.skip_rerun,
+                        data=args.data)
+    else:
+        build_submission(out_dir=args.out, allow=allow, rerun=not args.skip_rerun, data=args.data)
 
 
 COMMANDS = {"stats": cmd_stats, "train": cmd_train, "evaluate": cmd_evaluate, "cam": cmd_cam, "summary": cmd_summary,
@@ -408,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         COMMANDS[args.command](args)
     except FERError as e:  # the errors a user can fix; any other exception is a bug and keeps its traceback
-        print(f"fer {args.command}: error: {e}", file=sys.stderr)
+        print(error_line(e, args.command), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"fer {args.command}: interrupted", file=sys.stderr)

@@ -18,6 +18,7 @@ from .config import RESULTS_DIR, TrainConfig
 from .data import (ImageSet, Splits, load_split_for_checkpoint, load_splits, resolve_eval_folder, resolve_layout,
                    split_statistics)
 from .data.fingerprint import check_same_dataset, dataset_fingerprint, describe, run_fingerprint
+from .data.folders import canonical_class
 from .errors import DataError
 from .evaluation import (LATENCY_REPEATS, compute_metrics, is_smoke_run, measure_latencies, measure_latency, predict,
                          report_text, save_json)
@@ -214,10 +215,10 @@ def trained_model(cfg: TrainConfig, what: str = "the model", progress: bool = Tr
         print(f"using {what} from {out} ({describe(run_fingerprint(out))})")
     else:
         print(f"{what} is not in {out}: training it now with its own settings "
-              f"({cfg.epochs} epochs; an interrupted run resumes from last.pt)")
+              f"({cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}; an interrupted run resumes from last.pt)")
         run_experiment(cfg, progress=progress)
     model, ckpt = load_checkpoint(out / "best.pt", pick_device(cfg.device))
-    if list(ckpt["classes"]) != list(current["classes"]):
+    if [canonical_class(c) for c in ckpt["classes"]] != [canonical_class(c) for c in current["classes"]]:
         raise DataError(f"{out / 'best.pt'} knows the classes {', '.join(ckpt['classes'])}, and the dataset "
                         f"has {', '.join(current['classes'])}; delete that folder or set another results folder")
     return model, ckpt

@@ -9,6 +9,8 @@ import platform
 import re
 import sys
 import tempfile
+import uuid
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -17,7 +19,8 @@ import pandas as pd
 
 from .config import NOTEBOOKS_DIR, PROJ_ROOT, RESULTS_DIR, AugmentConfig, TrainConfig
 from .data import find_data_root, resolve_layout
-from .errors import FERError
+from .data.fingerprint import dataset_fingerprint
+from .errors import FERError, error_line, set_where
 from .experiment import PAPER_MODELS
 from .models import build_model, estimate_epoch_seconds
 from .models.cost import SUSTAINED_TFLOPS
@@ -120,7 +123,8 @@ def settings_table(cfg: TrainConfig, stats: dict | None = None, params: dict | N
         steps = math.ceil(t["train"] / cfg.batch_size)
         if cfg.max_batches:
             steps = min(steps, cfg.max_batches)
-        rows["optimisation steps"] = f"{steps:,} per epoch × {cfg.epochs} epochs = {steps * cfg.epochs:,} (max)"
+        rows["optimisation steps"] = (f"{steps:,} per epoch × {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''} = "
+                                      f"{steps * cfg.epochs:,} (max)")
     if history is not None:
         rows["epochs run / best tune epoch"] = f"{len(history.epochs)} / {history.best_epoch}"
         rows["hardware / wall time"] = f"{history.hardware} / {history.wall_seconds / 60:.1f} min"
@@ -183,11 +187,49 @@ def run_notebooks(names=NOTEBOOKS, params: dict | None = None, smoke: bool = Fal
     return written
 
 
-def _record_parameters(path: Path) -> None:
-    """Turn papermill's injected-parameters code cell into a markdown record of the parameters.
+DEMO_BANNER = ("*** DEMO: synthetic faces of a generated course-shaped set, 1 epoch of 2 batches a run. Every number "
+               "it prints means nothing; it shows the path, not a result. ***")
 
-    Left as code, it would silently override the parameters cell the next time someone presses Run all
-    (in Jupyter, Colab or Kaggle, where papermill does not replace it).
+
+def run_demo(out_dir: str | Path = "fer-demo", kernel: str = "python3") -> tuple[list[Path], Path]:
+    """`fer notebooks --demo`: the main job with no dataset at hand. A small course-shaped set is generated
+    (facial_expression.demo), the four notebooks run on it in smoke mode into `out_dir` (their own results folder;
+    notebooks/ and results/ are never touched), and the results and executed notebooks are zipped as a cloud run's
+    would be. Returns (executed notebooks, zip)."""
+    from .demo import make_course_dataset
+    out = Path(out_dir).resolve()
+    data = out / "affectnet-demo"
+    if not (data / "train").is_dir():
+        make_course_dataset(data)
+    print(DEMO_BANNER, flush=True)
+    written = run_notebooks(NOTEBOOKS, {"data": str(data)}, smoke=True, output_dir=out, kernel=kernel)
+    zipped = zip_outputs(out / "results", written, out / "fer_results.zip")
+    print(DEMO_BANNER)
+    return written, zipped
+
+
+RECORD_KEY = "facial_expression"  # notebook and output metadata: the data and results a notebook ran on
+
+
+CLOUD_PATHS = ("/kaggle/", "/content/")  # where a cloud run read and wrote: no machine of the student's
+
+
+def _shown_path(value: str) -> str:
+    """A path for a parameter record: relative to the project (`examples/affectnet7_sample`,
+    `../shared/data/affectnet7`), so that no machine's layout outlives the run; a cloud path (/kaggle/input/...,
+    /content/drive/...) as given, since it says where the run read."""
+    if not Path(value).is_absolute() or value.startswith(CLOUD_PATHS):
+        return value
+    return os.path.relpath(value, PROJ_ROOT)
+
+
+def _record_parameters(path: Path) -> None:
+    """Turn papermill's injected-parameters code cell into a markdown record of the parameters (paths relative
+    to the project), and copy the data and results fingerprint that the environment cell displayed into the
+    notebook's metadata (RECORD_KEY).
+
+    Left as code, the parameters would silently override the parameters cell the next time someone presses Run
+    all (in Jupyter, Colab or Kaggle, where papermill does not replace it).
     """
     import nbformat
     nb = nbformat.read(path, as_version=4)
@@ -197,26 +239,115 @@ def _record_parameters(path: Path) -> None:
         if "parameters-record" in tags:
             continue  # the record of an earlier run
         if cell.cell_type == "code" and "injected-parameters" in tags:
-            body = "\n".join(line for line in cell.source.splitlines() if line.strip() and not line.startswith("#"))
+            lines = []
+            for line in cell.source.splitlines():
+                if not line.strip() or line.startswith("#"):
+                    continue
+                m = re.match(r'^(\w+) = "(.*)"$', line)
+                if m and m.group(1) in PATH_PARAMS:
+                    line = f'{m.group(1)} = "{_shown_path(m.group(2))}"'
+                lines.append(line)
+            body = "\n".join(lines)
             cell = nbformat.v4.new_markdown_cell(
                 f"*Executed by `fer notebooks` with these parameters:*\n\n```python\n{body}\n```",
                 metadata={"tags": ["parameters-record"]})
         cells.append(cell)
     nb.cells = cells
+    record = notebook_record(nb)
+    if record:
+        nb.metadata[RECORD_KEY] = record
     nbformat.write(nb, path)
 
 
+def notebook_record(nb) -> dict | None:
+    """What an executed notebook recorded about its data and results ({'dataset': fingerprint, 'results': {'id',
+    'name'}}): its metadata, else the environment cell's output (a notebook run by hand, Run all on Colab or
+    Kaggle). None for a notebook executed before records existed."""
+    meta = nb.get("metadata", {}) if isinstance(nb, dict) else nb.metadata
+    if meta.get(RECORD_KEY):
+        return dict(meta[RECORD_KEY])
+    outputs = [out for cell in nb["cells"] if cell["cell_type"] == "code" for out in cell.get("outputs", [])]
+    for out in outputs:
+        record = out.get("metadata", {}).get(RECORD_KEY)
+        if record:
+            return dict(record)
+    return printed_record(outputs)
+
+
+def printed_record(outputs: list[dict]) -> dict | None:
+    """The record from the environment cell's printed lines, where a frontend kept the text and not the output's
+    metadata: `dataset  PATH (N classes: a, b, ...)` and `fingerprint  data SHA1, results folder ID` (the second
+    only from this version on)."""
+    def text(out) -> str:
+        t = out.get("text") or out.get("data", {}).get("text/plain", "")
+        return "".join(t) if isinstance(t, list) else t
+    everything = "\n".join(text(out) for out in outputs)
+    data = re.search(r"(?m)^dataset\s+(\S.*?) \(\d+ classes: ([^)]*)\)", everything)
+    if not data:
+        return None
+    record = {"dataset": {"name": Path(data.group(1)).name, "classes": [c.strip() for c in data.group(2).split(",")]}}
+    fp = re.search(r"(?m)^fingerprint\s+data ([0-9a-f]{16}), results folder (\w+)", everything)
+    if fp:
+        record["dataset"]["files_sha1"] = fp.group(1)
+        record["results"] = {"id": fp.group(2)}
+    return record
+
+
+# the checkpoints a downloaded run keeps: part (c)'s model and part (d)'s delivered one, for `fer predict`; the
+# report and the hand-in need none (P5_d saves question 2's figure), and VGG16's best.pt alone is over 500 MB
+ZIPPED_CHECKPOINTS = ("light_vgg/best.pt", "light_vgg_final/best.pt")
+
+
 def zip_outputs(results: str | Path, notebooks: list[Path], zip_path: str | Path) -> Path:
-    """One zip of the results folder (without checkpoints other than best.pt) and the executed notebooks."""
+    """One zip of the results folder and the executed notebooks, for download: checkpoints only those of
+    ZIPPED_CHECKPOINTS (the others are left out, and said)."""
     results, zip_path = Path(results), Path(zip_path)
     zip_path.parent.mkdir(parents=True, exist_ok=True)
+    left = []
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
         for f in sorted(results.rglob("*")):
-            if f.is_file() and f.name != "last.pt" and not f.name.endswith(".tmp"):
-                z.write(f, Path("results") / f.relative_to(results))
+            if not f.is_file() or f.name.endswith(".tmp") or "__pycache__" in f.parts:
+                continue
+            rel = f.relative_to(results)
+            if f.suffix == ".pt" and rel.as_posix() not in ZIPPED_CHECKPOINTS:
+                left.append(f)
+                continue
+            z.write(f, Path("results") / rel)
         for nb in notebooks:
             z.write(nb, Path("notebooks") / Path(nb).name)
+    if left:
+        mb = sum(f.stat().st_size for f in left) / 2**20
+        print(f"left {len(left)} checkpoint{'s' if len(left) != 1 else ''} ({mb:,.0f} MB) out of {zip_path.name}: the "
+              f"report and the hand-in need none; they stay in {results}")
     return zip_path
+
+
+def _finished(run: Path) -> bool:
+    """Whether a run folder holds a finished run (all its epochs or an early stop, not interrupted) and its best.pt."""
+    try:
+        history = json.loads((run / "history.json").read_text())
+        epochs = json.loads((run / "config.json").read_text())["epochs"]
+    except (OSError, ValueError, KeyError):
+        return False
+    done = len(history.get("epochs", [])) >= epochs or history.get("stopped_early")
+    return bool(done) and not history.get("interrupted") and (run / "best.pt").exists()
+
+
+def tidy_results(results: str | Path, keep_last: bool = False) -> list[Path]:
+    """The last cell of every notebook: remove last.pt of every finished run under `results` (best.pt holds its
+    model, and a finished run is never trained again), so that a saved output (Kaggle's) or a Drive folder holds
+    what the report and `fer predict` need; an unfinished run keeps its last.pt to resume. Nothing with
+    `keep_last`."""
+    if keep_last:
+        return []
+    removed = [last for last in sorted(Path(results).rglob("last.pt")) if _finished(last.parent)]
+    mb = sum(last.stat().st_size for last in removed) / 2**20
+    for last in removed:
+        last.unlink()
+    if removed:
+        print(f"removed last.pt of {len(removed)} finished run{'s' if len(removed) != 1 else ''} ({mb:,.0f} MB; "
+              "best.pt holds each model): set keep_last = True in the parameters cell to keep them")
+    return removed
 
 
 def cloud_platform() -> str | None:
@@ -246,10 +377,127 @@ def _mount_drive_if_needed(*paths) -> None:
             drive.mount("/content/drive")
 
 
+# a results folder's identity, which the notebooks that ran into it record (not a hidden file: downloads keep it)
+RESULTS_ID = "results_id.txt"
+
+
+def results_id(results: Path, create: bool = False) -> str | None:
+    """The identity of a results folder (made once, when a notebook first writes there), or None."""
+    path = Path(results) / RESULTS_ID
+    if not path.exists():
+        if not create:
+            return None
+        path.write_text(uuid.uuid4().hex[:12] + "\n")
+    return path.read_text().strip()
+
+
+def _code_cells(path: Path) -> list[str]:
+    try:
+        nb = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return []
+    return ["".join(c["source"]) for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+
+
+def _definition(name: str) -> re.Pattern:
+    n = re.escape(name)
+    return re.compile(rf"(?m)^\s*(?:(?:\w+\s*,\s*)*{n}\s*(?:,\s*\w+\s*)*=(?!=)|(?:from\s+\S+\s+)?import\s.*\b{n}\b"
+                      rf"|(?:def|class)\s+{n}\b|for\s.*\b{n}\b.*\sin\s|with\s.*\sas\s+{n}\b)")
+
+
+def earlier_cell_hint(name: str, current: str, notebooks_dir: Path = NOTEBOOKS_DIR) -> str | None:
+    """Which earlier code cell of this notebook defines `name`, for a NameError in the cell whose source is
+    `current`; None when no notebook here has that cell."""
+    current = current.strip()
+    for path in sorted(Path(notebooks_dir).glob("P5_*.ipynb")):
+        cells = _code_cells(path)
+        here = next((i for i, c in enumerate(cells) if c.strip() and c.strip() == current), None)
+        if here is None:
+            continue
+        pattern = _definition(name)
+        for i in range(here - 1, -1, -1):
+            if pattern.search(cells[i]):
+                lines = [line.strip() for line in cells[i].splitlines() if line.strip()]
+                first = next((line for line in lines if line.startswith("#")), lines[0] if lines else "")
+                return (f"NameError: {name} is set by code cell {i + 1} of {path.stem} (it begins "
+                        f"'{first[:60]}'): run the cells above this one first (Run all, or Run before)")
+    return None
+
+
+def _one_line_errors() -> None:
+    """In IPython (Jupyter, Colab, Kaggle): this package's errors as the one line the CLI prints, and a NameError
+    of a name that an earlier cell sets as that cell's name, instead of tracebacks."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def handler(self, etype, value, tb, tb_offset=None):
+        stb = None
+        if issubclass(etype, FERError):
+            stb = [error_line(value)]
+        elif issubclass(etype, NameError) and getattr(value, "name", None):
+            history = self.user_ns.get("_ih") or [""]
+            hint = earlier_cell_hint(value.name, history[-1])
+            stb = [hint] if hint else None
+        if stb is None:
+            stb = self.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+        # shown here: IPython (7 to 9) only validates what a custom handler returns. In a kernel this sends the
+        # cell's error output (its name and message, which papermill and Run all stop on) with `stb` as traceback
+        self._showtraceback(etype, value, stb)
+        return stb
+    shell.set_custom_exc((FERError, NameError), handler)
+
+
+def _quiet_warnings() -> None:
+    """Each warning once per runtime, as one line without the source line that raised it."""
+    warnings.filterwarnings("once", category=UserWarning)  # the package's; the default filters keep the rest quiet
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"{category.__name__}: {message}\n"
+
+
+def _display_record(record: dict, line: str) -> None:
+    """Show `line` and attach `record` to it as output metadata, which the saved notebook keeps (Jupyter, Colab,
+    Kaggle's Save Version): `fer submission` reads it there."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display({"text/plain": line}, raw=True, metadata={RECORD_KEY: record})
+    else:
+        print(line)
+
+
+def _where_results_live(results: Path) -> str:
+    platform_ = cloud_platform()
+    if platform_ == "colab":
+        return ("  (on Drive: kept after the runtime ends)" if str(results).startswith("/content/drive")
+                else "  (lost when the runtime ends: set results to a folder under /content/drive/MyDrive)")
+    if platform_ == "kaggle":
+        return ("  (kept as this notebook's Output only after Save Version -> Save & Run All)"
+                if str(results).startswith("/kaggle/working") else "  (lost when the session ends)")
+    return ""
+
+
+def _no_gpu_advice(device) -> str | None:
+    if device.type == "cuda":
+        return None
+    return {"colab": "no GPU: Runtime -> Change runtime type -> T4 GPU, then run all again",
+            "kaggle": "no GPU: Settings -> Accelerator -> GPU T4 x2, then run all again"}.get(cloud_platform())
+
+
 def setup_notebook(data=None, results=None, seed: int = 0, amp: str = "auto", smoke: bool = False,
                    model: str = "light-vgg", classes=None) -> tuple[Path, Path]:
-    """The environment cell of every notebook: Drive, seeds, plots, the dataset and results folders,
-    and what runs where (GPU, torch, the mixed-precision choice and an estimated time per epoch)."""
+    """The environment cell of every notebook: one-line errors, Drive, seeds, plots, the dataset and results
+    folders, what runs where (GPU, torch, the mixed-precision choice and an estimated time per epoch), and the
+    fingerprint of the data and results, recorded with the cell's output."""
+    set_where("notebook")
+    _one_line_errors()
+    _quiet_warnings()
     RESULTS = results_dir(results)
     _mount_drive_if_needed(data, RESULTS, os.environ.get("FER_DATA"))
     seed_everything(seed)
@@ -262,7 +510,12 @@ def setup_notebook(data=None, results=None, seed: int = 0, amp: str = "auto", sm
     RESULTS.mkdir(parents=True, exist_ok=True)
     rows = {"platform": cloud_platform() or platform.platform(), "python": platform.python_version(), **hw,
             "dataset": f"{DATA} ({len(layout.classes)} classes: {', '.join(layout.classes)})",
-            "results": f"{RESULTS}" + ("  (kept after the runtime ends)" if cloud_platform() else "")}
+            "results": f"{RESULTS}{_where_results_live(RESULTS)}"}
+    if device.type != "cuda":
+        rows.pop("cuda", None)  # the build's CUDA version, not a GPU: it misleads on a CPU runtime
+        rows.pop("capability", None)
+    if _no_gpu_advice(device):
+        rows["GPU"] = _no_gpu_advice(device)
     n_train = sum(len(list((layout.train_dir / f).iterdir())) for f in layout.folders)
     known = [k for k in SUSTAINED_TFLOPS if k != "cpu" and k.lower() in hw["device"].lower()]
     gpu = "cpu" if device.type != "cuda" else (known[0] if known else "T4")
@@ -273,6 +526,10 @@ def setup_notebook(data=None, results=None, seed: int = 0, amp: str = "auto", sm
                               f"an estimate from FLOPs, not a measurement)")
     for key, value in rows.items():
         print(f"{key:15s} {value}")
+    fp = dataset_fingerprint(layout)
+    record = {"dataset": {k: v for k, v in fp.items() if k != "root"},
+              "results": {"id": results_id(RESULTS, create=True), "name": RESULTS.name}, "smoke": bool(smoke)}
+    _display_record(record, f"{'fingerprint':15s} data {fp['files_sha1']}, results folder {record['results']['id']}")
     if smoke:
         print("\n*** SMOKE RUN: 1 epoch of a few batches. Every number below is meaningless. ***")
     return DATA, RESULTS
@@ -290,22 +547,26 @@ ENVIRONMENT_CELL = r'''# Environment: find this project (a checkout, an unpacked
 import os, subprocess, sys
 from pathlib import Path
 CLOUD = "google.colab" in sys.modules or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
-PLACES = (Path.cwd().parent, Path.cwd(), Path("/content/fer-project"), Path("/kaggle/working/fer-project"))
+# the clone lives outside Kaggle's saved output (/kaggle/working): /kaggle/temp, else /tmp
+CLONE = Path("/kaggle/temp" if Path("/kaggle/temp").is_dir() else "/tmp") / "fer-project" \
+    if "KAGGLE_KERNEL_RUN_TYPE" in os.environ else Path.cwd() / "fer-project"
+PLACES = (Path.cwd().parent, Path.cwd(), Path("/content/fer-project"), CLONE, Path("/kaggle/working/fer-project"))
 ROOT = next((p for p in PLACES if (p / "src" / "facial_expression").is_dir()), None)
 if ROOT is None and CLOUD:
     if "YOUR-USER" in repo_url:
         raise ValueError("repo_url in the first cell is still the placeholder: set it to the Git URL of your copy "
                          "of this project, or upload the project folder to /content/fer-project")
-    clone = subprocess.run(["git", "clone", "-q", repo_url, "fer-project"], capture_output=True, text=True)
+    clone = subprocess.run(["git", "clone", "-q", "--depth", "1", repo_url, str(CLONE)], capture_output=True,
+                           text=True)
     if clone.returncode:
         raise RuntimeError(f"git clone {repo_url} failed: {clone.stderr.strip()} (is the repository public? "
                            "On Kaggle: Settings > Internet on)")
-    ROOT = Path("fer-project").resolve()
+    ROOT = CLONE
 if ROOT is None:
     raise FileNotFoundError(f"this project is not in {Path.cwd()} or its parent: open the notebook from the "
                             "project's notebooks/ folder")
 if CLOUD:
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(ROOT)],
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[predict]"],
                          capture_output=True, text=True)
     if pip.returncode:
         raise RuntimeError(f"pip install -e {ROOT} failed:\n{pip.stderr.strip()[-1500:]}")
@@ -356,28 +617,37 @@ def colab_badge(repo: str, notebook: str) -> str:
 
 
 def write_badges(repo: str | None = None) -> list[Path]:
-    """Set the repository (pyproject.toml), then write its Colab badges into README.md and the first cell
-    of every notebook, and its clone URL into every notebook's repo_url parameter."""
+    """Set the repository (pyproject.toml), then write its clone URL into every notebook's repo_url parameter and,
+    for a GitHub repository, its Colab badges into README.md and the first cell of every notebook (Colab opens
+    notebooks from GitHub only; another host gets repo_url, which the notebooks clone from, and a line saying so)."""
     pyproject = PROJ_ROOT / "pyproject.toml"
     if repo:
         repo = repo.removesuffix(".git").rstrip("/")
-        if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repo):
-            raise FERError(f"{repo} is not a GitHub repository URL (https://github.com/<user>/<repo>)")
+        if not re.fullmatch(r"https://[\w.-]+(:\d+)?/[\w.~/-]+", repo):
+            raise FERError(f"{repo} is not an https address of a Git repository (e.g. "
+                           "https://github.com/<user>/<repo>; git@... addresses need keys that Colab and Kaggle lack)")
         text = pyproject.read_text()
         pyproject.write_text(re.sub(r'(?m)^Repository = ".*"$', f'Repository = "{repo}"', text))
     repo = repository_url(pyproject)
-    readme = PROJ_ROOT / "README.md"
-    readme.write_text(replace_block(readme.read_text(), "badges", "\n".join(f"{colab_badge(repo, n)}  "
-                                                                            for n in NOTEBOOKS)))
-    written = [pyproject, readme]
+    github = re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repo) is not None
+    written = [pyproject]
+    if github:
+        readme = PROJ_ROOT / "README.md"
+        readme.write_text(replace_block(readme.read_text(), "badges", "\n".join(f"{colab_badge(repo, n)}  "
+                                                                                for n in NOTEBOOKS)))
+        written.append(readme)
+    else:
+        print(f"{repo} is not on GitHub: the notebooks clone it (repo_url), and Colab's Open-in-Colab badges, which "
+              "open GitHub repositories only, are left as they are (upload the notebooks to Colab instead)")
     for name in NOTEBOOKS:
         path = NOTEBOOKS_DIR / f"{name}.ipynb"
         nb = json.loads(path.read_text())
-        first = "".join(nb["cells"][0]["source"])
-        start, end = markers("badges")
-        first = replace_block(first, "badges", colab_badge(repo, name)) if start in first else \
-            f"{start}\n{colab_badge(repo, name)}\n{end}\n\n{first}"
-        nb["cells"][0]["source"] = first.splitlines(keepends=True)
+        if github:
+            first = "".join(nb["cells"][0]["source"])
+            start, end = markers("badges")
+            first = replace_block(first, "badges", colab_badge(repo, name)) if start in first else \
+                f"{start}\n{colab_badge(repo, name)}\n{end}\n\n{first}"
+            nb["cells"][0]["source"] = first.splitlines(keepends=True)
         params = "".join(nb["cells"][1]["source"])
         params = re.sub(r'(?m)^repo_url = "[^"]*"', f'repo_url = "{repo}.git"', params)
         nb["cells"][1]["source"] = params.splitlines(keepends=True)

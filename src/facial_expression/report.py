@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -23,7 +24,7 @@ from .analytic import equivariance_demo, equivariance_figure
 from .cam import guided_figure
 from .config import REPORT_DIR, RESULTS_DIR, TrainConfig
 from .data import statistics_table
-from .data.fingerprint import run_fingerprint
+from .data.fingerprint import dataset_fingerprint, mismatch, results_dataset, run_fingerprint
 from .errors import FERError
 from .evaluation import is_smoke_run
 from .findings import tex_escape
@@ -206,12 +207,12 @@ def _cards_table(cards: list[dict], path: Path, column: str, state: dict[str, tu
 
 
 def _dataset(results: Path, stats: dict | None = None) -> dict | None:
-    """The fingerprint of the data behind `results`: the first run under it that recorded one, else what
-    P5_a's split statistics tell (name, classes, counts, sizes)."""
-    for run in ("light_vgg", "vgg16_transfer", "light_vgg_improved"):
-        fp = run_fingerprint(results / run)
-        if fp:
-            return fp
+    """The fingerprint of the data behind `results`, from what its runs recorded (no dataset is read), else what
+    P5_a's split statistics tell (name, classes, counts, sizes). DataError in one line when its runs saw
+    different data: nothing combines them."""
+    fp = results_dataset(results)
+    if fp:
+        return fp
     if stats:
         return {"name": Path(stats.get("root", "dataset")).name, "classes": stats["classes"],
                 "counts": stats["per_class"], "image_sizes": stats.get("image_sizes", {})}
@@ -255,6 +256,7 @@ def tradeoff_inputs(results: Path, gen: Path) -> list[str]:
 def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) -> list[Path]:
     """Regenerate report/generated/*.tex and report/figures/* from `results` alone (nothing else is read)."""
     results = Path(results)
+    results_dataset(results)  # runs of different data are refused in one line, before anything is cleared
     gen, figs = report / "generated", report / "figures"
     gen.mkdir(parents=True, exist_ok=True)
     figs.mkdir(parents=True, exist_ok=True)
@@ -358,11 +360,45 @@ def write_analytic_figures(report: Path = REPORT_DIR, data=None, results: Path =
     best = Path(results) / "light_vgg" / "best.pt"
     for stale in (figs / "q2_guided.pdf", figs / "q2_guided.png"):
         stale.unlink(missing_ok=True)
-    if best.exists():
-        fig = guided_figure(best, data)
-        written += save_figure(fig, figs / "q2_guided")
-        plt.close(fig)
+    saved = Path(results) / "light_vgg" / "cam" / GUIDED_FIGURE
+    if saved.exists() and data is None:  # drawn by P5_d on the run's own data: no dataset needed here
+        shutil.copyfile(saved, figs / "q2_guided.pdf")
+        written.append(figs / "q2_guided.pdf")
+    elif best.exists():
+        source = _guided_data(Path(results), data)
+        if source is None:
+            print(f"question 2's guided-backprop figure is left out: it needs the faces of the dataset "
+                  f"{Path(results).name}/light_vgg was trained on, which is not here (pass --data, or rerun P5_d, "
+                  f"which saves it as light_vgg/cam/{GUIDED_FIGURE})")
+        else:
+            fig = guided_figure(best, source)
+            written += save_figure(fig, figs / "q2_guided")
+            plt.close(fig)
     return written
+
+
+GUIDED_FIGURE = "q2_guided.pdf"
+
+
+def _guided_data(results: Path, data=None):
+    """The dataset for question 2's faces: `data`, else the one found here ($FER_DATA, data/affectnet) when it is
+    the data the run was trained on; None when there is none (a report built from results alone)."""
+    if data is not None:
+        return data
+    from .data import resolve_layout
+    from .errors import DataError
+    run = results / "light_vgg"
+    saved = run_fingerprint(run)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cfg = _load(run / "config.json") or {}
+            layout = resolve_layout(None, cfg.get("classes"))
+    except DataError:
+        return None
+    if saved and mismatch(saved, dataset_fingerprint(layout)):
+        return None
+    return layout.root
 
 
 def check_latex_log(log: Path, max_overfull_pt: float = 5.0) -> list[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import DEFAULT_DATA_DIR, cache_dir
-from ..errors import DataError
+from ..errors import DataError, in_notebook
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # Split folder names, matched case-insensitively; the first spelling is the one used in messages.
@@ -25,6 +25,17 @@ SEARCH_ROOTS = (Path("/content"), Path("/content/drive/MyDrive"), Path("/kaggle/
 SEARCH_DEPTH = 4
 # AffectNet's documented label order (the course's folder names), for datasets whose class folders are 0..7.
 CLASS_PRESETS = {"affectnet": ("neutral", "happy", "sad", "surprise", "fear", "disgust", "angry", "contempt")}
+# Other spellings of the same expressions (FER2013, RAF-DB, AffectNet's papers): a folder named `anger` is the
+# preset's `angry`, so that runs, checkpoints and datasets that spell a class differently still match.
+CLASS_ALIASES = {"anger": "angry", "happiness": "happy", "sadness": "sad", "surprised": "surprise",
+                 "fearful": "fear", "afraid": "fear", "disgusted": "disgust", "contemptuous": "contempt",
+                 "neutrality": "neutral"}
+
+
+def canonical_class(name: str) -> str:
+    """A class name in the preset's spelling: lower case, aliases resolved ('Anger' -> 'angry')."""
+    low = str(name).strip().lower()
+    return CLASS_ALIASES.get(low, low)
 
 
 @dataclass(frozen=True)
@@ -235,6 +246,11 @@ def find_data_root(path: str | os.PathLike | None = None) -> Path:
         return roots[0]
     if roots:
         raise DataError(f"several datasets found: {', '.join(map(str, roots))}; pass one with --data or FER_DATA")
+    # a run's own zips (fer_results.zip, <StudentID>_HW04.zip) are no dataset
+    candidates = [z for z in dict.fromkeys(zips) if not z.name.startswith("fer_results") and "_HW04" not in z.name]
+    if len(candidates) == 1:  # Colab: only affectnet.zip on Drive
+        print(f"using {candidates[0]}, the one zip found ({', '.join(map(str, looked))} searched)")
+        return _locate(candidates[0])
     zip_hint = f"; zip files seen: {', '.join(map(str, zips[:5]))} (pass one as the path)" if zips else ""
     raise DataError(
         f"no dataset found: pass a path, set FER_DATA, or put it at {DEFAULT_DATA_DIR}; searched "
@@ -265,6 +281,9 @@ def list_files(class_dir: Path) -> tuple[list[Path], list[Path]]:
     return images, skipped
 
 
+_SHOWN: set[str] = set()
+
+
 def _class_map(classes, root: Path, folders: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(folders in label order, display names) from a list, "a,b,...", a preset name, or root/classes.txt."""
     source = "--classes"
@@ -273,8 +292,12 @@ def _class_map(classes, root: Path, folders: list[str]) -> tuple[tuple[str, ...]
         classes, source = [line.strip() for line in lines if line.strip()], str(root / "classes.txt")
     if classes is None:
         if _numeric(folders):
-            warnings.warn(f"the class folders of {root} are numbers ({', '.join(folders)}): pass --classes "
-                          f"affectnet (or a list of names), or put classes.txt in {root}, to name them", stacklevel=3)
+            how = ('set classes = "affectnet" (or "name0,name1,...") in the parameters cell' if in_notebook()
+                   else "pass --classes affectnet (or a list of names)")
+            if os.access(root, os.W_OK):  # never advise writing into a read-only mount (/kaggle/input)
+                how += f", or put classes.txt in {root},"
+            warnings.warn(f"the class folders of {root} are numbers ({', '.join(folders)}): {how} to name them",
+                          stacklevel=3)
         return tuple(folders), tuple(folders)
     preset = isinstance(classes, str) and classes.strip().lower() in CLASS_PRESETS
     if preset:
@@ -290,13 +313,17 @@ def _class_map(classes, root: Path, folders: list[str]) -> tuple[tuple[str, ...]
     if len(set(names)) != len(names):
         raise DataError(f"the class-name map ({source}) repeats a name: {', '.join(names)}")
     if not _numeric(folders):
-        # named folders: a map can only fix the label order, never rename a class
-        if set(names) != set(folders):
+        # named folders: a map can only fix the label order, never rename a class (other spellings match)
+        if {canonical_class(n) for n in names} != {canonical_class(f) for f in folders}:
             raise DataError(f"the class folders of {root} are already named ({', '.join(folders)}); the map "
                             f"({source}: {', '.join(names)}) is for numeric folders 0, 1, ...")
-        return tuple(names), tuple(names)
-    if preset:
-        print(f"class names ({source}): " + ", ".join(f"{f}={n}" for f, n in zip(folders, names)))
+        by_canonical = {canonical_class(f): f for f in folders}
+        ordered = tuple(by_canonical[canonical_class(n)] for n in names)
+        return ordered, ordered
+    mapping = f"class names ({source}): " + ", ".join(f"{f}={n}" for f, n in zip(folders, names))
+    if preset and mapping not in _SHOWN:  # once per process, not at every load of the same dataset
+        _SHOWN.add(mapping)
+        print(mapping)
     return tuple(folders), tuple(names)
 
 
@@ -305,10 +332,11 @@ def folders_for(split_dir: Path, classes, class_map=None) -> tuple[str, ...]:
     named through the run's `class_map` (as given to --classes)."""
     found = class_folders(split_dir)
     if class_map is None or not _numeric(found):
-        return tuple(classes)
+        by_canonical = {canonical_class(f): f for f in found}  # a model's `angry` is a folder `anger`
+        return tuple(c if c in found else by_canonical.get(canonical_class(c), c) for c in classes)
     folders, names = _class_map(class_map, split_dir, found)
-    by_name = dict(zip(names, folders))
-    return tuple(by_name.get(c, c) for c in classes)
+    by_name = {canonical_class(n): f for n, f in zip(names, folders)}
+    return tuple(by_name.get(canonical_class(c), c) for c in classes)
 
 
 def resolve_layout(root: str | os.PathLike | None = None, classes=None) -> DatasetLayout:

@@ -24,8 +24,8 @@ def _how_to_provide() -> str:
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     return (f"ImageNet VGG16 weights are not available offline. Download {url} on a machine with "
             f"internet and either put it in {hub}/, pass its path as --weights PATH "
-            f"(weights='PATH' in Python), or set {WEIGHTS_ENV}=PATH. On Colab and Kaggle they download "
-            f"by themselves.")
+            f"(weights='PATH' in Python), or set {WEIGHTS_ENV}=PATH. On Colab they download by themselves; on "
+            f"Kaggle turn on Settings → Internet (it needs a phone-verified account), then run the notebook again.")
 
 
 def load_imagenet_state_dict(source: str) -> dict:
