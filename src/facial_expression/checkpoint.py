@@ -92,9 +92,26 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return model.to(device).eval(), ckpt
 
 
-from .data.folders import canonical_class
-from .errors import FERError, in_notebook
-from .evaluation import OnnxModel
+def load_onnx(path: str | Path, threads: int | None = None) -> tuple[nn.Module, dict]:
+    """(OnnxModel, the checkpoint's dict without weights) of an .onnx file that `fer export` wrote."""
+    path = Path(path)
+    if not path.is_file():
+        raise FERError(f"ONNX model {path} does not exist")
+    model = OnnxModel(path, 0, threads)
+    record = model.session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA)
+    if record is None:
+        raise FERError(f"{path} is an ONNX model without this project's metadata (classes, input size); "
+                       "export the checkpoint with `fer export`")
+    ckpt = json.loads(record)
+    model.input_size = int(ckpt["input_size"])
+    return model, ckpt
+
+
+def resume_problem(saved: dict, cfg: TrainConfig, classes, dataset: dict | None = None,
+                   ignore=frozenset()) -> str | None:
+    """Why a saved run cannot be resumed with `cfg` on `classes` and `dataset`, or None when it can; the settings
+    in `ignore` may differ."""
+    if [canonical_class(c) for c in saved.get("classes", classes)] != [canonical_class(c) for c in classes]:
         return (f"it was trained on classes {', '.join(saved['classes'])}, and this dataset has "
                 f"{', '.join(classes)}")
     if json.dumps(saved["config"].get("epochs")) != json.dumps(cfg.epochs):
