@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from facial_expression import cam
-from facial_expression.cam import compute_cams, guided_maps, select_samples
+from facial_expression.cam import compute_cams, guided_maps, region_shares, select_samples
 from facial_expression.models import build_model
 
 
@@ -70,7 +70,9 @@ def test_comparison_grid_and_split_maps_on_the_same_faces(tiny_dataset):
     maps = SplitMaps.compute(plain, data)
     assert (maps.probs == probs).all() and (maps.labels == labels).all() and maps.cams.shape == (len(labels), 32, 32)
     table = maps.region_table()
-    assert list(table.index) == ["angry", "happy", "sad", "all", "uniform map (area share)"]
+    assert list(table.index) == ["angry", "happy", "sad", "all", "standard error", "uniform map (area share)"]
+    shares = [region_shares(maps.cams[i:i + 1])["border"] for i in range(len(labels))]  # each face's own share
+    assert table.loc["standard error", "border"] == pytest.approx(np.std(shares, ddof=1) / np.sqrt(len(shares)))
     assert table.loc["uniform map (area share)", "border"] == pytest.approx(1 - (24 / 32) ** 2)
     summary = maps.summary()
     assert summary == {k: table.loc["all", k] for k in ("border", "eyes_band", "mouth_band")}
@@ -131,6 +133,8 @@ def test_cam_analysis_builds_one_grad_cam_for_both_targets(tiny_dataset, monkeyp
     assert out["cams_pred"].shape == out["cams_true"].shape == (n, 32, 32)
     right = [i for i, p in enumerate(out["picks"]) if p["correct"]]  # same class: the same map twice
     np.testing.assert_allclose(out["cams_pred"][right], out["cams_true"][right], atol=1e-4)
+    # each face carries where its map of the predicted class lies (the report's words on single faces)
+    assert all(p["regions"] == region_shares(out["cams_pred"][i][None]) for i, p in enumerate(out["picks"]))
 
 
 def test_guided_maps_shapes_invariant_and_one_build_for_all_faces(monkeypatch):

@@ -141,7 +141,7 @@ def test_course_data_never_reads_as_the_development_sample(fmt):
     text = " ".join(every_text(fp, CLASSES8, fmt))
     for word in ("FFHQ", "ffhq", "development sample", "affectnet7", "Flickr"):
         assert word not in text, word
-    assert "8 classes" in text and ("`contempt`" if fmt == "md" else r"\texttt{contempt}") in text
+    assert "8 classes" in text and ("`contempt`" if fmt == "md" else r"\emph{contempt}") in text
     assert F.photo_style_findings({"ffhq_other_predicted_happy_neutral": 0.3}, fp, fmt) == ""
     assert not F.is_development_sample(fp) and not F.has_photo_marker(fp)
 

@@ -96,7 +96,7 @@ def test_report_inputs_of_course_data_say_nothing_of_the_sample(tmp_path):
         assert word not in text, word
     assert macro(gen, "HasFfhq") == "0" and macro(gen, "IsDevSample") == "0" and macro(gen, "VggRan") == "0"
     assert macro(gen, "ArchNumClasses") == "8" and macro(gen, "ArchParams") == "3,744,664"
-    assert r"\texttt{contempt}" in macro(gen, "DataSentence")
+    assert r"\emph{contempt}" in macro(gen, "DataSentence")
     assert "imbalance ratio" in macro(gen, "PreprocessingFindings")
     assert "VGG16 has not been trained on these data yet" in macro(gen, "VggFindings")
     assert "screening has not been run" in macro(gen, "ScreenFindings")

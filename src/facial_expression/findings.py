@@ -33,7 +33,7 @@ _TEX = (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), (
 # Human labels of the keys that results files use, for every table a reader sees (notebooks, report, README).
 LABELS = {
     "status": "status", "parameters": "parameters", "trainable": "trainable parameters",
-    "checkpoint_MB": "checkpoint on disk (MB)", "fp32_size_MB": "weights in fp32 (MB)",
+    "checkpoint_MB": "checkpoint on disk (MiB)", "fp32_size_MB": "weights in fp32 (MiB)",
     "cpu_latency_ms": "CPU latency, one image (ms)", "gpu_latency_ms": "GPU latency, one image (ms)",
     "accuracy": "validation accuracy (%)", "macro_f1": "validation macro-F1 (%)", "macro_auc": "validation macro-AUC",
     "epochs_run": "epochs trained", "border": "border ring", "eyes_band": "eye band", "mouth_band": "mouth band",
@@ -71,8 +71,8 @@ class _Fmt:
         return tex_escape(s) if self.tex else str(s)
 
     def code(self, s) -> str:
-        # -{}- keeps TeX from joining "--" into an en dash inside \texttt
-        return rf"\texttt{{{tex_escape(s).replace('--', '-{}-')}}}" if self.tex else f"`{s}`"
+        """A name (a class, a row): in italics in the report, as code in Markdown."""
+        return rf"\emph{{{tex_escape(s)}}}" if self.tex else f"`{s}`"
 
     def codes(self, names) -> str:
         return _join([self.code(n) for n in names])
@@ -162,8 +162,8 @@ def data_sentence(fp: dict | None, fmt: str = "md") -> str:
     else:  # files per split folder (the tune split is carved out of train/)
         splits = _join([f"{f.num(n)}{' images' if i == 0 else ''} in the {f.t(s)} folder"
                         for i, (s, n) in enumerate(fp.get("files", {}).items())])
-    name = "" if f.tex else f" {f.code(fp.get('name', '?'))}"  # a folder's name means nothing to a reader
-    text = (f"The data are the dataset{name}: {len(classes)} classes "
+    name = "The data have" if f.tex else f"The dataset {f.code(fp.get('name', '?'))} has"  # a folder's name
+    text = (f"{name} {len(classes)} classes "
             f"({f.codes(classes)})" + (f", {splits}" if splits else ""))
     if fp.get("image_sizes"):
         text += f", original sizes {_sizes(f, fp['image_sizes'], sum(fp.get('files', {}).values()) or None)}."
@@ -399,22 +399,15 @@ def comparison_findings(cards: list[dict] | None, fmt: str = "md", n_validation:
     if not light or "parameters" not in light or not vgg or "parameters" not in vgg:
         return "The comparison lacks one of the two models' sizes: rerun the comparison cell of the part (c) notebook."
     ratio = vgg["parameters"] / light["parameters"]
-    out = [f"VGG16 has {f.num(vgg['parameters'])} parameters ({f.num(vgg['trainable'])} of them trained here) "
+    out = [f"VGG16 has {f.num(vgg['parameters'])} parameters ({f.num(vgg['trainable'])} of them trainable in (b)) "
            f"against {f.num(light['parameters'])} for the light VGG, {ratio:.0f} times as many, and its weights "
-           f"take {vgg['fp32_size_MB']:g} MB against {light['fp32_size_MB']:g} MB in fp32."]
+           f"take {vgg['fp32_size_MB']:g} MiB against {light['fp32_size_MB']:g} MiB in fp32."]
     if light.get("cpu_latency_ms") and vgg.get("cpu_latency_ms"):
         lat = vgg["cpu_latency_ms"] / light["cpu_latency_ms"]
         out.append(f"One face takes {vgg['cpu_latency_ms']:.1f} ms against {light['cpu_latency_ms']:.1f} ms on the "
                    f"CPU that timed both in one call, {lat:.0f} times as long: about "
                    f"{_per_second(vgg['cpu_latency_ms'])} faces a second against "
-                   f"{_per_second(light['cpu_latency_ms'])}. Most of the gap is the input size ($224^2$ against "
-                   f"$128^2$ pixels, 3 times as many) and VGG16's 13 wide convolutions." if f.tex else
-                   f"One face takes {vgg['cpu_latency_ms']:.1f} ms against {light['cpu_latency_ms']:.1f} ms on the "
-                   f"CPU that timed both in one call, {lat:.0f} times as long: about "
-                   f"{_per_second(vgg['cpu_latency_ms'])} faces a second against "
                    f"{_per_second(light['cpu_latency_ms'])}.")
-        out.append("For a phone, which is slower than this CPU by a similar factor for both, the light VGG is the "
-                   "one that can follow a live camera stream and fit in an app's download.")
     if card_ran(vgg) and card_ran(light):
         d = vgg["accuracy"] - light["accuracy"]
         text = (f"On accuracy, VGG16 transfer reaches {f.pct(vgg['accuracy'])} on validation against "
@@ -454,8 +447,9 @@ def tradeoff_findings(rows: list[dict], fmt: str = "md") -> str:
         return ""
     fp32, int8 = light["PyTorch fp32"], light["ONNX int8"]
     d = int8["accuracy"] - fp32["accuracy"]
+    mib = lambda r: r["size_MB"] * 1e6 / 2 ** 20  # noqa: E731  (tradeoff.json counts 10^6 bytes)
     return (f"For a phone we also exported the light VGG to ONNX and quantised it to 8-bit integers, calibrated "
-            f"on tune faces: it shrinks from {fp32['size_MB']:.1f} MB to {int8['size_MB']:.1f} MB, its validation "
+            f"on tune faces: it shrinks from {mib(fp32):.1f} MiB to {mib(int8):.1f} MiB, its validation "
             f"accuracy changes by {_effect(f, d, _interval(int8['accuracy'], int8['n'], fp32['accuracy'], fp32['n']))}"
             f" (an upper bound on the interval: both run on the same faces), and one face takes "
             f"{int8['ratio_1_thread']:.2f}{f.times()} the time of fp32 PyTorch on one CPU thread, timed in the "
@@ -587,8 +581,7 @@ def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dic
             text += (f". Its main confusion is {f.code(name)} {f.arrow()} {f.code(main['predicted'])} "
                      f"({main['count']} of {main['of']} faces)"
                      + (f", and {'both' if hits == 2 == len(wrong) else 'one'} of the wrong faces "
-                        f"{'are' if hits == 2 == len(wrong) else 'is'} such a case" if hits else
-                        ", which neither wrong face shows"))
+                        f"{'are' if hits == 2 == len(wrong) else 'is'} such a case" if hits else ""))
         items.append(text + ".")
     smile = [p for p in picks if not p["correct"] and classes[p["pred"]] == "happy" and p["confidence"] >= sure
              and _where(f, p.get("regions"), area).startswith(f"on {_REGION_NAMES['mouth_band']}")]
@@ -603,8 +596,7 @@ def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dic
     if sure_wrong:
         tail += (f" Of the {sum(1 for p in picks if not p['correct'])} wrong faces shown, {sure_wrong} "
                  f"{'is' if sure_wrong == 1 else 'are'} predicted with a confidence of {sure:g} or more: these "
-                 f"are the model's most confident errors, "
-                 f"where label noise is most likely.")
+                 f"are the model's most confident errors.")
     if f.tex:
         return (r"\begin{itemize}\setlength\itemsep{0pt}" + "".join(rf"\item {t}" for t in items)
                 + r"\end{itemize}" + tail.strip())
@@ -704,7 +696,7 @@ def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | N
         lost = sorted((r for r, g in rest.items() if g < 0), key=lambda r: rest[r])
     if lost:
         out.append("Lost accuracy on tune: " + _join([f"{_row(f, r)} ({f.pts(rest[r])})" for r in lost]) + ".")
-    if "tune acc. +flip" in t.columns:
+    if "tune acc. +flip" in t.columns and not f.tex:  # the report's table has no tune-flip column
         d = (t["tune acc. +flip"].astype(float) - t["tune acc."].astype(float)).dropna()
         if len(d):
             verdict = ("helps every row" if (d > 0).all() else "hurts every row" if (d < 0).all() else
@@ -845,7 +837,9 @@ def second_study_findings(spent: float, budget: float, todo: list[str], left: fl
                  if over else f", within {budget:g} plain 30-epoch runs, and resumes where it stops.")
         return text
     text = f"The study has spent {spent:.1f} of its {budget:g} plain 30-epoch runs."
-    if todo:
+    if todo and f.tex:
+        text += " Some of its runs have not finished yet."
+    elif todo:
         text += (f" Still to run: {_rows(f, todo)}, about {left:.1f} plain 30-epoch runs (the rows known so far; "
                  "later rows follow from their results)")
         text += (f", beyond the budget; {command} covers them" if over else f"; {command} continues")

@@ -106,8 +106,10 @@ def settings_table(cfg: TrainConfig, stats: dict | None = None, params: dict | N
                            + ("" if history is None else f" ({history.precision or 'fp32'} used)"),
     }
     if cfg.model == "vgg16":
-        rows["weights / frozen layers"] = (f"{cfg.weights or 'random (smoke runs only)'} / "
-                                           + {"features": "all 13 convolutions (features)", "none": "none",
+        weights = ("ImageNet" if cfg.weights == "imagenet" else "random (smoke runs only)" if cfg.weights in
+                   (None, "none") else "ImageNet, from a local file")
+        rows["weights / frozen layers"] = (f"{weights} / "
+                                           + {"features": "all 13 convolutions", "none": "none",
                                               "all-but-last-block": "all but the last convolutional block"}
                                            .get(cfg.freeze, cfg.freeze))
     else:

@@ -172,8 +172,9 @@ def second_study_inputs(results: Path, gen: Path) -> list[str]:
     intro = (f"The screening favours changes that learn fast, and its winner lost on the full schedule, so a "
              f"second study trained the candidates for {study.long_epochs} epochs, each run also recording an "
              f"exponential moving average (EMA) of its weights, and chose rows and weights on tune only. Its "
-             f"budget of {study.budget:g} plain 30-epoch runs was fixed before the runs; the plain row's second "
-             f"seed, for the comparison at the same schedule, was trained beyond it (\\cref{{tab:second-study}})."
+             f"budget of {study.budget:g} plain 30-epoch runs was fixed before the runs, and the final row is the "
+             f"best candidate on tune whose second seed fitted the budget left; the plain row's second seed, for "
+             f"the comparison at the same schedule, was trained beyond it (\\cref{{tab:second-study}})."
              if ran else "")
     return [_flag("SecondRan", ran), _raw("SecondIntro", intro), _raw("SecondFindings", study.findings("tex")),
             _flag("ImprovementRan", final is not None),
@@ -244,7 +245,7 @@ def tradeoff_inputs(results: Path, gen: Path) -> list[str]:
     if rows:
         df = pd.DataFrame({"network": [r["network"].split(" (")[0].replace("VGG-var", "light VGG") for r in rows],
                            "form": [r["form"] for r in rows],
-                           "size (MB)": [f"{r['size_MB']:.1f}" for r in rows],
+                           "size (MiB)": [f"{r['size_MB'] * 1e6 / 2 ** 20:.1f}" for r in rows],
                            "accuracy (%)": [f"{100 * r['accuracy']:.1f}" for r in rows],
                            "macro-F1 (%)": [f"{100 * r['macro_f1']:.1f}" for r in rows],
                            "latency (ms)": [f"{r['latency_ms_1_thread']:.1f}" for r in rows],
