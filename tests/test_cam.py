@@ -71,8 +71,10 @@ def test_comparison_grid_and_split_maps_on_the_same_faces(tiny_dataset):
     assert (maps.probs == probs).all() and (maps.labels == labels).all() and maps.cams.shape == (len(labels), 32, 32)
     table = maps.region_table()
     assert list(table.index) == ["angry", "happy", "sad", "all", "standard error", "uniform map (area share)"]
-    shares = [region_shares(maps.cams[i:i + 1])["border"] for i in range(len(labels))]  # each face's own share
-    assert table.loc["standard error", "border"] == pytest.approx(np.std(shares, ddof=1) / np.sqrt(len(shares)))
+    # the standard error of the mean share: two 8 x 8 maps, one even (border 28/64) and one inside the ring (0)
+    two = np.zeros((2, 8, 8), np.float32)
+    two[0], two[1, 1:7, 1:7] = 1, 1
+    assert region_shares(two, spread=True)["border"] == pytest.approx(np.std([28 / 64, 0], ddof=1) / np.sqrt(2))
     assert table.loc["uniform map (area share)", "border"] == pytest.approx(1 - (24 / 32) ** 2)
     summary = maps.summary()
     assert summary == {k: table.loc["all", k] for k in ("border", "eyes_band", "mouth_band")}

@@ -278,8 +278,9 @@ def test_each_class_of_the_cam_grids_is_described():
 def test_ablation_findings_come_from_the_tables():
     screen = screen_table({"change_a": 0.03, "change_b": 0.005, "change_c": -0.06})
     text = F.screening_findings(screen, 0.01, n_tune=700)
-    assert "tried 3 changes" in text and "change a (+3.0 points on tune, +1.5 on validation) cleared" in text
-    assert "change b is within the noise" in text and "Lost accuracy on tune: change c (−6.0)" in text
+    assert "tried 3 changes" in text and "`change_a` (+3.0 points on tune, +1.5 on validation) cleared" in text
+    assert "`change_b` is within the noise" in text and "Lost accuracy on tune: `change_c` (−6.0)" in text
+    assert "change a ($+3.0$ points on tune" in F.screening_findings(screen, 0.01, n_tune=700, fmt="tex")  # prose
     assert "helps every row" in text
     assert F.passed_changes(screen, 0.01) == ["change_a"]
     assert "No change cleared" in F.screening_findings(screen_table({"change_a": 0.005}), 0.01)
@@ -314,3 +315,24 @@ def test_top_confusions_are_the_largest_off_diagonal_cells():
     assert F.top_confusions(m, 2) == [{"true": "b", "predicted": "c", "count": 4, "of": 11},
                                              {"true": "a", "predicted": "b", "count": 3, "of": 8}]
     assert len(F.top_confusions(m)) == 4  # only the non-zero errors
+
+
+def test_the_improvement_is_stated_with_its_seeds_and_never_beyond_them():
+    rows = ["plain, 30 epochs (part c)", "plain, 60 epochs", "label smoothing + EMA, 60 epochs"]
+    table = pd.DataFrame({"seed 0": [0.59, 0.60, 0.62], "seed 1": [0.58, 0.61, 0.60], "macro-F1": [0.58, 0.60, 0.61]},
+                         index=rows)
+    table["mean"] = table[["seed 0", "seed 1"]].mean(axis=1)
+    table["std"] = table[["seed 0", "seed 1"]].std(axis=1)
+    text = F.improvement_findings(table)
+    # +2.0 and -1.0 points on the two seeds: the signs differ, so no clear effect whatever the mean
+    assert "a gain of +0.5 points (+2.0 and −1.0 for the two seeds)" in text and "no clear effect" in text
+    assert "the longer schedule alone gives +2.0 points and the whole proposal +2.5" in text and "short of" in text
+    consistent = table.assign(**{"seed 1": [0.58, 0.61, 0.63]})
+    consistent["mean"] = consistent[["seed 0", "seed 1"]].mean(axis=1)
+    assert "consistent effect" in F.improvement_findings(consistent)
+    one_seed = table.assign(**{"seed 1": [0.58, float("nan"), 0.60]})
+    one_seed["mean"] = one_seed[["seed 0", "seed 1"]].mean(axis=1)
+    text = F.improvement_findings(one_seed)
+    assert "on seed 0" in text and "+2.0 points, one seed, so no spread can be given" in text
+    assert "has not been tested" in F.improvement_findings(None)
+

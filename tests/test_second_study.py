@@ -62,7 +62,10 @@ def test_the_plan_grows_as_rows_finish_and_confirms_the_winner_on_a_second_seed(
     write_run(tmp_path / "light_vgg", 0.5, val=0.58)
     write_run(tmp_path / "ablation" / "final30" / "plain_seed1", 0.5, val=0.60)
     write_run(study.root / "bn_long_seed1", 0.61, val=0.62, changes=["batch_norm"], epochs=60, lr=3e-3)
-    assert study.final_comparison() is None  # plain_long has no seed 1 yet
+    early = study.final_comparison()  # the plain row's second seed has not run: its seed 1 is NaN, not invented
+    plain60 = early.loc["plain + EMA, 60 epochs"]
+    assert pd.isna(plain60["seed 1"]) and pd.isna(plain60["std"])
+    assert early.loc["plain + EMA, 60 epochs", "mean"] == pytest.approx(0.1)  # seed 0's EMA alone
     write_run(study.root / "plain_long_seed1", 0.5, val=0.9, ema=(0.5, 0.2))
     assert study.spent() == pytest.approx(2 + 2 + 10 / 30 * 1.4 + 2 * 2 * 1.4)  # the baseline costs nothing
     table = study.final_comparison()

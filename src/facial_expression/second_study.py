@@ -373,28 +373,31 @@ class Study:
             lr=t["lr"].map("{:g}".format))
 
     def final_comparison(self) -> pd.DataFrame | None:
-        """Validation accuracy and macro-F1 of seeds 0 and 1, their mean and std: the plain LightVGG of part (c)
-        (30 epochs, raw weights, as reported there), then the plain row and the final row at the same schedule,
-        each with the weights (raw or EMA) that its seed-0 run selected on tune. `gain` is against the plain row
-        at the same schedule. None until all six runs exist."""
+        """Validation accuracy of seeds 0 and 1, their mean and std, and the mean macro-F1: the plain LightVGG of
+        part (c) (30 epochs, raw weights, as reported there), then the plain row and the final row at the same
+        schedule, each with the weights (raw or EMA) that its seed-0 run selected on tune. `gain` is against the
+        plain row at the same schedule. None until the final row's two seeds and part (c)'s exist; the plain
+        row's second seed (the baseline, beyond the budget) is NaN until it has run."""
         final, d = self.final_row(), study_dirs(self.results)
         if final is None:
             return None
         groups = {"plain, 30 epochs (part c)": ([d["plain"], d["final"] / "plain_seed1"], "raw")}
         for row in ([Row("plain_long", (), self.long_epochs)] if final.changes else []) + [final]:
             dirs = [self.path(replace(row, seed=s)) for s in (0, 1)]
-            if not all(_metrics(p) for p in dirs):
+            if not _metrics(dirs[0]):
                 return None
-            variant = best_variant(dirs[0])[0]
-            groups[model_name(row, variant)] = (dirs, variant)
-        lines = {}
+            groups[model_name(row, best_variant(dirs[0])[0])] = (dirs, best_variant(dirs[0])[0])
+        lines, baseline = {}, list(groups)[1] if len(groups) == 3 else None
         for name, (dirs, variant) in groups.items():
-            if not all(m := [_metrics(p) for p in dirs]):
+            m = [_metrics(p) for p in dirs]
+            if m[0] is None or (m[1] is None and name != baseline):
                 return None
-            scores = [_variant_metrics(x, variant) for x in m]
+            scores = [_variant_metrics(x, variant) if x else (np.nan, np.nan) for x in m]
             acc, f1 = [a for a, _ in scores], [f for _, f in scores]
-            lines[name] = {"seed 0": acc[0], "seed 1": acc[1], "mean": np.mean(acc), "std": np.std(acc, ddof=1),
-                           "macro-F1": np.mean(f1)}
+            done = [i for i, x in enumerate(m) if x]  # the baseline's seed 1 may be missing
+            lines[name] = {"seed 0": acc[0], "seed 1": acc[1], "mean": np.mean([acc[i] for i in done]),
+                           "std": np.std(acc, ddof=1) if m[1] else np.nan,
+                           "macro-F1": np.mean([f1[i] for i in done])}
         table = pd.DataFrame(lines).T
         table["gain"] = table["mean"] - table["mean"].iloc[-2]
         table.index.name = "model"

