@@ -536,14 +536,17 @@ def cam_findings(regions: dict | None, n_classes: int | None = None, fmt: str = 
 
 
 def _where(f: _Fmt, regions: dict | None, area: dict, tol: float = REGION_TOL) -> str:
-    """Where one face's map lies: the region most above its area share, or 'spread over the face'."""
+    """Where one face's map lies: the region most above its area share ('mouth 49%'), or 'spread'."""
     if not regions:
-        return ""
+        return "not measured"
     excess = {k: regions[k] - area[k] for k in ("mouth_band", "eyes_band", "border") if k in regions and k in area}
     key = max(excess, key=excess.get) if excess else None
     if key is None or excess[key] <= tol:
-        return "spread over the image"
-    return f"on {_REGION_NAMES[key]} ({f.pct(regions[key], 0)})"
+        return "spread"
+    return f"{_SHORT[key]} {f.pct(regions[key], 0)}"
+
+
+_SHORT = {"border": "border", "eyes_band": "eyes", "mouth_band": "mouth"}
 
 
 def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dict | None, area: dict | None,
@@ -564,27 +567,19 @@ def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dic
         wrong = [p for p in picks if p["true"] == i and not p["correct"]]
         if not right and not wrong:
             continue
-        text = f"{f.code(name)}: "
-        if right:
-            text += ("the right faces" if len(right) > 1 else "the right face") + " (confidence " + _join(
-                [f"{p['confidence']:.2f}" for p in right]) + ") have maps " + _join(
-                [_where(f, p.get("regions"), area) or "not measured" for p in right])
-        else:
-            text += "no face is right"
+        text = f"{f.code(name)}: " + (f"right ({'; '.join(_face(f, p, area) for p in right)})" if right else
+                                      "no right face")
         if wrong:
-            text += "; the wrong ones are called " + _join(
-                [f"{f.code(classes[p['pred']])} ({p['confidence']:.2f}, map {_where(f, p.get('regions'), area)})"
-                 if p.get("regions") else f"{f.code(classes[p['pred']])} ({p['confidence']:.2f})" for p in wrong])
+            text += "; wrong, called " + _join([f"{f.code(classes[p['pred']])} ({_face(f, p, area)})" for p in wrong])
         main = confusions.get(name)
         if main:
             hits = sum(classes[p["pred"]] == main["predicted"] for p in wrong)
-            text += (f". Its main confusion is {f.code(name)} {f.arrow()} {f.code(main['predicted'])} "
-                     f"({main['count']} of {main['of']} faces)"
-                     + (f", and {'both' if hits == 2 == len(wrong) else 'one'} of the wrong faces "
-                        f"{'are' if hits == 2 == len(wrong) else 'is'} such a case" if hits else ""))
+            text += (f". Main confusion {f.code(name)} {f.arrow()} {f.code(main['predicted'])} ({main['count']} of "
+                     f"{main['of']})" + (f", shown by {'both' if hits == 2 == len(wrong) else 'one'} of the wrong "
+                                         f"faces" if hits else ""))
         items.append(text + ".")
     smile = [p for p in picks if not p["correct"] and classes[p["pred"]] == "happy" and p["confidence"] >= sure
-             and _where(f, p.get("regions"), area).startswith(f"on {_REGION_NAMES['mouth_band']}")]
+             and _where(f, p.get("regions"), area).startswith(_SHORT["mouth_band"])]
     tail = ""
     if smile:
         tail = (f"{'One wrong face' if len(smile) == 1 else f'{len(smile)} wrong faces'} ("
@@ -601,6 +596,11 @@ def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dic
         return (r"\begin{itemize}\setlength\itemsep{0pt}" + "".join(rf"\item {t}" for t in items)
                 + r"\end{itemize}" + tail.strip())
     return "\n".join(f"- {t}" for t in items) + ("\n\n" + tail.strip() if tail else "")
+
+
+def _face(f: _Fmt, p: dict, area: dict) -> str:
+    """One face of the grids: its confidence and where its map lies ('0.96, mouth 49%')."""
+    return f"{p['confidence']:.2f}, {_where(f, p.get('regions'), area)}"
 
 
 def _interval(a: float, n_a: int, b: float, n_b: int) -> float:
