@@ -127,7 +127,10 @@ def test_notebook_records_are_read_from_metadata_or_the_environment_cells_output
     nb.cells = [nbformat.v4.new_code_cell("setup", execution_count=1, outputs=[nbformat.v4.new_output(
         "display_data", data={"text/plain": "fingerprint ..."}, metadata={RECORD_KEY: {"dataset": OTHER_FP}})])]
     assert notebook_record(nb) == {"dataset": OTHER_FP}  # Run all on Colab or Kaggle: no papermill
+    # metadata inherited from the notebook this run started from (the committed sample's) never hides this run's
     nb.metadata[RECORD_KEY] = {"dataset": SAMPLE_FP}
+    assert notebook_record(nb) == {"dataset": OTHER_FP}
+    nb.cells[0].outputs[0].metadata = {}  # a frontend that drops the outputs' metadata: the notebook's is read
     assert notebook_record(nb) == {"dataset": SAMPLE_FP}
 
 

@@ -263,16 +263,17 @@ def _record_parameters(path: Path) -> None:
 
 def notebook_record(nb) -> dict | None:
     """What an executed notebook recorded about its data and results ({'dataset': fingerprint, 'results': {'id',
-    'name'}}): its metadata, else the environment cell's output (a notebook run by hand, Run all on Colab or
-    Kaggle). None for a notebook executed before records existed."""
-    meta = nb.get("metadata", {}) if isinstance(nb, dict) else nb.metadata
-    if meta.get(RECORD_KEY):
-        return dict(meta[RECORD_KEY])
+    'name'}}): the environment cell's output, written by this very execution (a notebook run by hand, Run all on
+    Colab or Kaggle, papermill), else the notebook's metadata, which an execution may have inherited from the
+    notebook it started from. None for a notebook executed before records existed."""
     outputs = [out for cell in nb["cells"] if cell["cell_type"] == "code" for out in cell.get("outputs", [])]
     for out in outputs:
         record = out.get("metadata", {}).get(RECORD_KEY)
         if record:
             return dict(record)
+    meta = nb.get("metadata", {}) if isinstance(nb, dict) else nb.metadata
+    if meta.get(RECORD_KEY):
+        return dict(meta[RECORD_KEY])
     return printed_record(outputs)
 
 
