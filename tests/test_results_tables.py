@@ -203,7 +203,7 @@ def test_the_readme_gpu_paragraph_is_generated_from_the_benchmark_file(tmp_path)
     assert "old" not in text and text.startswith("intro\n") and text.endswith("<!-- gpu:end -->\nend\n")
     paragraph = gpu_markdown(tmp_path / "results" / "benchmarks")
     assert paragraph in text and paragraph.startswith("On the Tesla T4 (float16), one LightVGG epoch")
-    assert "took 24.0 s with the default per-image v2 augmentation and 6.0 s" in paragraph
+    assert "took 24.0 s with per-image v2 augmentation (then the default) and 6.0 s" in paragraph
     assert "(4.0×, epoch 2)" in paragraph
     assert "2 second-study rows (each also evaluating its EMA every epoch) trained side by side at about 36 s" \
         in paragraph

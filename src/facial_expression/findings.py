@@ -905,7 +905,7 @@ def gpu_findings(bench: dict, fmt: str = "md") -> str:
         return ""
     v2, batched, x = aug["v2_epoch_s"][-1], aug["batched_epoch_s"][-1], f.times()
     text = (f"On the {bench['device']} ({aug['precision']}), one LightVGG epoch, tune and validation evaluation "
-            f"included, took {v2:.1f} s with the default per-image v2 augmentation and {batched:.1f} s with "
+            f"included, took {v2:.1f} s with per-image v2 augmentation (then the default) and {batched:.1f} s with "
             f"{f.code('--augment-backend batched')}, one after the other in the same session "
             f"({v2 / batched:.1f}{x}, epoch {len(aug['v2_epoch_s'])}): per-image augmentation bounds the speed there.")
     if rows := bench.get("second_study_workers", {}).get("epoch_s_per_row"):
