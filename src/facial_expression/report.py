@@ -167,7 +167,7 @@ def second_study_inputs(results: Path, gen: Path) -> list[str]:
     if final is not None:
         shown = final.drop(columns=["gain"]).copy()
         for col in ("seed 0", "seed 1", "mean", "std", "macro-F1"):
-            shown[col] = shown[col].map(lambda v: f"{100 * v:.1f}")
+            shown[col] = shown[col].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.1f}")  # a seed not run
         _table(shown, gen / "improvement.tex", "lrrrrr")
     intro = (f"The screening favours changes that learn fast, and its winner lost on the full schedule, so a "
              f"second study trained the candidates for {study.long_epochs} epochs, each run also recording an "
