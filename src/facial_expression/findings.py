@@ -130,16 +130,6 @@ def is_development_sample(fp: dict | None) -> bool:
     return has_photo_marker(fp) and fp.get("name") == DEV_SAMPLE_NAME
 
 
-def data_name(fp: dict | None, fmt: str = "md") -> str:
-    """A caption's short answer to "which data": the development sample or the named dataset."""
-    f = _Fmt(fmt)
-    if not fp:
-        return "data not recorded"
-    if is_development_sample(fp):
-        return f"development sample {f.code(fp.get('name', ''))}, not the course's set"
-    return f"dataset {f.code(fp.get('name', '?'))}, {len(fp.get('classes', []))} classes"
-
-
 def _sizes(f: _Fmt, sizes: dict, total: int | None = None) -> str:
     """'48x48 (8,400 images)' for the three most common original sizes, then how many images have others
     (`total`: all images, where `sizes` lists only the most common)."""
@@ -438,6 +428,11 @@ def comparison_findings(cards: list[dict] | None, fmt: str = "md", n_validation:
     return " ".join(out)
 
 
+def mib(megabytes: float) -> float:
+    """MB of 10^6 bytes (tradeoff.json's sizes) in MiB, the unit of the model cards (comparison.json)."""
+    return megabytes * 1e6 / 2 ** 20
+
+
 def tradeoff_findings(rows: list[dict], fmt: str = "md") -> str:
     """The light VGG exported for a phone: int8 against fp32 in size, accuracy (with the 95 % interval of the
     change) and single-thread latency, all timed in one call (tradeoff.json's rows of part (c)'s network)."""
@@ -447,10 +442,10 @@ def tradeoff_findings(rows: list[dict], fmt: str = "md") -> str:
         return ""
     fp32, int8 = light["PyTorch fp32"], light["ONNX int8"]
     d = int8["accuracy"] - fp32["accuracy"]
-    mib = lambda r: r["size_MB"] * 1e6 / 2 ** 20  # noqa: E731  (tradeoff.json counts 10^6 bytes)
+    change = _effect(f, d, _interval(int8["accuracy"], int8["n"], fp32["accuracy"], fp32["n"]))
     return (f"For a phone we also exported the light VGG to ONNX and quantised it to 8-bit integers, calibrated "
-            f"on tune faces: it shrinks from {mib(fp32):.1f} MiB to {mib(int8):.1f} MiB, its validation "
-            f"accuracy changes by {_effect(f, d, _interval(int8['accuracy'], int8['n'], fp32['accuracy'], fp32['n']))}"
+            f"on tune faces: it shrinks from {mib(fp32['size_MB']):.1f} MiB to {mib(int8['size_MB']):.1f} MiB, its "
+            f"validation accuracy changes by {change}"
             f" (an upper bound on the interval: both run on the same faces), and one face takes "
             f"{int8['ratio_1_thread']:.2f}{f.times()} the time of fp32 PyTorch on one CPU thread, timed in the "
             f"same call.")

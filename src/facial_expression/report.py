@@ -246,7 +246,7 @@ def tradeoff_inputs(results: Path, gen: Path) -> list[str]:
         df = pd.DataFrame({"network": [r["network"].split(" (")[0].replace("VGG-var", "light VGG (c)")
                                        .replace("VGG16", "VGG16 (b)") for r in rows],
                            "form": [r["form"] for r in rows],
-                           "size (MiB)": [cell(r, "size_MB", lambda v: f"{v * 1e6 / 2 ** 20:.1f}") for r in rows],
+                           "size (MiB)": [cell(r, "size_MB", lambda v: f"{findings.mib(v):.1f}") for r in rows],
                            "accuracy (%)": [cell(r, "accuracy", lambda v: f"{100 * v:.1f}") for r in rows],
                            "macro-F1 (%)": [cell(r, "macro_f1", lambda v: f"{100 * v:.1f}") for r in rows],
                            "latency (ms)": [cell(r, "latency_ms_1_thread", "{:.1f}".format) for r in rows],
