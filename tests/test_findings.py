@@ -121,7 +121,7 @@ def every_text(fp, classes, fmt):
     """All generated paragraphs of one made-up result."""
     return [F.data_sentence(fp, fmt), F.preprocessing_findings(split_stats(classes), fmt),
             F.training_findings(metrics(classes, fp=fp), history(20), fmt), F.comparison_findings(cards(), fmt),
-            F.cam_findings(regions(classes), len(classes), fmt),
+            F.cam_findings(regions(classes), fmt),
             F.photo_style_findings({"ffhq_other_classes": 40, "ffhq_other_predicted_happy_neutral": 0.3,
                                     "nonffhq_other_classes": 900, "nonffhq_other_predicted_happy_neutral": 0.05},
                                    fp, fmt),
@@ -241,16 +241,16 @@ def test_comparison_states_cost_always_and_accuracy_only_when_both_ran():
 
 
 def test_cam_directions_against_the_area_share():
-    text = F.cam_findings(regions(CLASSES8, border=0.30, eyes=0.26, mouth=0.40), 8)
+    text = F.cam_findings(regions(CLASSES8, border=0.30, eyes=0.26, mouth=0.40))
     assert "border ring holds 30.0% of the map of the predicted class, 13.8 points below its 43.8% share" in text
     assert "eye band holds 26.0%, close to its 25.0% share" in text
     assert "mouth band holds 40.0%, 15.0 points above its 25.0% share" in text
-    assert "favour the face clearly" in text and "for all 8 classes" in text
-    spread = F.cam_findings(regions(CLASSES7, border=0.42, mouth=0.14), 7)
+    assert "favour the face clearly" in text
+    spread = F.cam_findings(regions(CLASSES7, border=0.42, mouth=0.14))
     assert "favour the face only slightly" in spread and "mouth band holds 14.0%, 11.0 points below" in spread
     with_se = regions(CLASSES7)
     with_se["border"][F.SE] = 0.004
-    assert "border ring holds 30.0% (± 0.4)" in F.cam_findings(with_se, 7)
+    assert "border ring holds 30.0% (± 0.4)" in F.cam_findings(with_se)
     assert "not been measured" in F.cam_findings(None)
 
 

@@ -6,6 +6,7 @@ flagged, a missing run says so, and no snake_case key of the results files reach
 
 import json
 import re
+import shutil
 
 import pytest
 from test_findings import CLASSES8, cards, fingerprint, history, metrics, regions, split_stats
@@ -151,42 +152,47 @@ def test_report_tables_hold_the_finished_runs_numbers(generated):
     comparison = (gen / "comparison.tex").read_text()
     assert re.search(r"^validation accuracy \(\\%\) & 73\.4 & not run \\\\$", comparison, re.M)
     assert "not trained yet" in comparison  # VGG16 transfer: the architecture's numbers only
-    settings = (gen / "settings_light_vgg.tex").read_text()
-    assert "epochs run / best tune epoch & 24 / 17" in settings and "cuda / " in settings
-    assert "parameters (total / trainable) & 3,744,664 / 3,744,664" in settings
+    settings = (gen / "settings.tex").read_text()
+    assert re.search(r"^epochs run / best tune epoch & -- & 24 / 17 \\\\$", settings, re.M) and "cuda / " in settings
+    assert "parameters (total / trainable) & -- & 3,744,664 / 3,744,664" in settings
 
 
 def test_generated_tables_show_no_snake_case_keys(generated):
     for gen in generated.values():
         tables = [p for p in gen.glob("*.tex") if p.name != "macros.tex"]
-        assert {"per_class_light_vgg.tex", "comparison.tex", "settings_light_vgg.tex", "split_stats.tex",
-                "cam_regions.tex", "settings_vgg16_transfer.tex"} <= {p.name for p in tables}
+        assert {"per_class_light_vgg.tex", "comparison.tex", "settings.tex", "split_stats.tex",
+                "cam_regions.tex"} <= {p.name for p in tables}
         for path in tables:
             text = outside_code(path.read_text())
             assert not SNAKE.search(text), (path.name, SNAKE.search(text).group(0))
 
 
-def test_split_counts_have_thousands_separators_like_the_macros(generated):
-    assert re.search(r"^total & 8,000 & ", (generated[True] / "split_stats.tex").read_text(), re.M)
+def test_split_table_gives_each_split_its_role_size_and_images_per_class(generated):
+    rows = {line.split(" & ")[0]: line.split(" & ") for line in (generated[True] / "split_stats.tex").read_text()
+            .splitlines() if " & " in line}
+    assert set(rows) >= {"train", "tune", "validation"}
+    assert "test set" in rows["validation"][2] and "selects the epoch" in rows["tune"][2]
+    sizes = {split: int(rows[split][3].replace(",", "")) for split in ("train", "tune", "validation")}
+    assert sizes == {"train": 8000, "tune": 888, "validation": 1600}  # the fixture's split statistics, summed
 
 
 # ------------------------------------------------------------------------------------ report: settings_tex
 def test_settings_table_of_a_finished_a_smoke_and_a_missing_run(tmp_path):
     results = results_folder(tmp_path / "results")
     out = tmp_path / "settings.tex"
-    assert settings_tex(results / "light_vgg", out)
-    finished = out.read_text()
-    assert "epochs run / best tune epoch & 24 / 17" in finished and "smoke" not in finished
+    settings_tex(results, out)
+    table = out.read_text()
+    rows = {line.split(" & ")[0]: line.removesuffix(r" \\").split(" & ")[1:] for line in table.splitlines()
+            if " & " in line}
+    assert rows["epochs run / best tune epoch"] == ["--", "24 / 17"]  # (b) has not run: its column has no run
+    assert rows["batch size"] == ["32", "64"]  # VGG16's preset against the light VGG's run
+    assert rows["loss"] == ["cross-entropy", "as (b)"]
+    assert not SNAKE.search(outside_code(table))
 
-    assert settings_tex(results / "smoke_check", out)
-    assert re.search(r"^batches per epoch \(smoke run\) & 2 \\\\$", out.read_text(), re.M)  # flagged
-
-    out.unlink()
-    assert not settings_tex(results / "vgg16_transfer", out) and not out.exists()  # nothing to show, no table
-    assert settings_tex(results / "vgg16_transfer", out, TrainConfig(model="vgg16", batch_size=32))
-    default = out.read_text()
-    assert "batch size & 32" in default and "epochs run" not in default  # the settings it would run with
-    assert not SNAKE.search(outside_code(finished + default))
+    smoke = tmp_path / "smoke"
+    shutil.copytree(results / "smoke_check", smoke / "light_vgg")
+    settings_tex(smoke, out)
+    assert re.search(r"^batches per epoch \(smoke run\) & -- & 2 \\\\$", out.read_text(), re.M)  # flagged
 
 
 def test_the_readme_gpu_paragraph_is_generated_from_the_benchmark_file(tmp_path):

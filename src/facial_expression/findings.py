@@ -487,7 +487,7 @@ def paper_models_findings(cards: list[dict] | None, fmt: str = "md") -> str:
 _REGION_NAMES = {"border": "the outer border ring", "eyes_band": "the eye band", "mouth_band": "the mouth band"}
 
 
-def cam_findings(regions: dict | None, n_classes: int | None = None, fmt: str = "md", tol: float = REGION_TOL) -> str:
+def cam_findings(regions: dict | None, fmt: str = "md", tol: float = REGION_TOL) -> str:
     """Where the Grad-CAM mass lies (border, eyes, mouth) against the share of the image each region covers, with
     the standard error of each mean over the faces where it was saved."""
     f = _Fmt(fmt)
@@ -511,22 +511,6 @@ def cam_findings(regions: dict | None, n_classes: int | None = None, fmt: str = 
                    f"the face {'only slightly' if d <= FACE_MARGIN else 'clearly'}: "
                    + ("much of the evidence still comes from the hair, the background and the frame." if
                       d <= FACE_MARGIN else "most of the evidence lies on the face."))
-    per_class = []
-    for key in ("mouth_band", "eyes_band"):
-        r = regions.get(key, {})
-        per = {c: v for c, v in r.items() if c not in ("all", AREA, SE)}
-        if len(per) < 2 or AREA not in r:
-            continue
-        lo, hi = min(per, key=per.get), max(per, key=per.get)
-        above = [c for c, v in per.items() if v > r[AREA] + tol]
-        n = n_classes or len(per)
-        count = (f"all {n}" if len(above) == n else "none of the" + f" {n}" if not above else
-                 f"{len(above)} of the {n}")
-        per_class.append(f"{_REGION_NAMES[key]}'s share ranges from {f.pct(per[lo], 0)} ({f.code(lo)}) to "
-                         f"{f.pct(per[hi], 0)} ({f.code(hi)}) and is more than {f.pt(tol, 0)} points above its area "
-                         f"share for {count} classes" + (f" ({f.codes(above)})" if 0 < len(above) < n else ""))
-    if per_class:
-        out.append("Per true class, " + "; ".join(per_class) + ".")
     return " ".join(out)
 
 

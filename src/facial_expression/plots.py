@@ -151,42 +151,38 @@ def plot_roc(y_true: np.ndarray, probs: np.ndarray, classes, title: str = "ROC (
 
 
 def _confusion_cells(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each cell's share of its true class (the colour) and its text: the count over the share in %."""
+    """Each cell's share of its true class: the colour, and its text in % (a whole number)."""
     rates = cm / np.clip(cm.sum(1, keepdims=True), 1, None)
-    text = np.array([[f"{int(c)}\n{100 * r:.0f}%" for c, r in zip(crow, rrow)] for crow, rrow in zip(cm, rates)])
-    return rates, text
+    return rates, np.vectorize(lambda r: f"{100 * r:.0f}")(rates)
 
 
 @styled
-def plot_confusion(cm, classes, title: str = "", ax=None):
-    """A confusion matrix coloured by the share of each true class, with the count and that share in each cell."""
+def plot_confusion(cm, classes, title: str = "", ax=None, ylabels: bool = True):
+    """A confusion matrix coloured by the share of each true class, with that share in % in each cell."""
     cm = np.asarray(cm, dtype=float)
     rates, text = _confusion_cells(cm)
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(TEXT_WIDTH / 2, TEXT_WIDTH / 2))
     sns.heatmap(rates, annot=text, fmt="", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax, square=True,
-                xticklabels=classes, yticklabels=classes, annot_kws={"size": SMALL_FONT_SIZE, "linespacing": 0.9})
+                xticklabels=classes, yticklabels=classes if ylabels else False,
+                annot_kws={"size": SMALL_FONT_SIZE})
     ax.tick_params(axis="x", labelrotation=90)
     ax.tick_params(axis="y", labelrotation=0)
     ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_ylabel("true" if ylabels else "")
     ax.set_title(title)
     return fig or ax.figure
 
 
 @styled
 def plot_confusions(metrics_by_split: dict[str, dict]):
-    """The confusion matrix of each split (train, tune, validation), two to a row at print size."""
+    """The confusion matrix of each split (train, tune, validation) side by side, at print size."""
     n = len(metrics_by_split)
-    cols = min(n, 2)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(TEXT_WIDTH, TEXT_WIDTH / 2 * rows), squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    for ax, (split, m) in zip(axes.flat, metrics_by_split.items()):
-        plot_confusion(m["confusion_matrix"], m["classes"], f"{split} (n = {m['n']:,})", ax)
-    fig.tight_layout(pad=0.3)
+    fig, axes = plt.subplots(1, n, figsize=(TEXT_WIDTH, 0.3 + TEXT_WIDTH / (n + 0.5)), squeeze=False)
+    for i, (ax, (split, m)) in enumerate(zip(axes.flat, metrics_by_split.items())):
+        plot_confusion(m["confusion_matrix"], m["classes"], f"{split} (n = {m['n']:,})", ax, ylabels=i == 0)
+    fig.tight_layout(pad=0.3, w_pad=0.6)
     return fig
 
 

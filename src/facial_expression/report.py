@@ -29,7 +29,7 @@ from .errors import FERError
 from .evaluation import is_smoke_run
 from .findings import tex_escape
 from .models import architecture_table, build_model, count_parameters
-from .notebooks import settings_table, vgg16_config
+from .notebooks import light_vgg_config, settings_table, vgg16_config
 from .plots import draw_run_figures, save_figure
 from .second_study import Study
 from .training import History
@@ -111,19 +111,27 @@ def _flag(name: str, value: bool) -> str:
     return rf"\newcommand{{\{name}}}{{{int(bool(value))}}}"
 
 
-def settings_tex(out_dir: Path, path: Path, default_cfg: TrainConfig | None = None) -> bool:
-    """The settings table of one run (config.json, split statistics, history and metrics.json's parameter
-    counts); before the run exists, that of `default_cfg`, the run its notebook would make."""
+def run_settings(out_dir: Path, default_cfg: TrainConfig) -> pd.Series:
+    """The settings of one run (config.json, split statistics, history and metrics.json's parameter counts);
+    before the run exists, those of `default_cfg`, the run its notebook would make."""
     cfg_d, m = _load(out_dir / "config.json"), _load(out_dir / "metrics.json")
     if cfg_d is None or m is None:
-        if default_cfg is None:
-            return False
-        _table(settings_table(default_cfg), path, "p{0.3\\linewidth}p{0.62\\linewidth}")
-        return True
+        return settings_table(default_cfg)["value"]
     history = History.load(out_dir / "history.json") if (out_dir / "history.json").exists() else None
-    df = settings_table(TrainConfig.from_dict(cfg_d), _load(out_dir / "split_stats.json"), m["parameters"], history)
-    _table(df, path, "p{0.3\\linewidth}p{0.62\\linewidth}")
-    return True
+    return settings_table(TrainConfig.from_dict(cfg_d), _load(out_dir / "split_stats.json"), m["parameters"],
+                          history)["value"]
+
+
+def settings_tex(results: Path, path: Path) -> None:
+    """Parts (b) and (c)'s settings side by side, one row per setting ("--" where a row is one model's own)."""
+    columns = {"VGG16 transfer (b)": run_settings(results / "vgg16_transfer", vgg16_config(None, results)),
+               "light VGG (c)": run_settings(results / "light_vgg", light_vgg_config(None, results))}
+    df = pd.DataFrame(columns)
+    df = df.loc[list(dict.fromkeys([*columns["VGG16 transfer (b)"].index, *columns["light VGG (c)"].index]))]
+    df.index.name = "setting"
+    b, c = df.columns
+    df.loc[df[b] == df[c], c] = "as (b)"
+    _table(df.fillna("--"), path, "p{0.22\\linewidth}p{0.37\\linewidth}p{0.33\\linewidth}")
 
 
 # Figures that write_report_inputs copies into report/figures: removed first, so that nothing of an
@@ -176,7 +184,7 @@ def second_study_inputs(results: Path, gen: Path) -> list[str]:
              f"best candidate on tune whose second seed fitted the budget left; the plain row's second seed, for "
              f"the comparison at the same schedule, was trained beyond it (\\cref{{tab:second-study}})."
              if ran else "")
-    return [_flag("SecondRan", ran), _raw("SecondIntro", intro), _raw("SecondFindings", study.findings("tex")),
+    return [_flag("SecondRan", ran), _raw("SecondIntro", intro), _raw("SecondFindings", study.findings("tex", compare=False)),
             _flag("ImprovementRan", final is not None),
             _raw("ImprovementFindings", " ".join([findings.improvement_findings(final, fmt="tex"),
                                                   study.delivery_findings("tex")]))]
@@ -190,6 +198,23 @@ def _clear_outputs(gen: Path, figs: Path) -> None:
     for pattern in FIGURES:
         for f in figs.glob(pattern):
             f.unlink()
+
+
+SPLIT_ROLES = {"train": ("90 % of the train folder", "fits the weights (augmented)"),
+               "tune": ("10 % of the train folder", "selects the epoch and the settings"),
+               "validation": ("the validation folder", "the test set: reported, never used to choose")}
+
+
+def split_table(stats: dict) -> pd.DataFrame:
+    """The three splits: where each comes from, its role, its size and its images per class (a range when the
+    classes differ)."""
+    per = statistics_table(stats).drop(index="total")
+    rows = []
+    for split, (source, role) in SPLIT_ROLES.items():
+        lo, hi = int(per[split].min()), int(per[split].max())
+        rows.append({"split": split, "taken from": source, "role": role, "images": f"{int(per[split].sum()):,}",
+                     "per class": f"{lo:,}" if lo == hi else f"{lo:,}--{hi:,}"})
+    return pd.DataFrame(rows)
 
 
 def _cards_table(cards: list[dict], path: Path, column: str, state: dict[str, tuple[str, str]],
@@ -225,7 +250,7 @@ def architecture_inputs(gen: Path, n_classes: int) -> list[str]:
     model = build_model("light-vgg", n_classes)
     arch = architecture_table(model)
     arch.index.name = "block"
-    _table(arch, gen / "architecture_light_vgg.tex", "lp{0.3\\linewidth}p{0.22\\linewidth}lr")
+    _table(arch, gen / "architecture_light_vgg.tex", "lllrr")
     return [_macro("ArchNumClasses", n_classes), _macro("ArchParams", f"{count_parameters(model)['total']:,}"),
             _macro("ArchParamsPaper", f"{count_parameters(build_model('light-vgg', 8))['total']:,}")]
 
@@ -275,9 +300,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     fp = _dataset(results, stats)
     macros += [_flag("HasFfhq", findings.has_photo_marker(fp)), _raw("DataSentence", findings.data_sentence(fp, "tex"))]
     if stats:
-        t = statistics_table(stats)
-        t.index.name = "class"
-        _table(t, gen / "split_stats.tex", "lrrrr")
+        _table(split_table(stats), gen / "split_stats.tex", "lllrl", index=False)
         macros += [_macro("NumClasses", len(stats["classes"])), _macro("NumTrain", f"{stats['totals']['train']:,}"),
                    _macro("NumTune", f"{stats['totals']['tune']:,}"),
                    _macro("NumValidation", f"{stats['totals']['validation']:,}")]
@@ -291,9 +314,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
         df = pd.DataFrame({"samples": {row.format(**words): counts[key] for key, row in AUGMENTATION_ROWS.items()}})
         df.index.name = ""
         _table(df, gen / "augmentation_counts.tex", "p{0.62\\linewidth}r")
-    for name, out, default in (("light_vgg", light, None), ("vgg16_transfer", vgg, vgg16_config(None, results))):
-        if settings_tex(out, gen / f"settings_{name}.tex", default):
-            written.append(gen / f"settings_{name}.tex")
+    settings_tex(results, gen / "settings.tex")
     m, v = _load(light / "metrics.json"), _load(vgg / "metrics.json")
     macros += [_raw("LightFindings", findings.training_findings(m, _load(light / "history.json"), "tex")),
                _raw("VggFindings", findings.training_findings(v, _load(vgg / "history.json"), "tex",
@@ -314,13 +335,14 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     macros += tradeoff_inputs(results, gen)
     regions = _load(light / "cam" / "cam_regions.json")
     if regions:
-        df = pd.DataFrame(regions).rename(columns=findings.label).round(3)
-        df.index.name = "class"
-        _table(df, gen / "cam_regions.tex", "lrrr")
+        df = (100 * pd.DataFrame(regions).rename(columns=findings.label)).T.rename(
+            columns={findings.SE: "s.e.", findings.AREA: "area"}).map("{:.1f}".format)
+        df.index.name = "region"
+        _table(df, gen / "cam_regions.tex", "l" + "r" * len(df.columns))
     n_classes = len(m["classes"]) if m else len(fp["classes"]) if fp else len(stats["classes"]) if stats else 8
     area = {k: r[findings.AREA] for k, r in regions.items() if findings.AREA in r} if regions else None
     classes = m["classes"] if m else (fp or {}).get("classes", [])
-    macros += [_raw("CamFindings", findings.cam_findings(regions, n_classes, "tex")),
+    macros += [_raw("CamFindings", findings.cam_findings(regions, "tex")),
                _raw("CamFaceFindings", findings.cam_face_findings(_load(light / "cam" / "cam_samples.json"),
                                                                   classes, m, area, "tex")),
                _raw("StyleFindings", findings.photo_style_findings(

@@ -245,12 +245,12 @@ class Study:
     def todo(self) -> list[Row]:
         return [r for r in self.plan() if not self.done(r)]
 
-    def findings(self, fmt: str = "md") -> str:
+    def findings(self, fmt: str = "md", compare: bool = True) -> str:
         """Where the study stands, in the words the notebook, the report and the CLI share: nothing run, what is
-        left (and the budget it needs), or the final comparison against the target."""
+        left (and the budget it needs), and (with `compare`) the final comparison against the target."""
         todo = self.todo()
         return second_study_findings(self.spent(), self.budget, [r.folder for r in todo], sum(r.cost() for r in todo),
-                                     self.final_comparison(), TARGET, fmt)
+                                     self.final_comparison() if compare else None, TARGET, fmt)
 
     def run(self, data=None, max_batches: int | None = None, workers: int = 1, **settings) -> list[Path]:
         """Train the missing rows until the study is complete or the next row would overrun the budget; returns

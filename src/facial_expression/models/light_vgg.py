@@ -133,17 +133,19 @@ def architecture_table(model: LightVGG):
     for i, width in enumerate(WIDTHS):
         size //= 2
         block = model.features[i]
+        convs = [m for m in block if isinstance(m, nn.Conv2d)]
+        norm = ", BatchNorm2d" if any(isinstance(m, nn.BatchNorm2d) for m in block) else ""
         rows.append({"block": f"conv block {i + 1}",
-                     "paper (Hewitt & Gunes 2018)": f"2 x conv3x3, {width} filters, ReLU; maxpool 2x2",
-                     "ours": ", ".join(type(m).__name__ for m in block),
-                     "output": f"{width} x {size} x {size}",
+                     "paper (Hewitt & Gunes 2018)": f"2 × conv 3×3×{width}, maxpool 2×2",
+                     "ours": f"{len(convs)} × (Conv2d 3×3{norm}, ReLU), MaxPool2d",
+                     "output": f"{width}×{size}×{size}",
                      "parameters": sum(p.numel() for p in block.parameters())})
     dense = [m for m in model.classifier if isinstance(m, nn.Linear)]
     for j, lin in enumerate(dense):
         last = j == len(dense) - 1
         rows.append({"block": "output" if last else f"dense {j + 1}",
-                     "paper (Hewitt & Gunes 2018)": "dense, 8 classes (softmax)" if last else "dense 1024, ReLU",
-                     "ours": f"Linear({lin.in_features}, {lin.out_features})",
+                     "paper (Hewitt & Gunes 2018)": "dense 8 (softmax)" if last else "dense 1024, ReLU",
+                     "ours": f"Linear({lin.in_features}, {lin.out_features})" + ("" if last else ", ReLU"),
                      "output": str(lin.out_features),
                      "parameters": sum(p.numel() for p in lin.parameters())})
     other = sum(p.numel() for p in model.classifier.parameters()) - sum(r["parameters"] for r in rows[len(WIDTHS):])
