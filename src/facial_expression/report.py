@@ -184,7 +184,8 @@ def second_study_inputs(results: Path, gen: Path) -> list[str]:
              f"best candidate on tune whose second seed fitted the budget left; the plain row's second seed, for "
              f"the comparison at the same schedule, was trained beyond it (\\cref{{tab:second-study}})."
              if ran else "")
-    return [_flag("SecondRan", ran), _raw("SecondIntro", intro), _raw("SecondFindings", study.findings("tex", compare=False)),
+    return [_flag("SecondRan", ran), _raw("SecondIntro", intro),
+            _raw("SecondFindings", study.findings("tex", compare=False)),
             _flag("ImprovementRan", final is not None),
             _raw("ImprovementFindings", " ".join([findings.improvement_findings(final, fmt="tex"),
                                                   study.delivery_findings("tex")]))]
