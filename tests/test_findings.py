@@ -179,13 +179,13 @@ def test_tex_output_is_escaped():
 def test_preprocessing_balance_and_resizing_follow_the_counts():
     balanced = F.preprocessing_findings(split_stats(CLASSES7, sizes={"48x48": 8400}))
     assert "exactly balanced" in balanced and "not needed" in balanced
-    assert "the light VGG's 128×128 upsamples all of them" in balanced and "downsamples" not in balanced
+    assert "both models (128×128 and 224×224) upsample all of them" in balanced and "downsample" not in balanced
     train = {c: 1000 for c in CLASSES8} | {"contempt": 400}
     skewed = F.preprocessing_findings(split_stats(CLASSES8, train, sizes={"256x256": 9000}, modes={"RGB": 8000,
                                                                                                  "L": 1000}))
     assert "between 400 (`contempt`) and 1,000" in skewed and "ratio of 2.50" in skewed
     assert "class weights" in skewed and "above 1.5" in skewed
-    assert "128×128 downsamples all of them" in skewed and "224×224 downsamples all of them" in skewed
+    assert "both models (128×128 and 224×224) downsample all of them" in skewed
     assert "1,000 L" in skewed
     mixed = F.preprocessing_findings(split_stats(CLASSES8, sizes={"224x224": 850, "160x160": 150}))
     assert "VGG16's 224×224 upsamples 15% and keeps 85% at their size" in mixed

@@ -175,6 +175,6 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
             study.deliver(str(tiny_dataset))
     assert (out / "best.pt").exists() and not (tmp_path / ".light_vgg_final.partial").exists()  # left as it was
     text = study.delivery_findings()
-    assert text.startswith(f"The delivered model is the seed-0 run of `{final.name}` with its {variant} weights, "
+    assert text.startswith(f"The delivered model is `{final.name}`, seed 0, with its {variant} weights, "
                            f"saved in `light_vgg_final/`: {100 * m['accuracy']:.1f}% validation")
 

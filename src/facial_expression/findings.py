@@ -214,7 +214,7 @@ def _resizing(f: _Fmt, sizes: dict, inputs: dict) -> str:
     """Which share of the images each model's input size upsamples, downsamples or leaves as it is."""
     dims = [(tuple(int(v) for v in s.split("x")), n) for s, n in sizes.items()]
     total = sum(n for _, n in dims)
-    parts, first = [], None
+    parts, first, wholes = [], None, []
     for model, side in inputs.items():
         share = {"up": sum(n for (w, h), n in dims if max(w, h) <= side and (w, h) != (side, side)) / total,
                  "down": sum(n for (w, h), n in dims if min(w, h) >= side and (w, h) != (side, side)) / total,
@@ -225,11 +225,16 @@ def _resizing(f: _Fmt, sizes: dict, inputs: dict) -> str:
                  "mixed": "stretches {} (one side up, one down)"}
         size = f.size(f"{side}x{side}")
         whole = [k for k, v in share.items() if v > 0.999]
+        wholes.append(whole[0] if whole else None)
         if whole:
             parts.append(f"{model}'s {size} " + words[whole[0]].format("all of them"))
         else:
             parts.append(f"{model}'s {size} " + _join([words[k].format(f.pct(v, 0)) for k, v in share.items()
                                                       if v >= 0.005]))
+    if len(set(wholes)) == 1 and wholes[0] is not None and len(wholes) > 1:  # every model resizes them alike
+        sides = _join([f.size(f"{side}x{side}") for side in inputs.values()])
+        parts = ["the inputs of both models (" + sides + ") " + words[wholes[0]].replace("s {}", " {}")
+                 .format("all of them")]
     text = f"The original images are {_sizes(f, sizes)}: {'; '.join(parts)}."
     if first["up"] >= 0.5:
         text += (" Upsampling adds no detail, so geometric augmentation is kept mild: shrinking or cropping the face "
@@ -332,10 +337,6 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
             if low["epoch"] < last["epoch"] and last["tune_loss"] > 1.05 * low["tune_loss"]:
                 text += (f" The tune loss rose from its minimum of {low['tune_loss']:.3f} (epoch {low['epoch']}) "
                          f"to {last['tune_loss']:.3f}, the usual sign of overfitting.")
-            text += (f" At the last epoch the augmented training batches reach {f.pct(last['train_accuracy'])} "
-                     f"against {f.pct(last['tune_accuracy'])} on tune"
-                     + (f" and {f.pct(last['validation_accuracy'])} on validation."
-                        if last.get("validation_accuracy") is not None else "."))
         out.append(text)
     f1 = sorted(((c, v["f1"]) for c, v in metrics["per_class"].items() if c in metrics["classes"]),
                 key=lambda cv: -cv[1])
@@ -685,10 +686,23 @@ def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | N
     return " ".join(out)
 
 
+ROW_NAMES = {  # the studies' rows in the report's prose
+    "batch_norm": "batch-norm", "gaussian_dropout": "Gaussian dropout", "class_weights": "class weights",
+    "label_smoothing": "label smoothing", "trivial_augment": "TrivialAugment", "mixup_cutmix": "MixUp/CutMix",
+    "adamw_cosine": "AdamW with a cosine schedule", "gap_head": "the global-average-pooling head",
+    "face_mask": "the face mask", "photometric": "strong colour jitter", "plain_long": "plain, 60 epochs",
+    "smoothing_long": "label smoothing + EMA, 60 epochs", "bn_long": "batch-norm, 60 epochs",
+    "bn_lr0.001": "batch-norm, lr 0.001", "bn_lr0.003": "batch-norm, lr 0.003"}
+
+
+def row_name(name: str) -> str:
+    """A study row's name as prose ('batch-norm', 'label smoothing + EMA, 60 epochs')."""
+    return ROW_NAMES.get(str(name), str(name).replace("_", " "))
+
+
 def _row(f: _Fmt, name: str) -> str:
-    """A study row's name: as code in Markdown (what the CLI and the folders call it), as prose in the report
-    ('batch norm', 'label smoothing')."""
-    return f.t(str(name).replace("_", " ")) if f.tex else f.code(name)
+    """A study row's name: as code in Markdown (what the CLI and the folders call it), as prose in the report."""
+    return f.t(row_name(name)) if f.tex else f.code(name)
 
 
 def _rows(f: _Fmt, names) -> str:
@@ -848,7 +862,7 @@ def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
                    f"{f.pct(plain['seed 0'])} for {f.t(names[-2])}: {f.pts(per_seed[0])} points, one seed, so no "
                    f"spread can be given; its own second seed reaches {f.pct(best['seed 1'])}. Macro-F1 moves from "
                    f"{f.pct(plain['macro-F1'])} to {f.pct(best['macro-F1'])}.")
-        out.append(f"Against part (c)'s model ({f.t(names[0])}, {f.pct(part_c['mean'])} ± {f.pt(part_c['std'])} over "
+        out.append(f"Against part (c)'s 30-epoch model ({f.pct(part_c['mean'])} ± {f.pt(part_c['std'])} over "
                    f"two seeds), the proposal reaches {f.pct(best['mean'])} ± {f.pt(best['std'])}: "
                    f"{f.pts(best['mean'] - part_c['mean'])} points, "
                    + ("which meets" if best["mean"] - part_c["mean"] >= target else "short of")
@@ -864,7 +878,7 @@ def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
                       ", the same sign for both seeds." if clear else
                       "; the seeds disagree in sign, so there is no clear effect.")
                    + f" Macro-F1 moves from {f.pct(plain['macro-F1'])} to {f.pct(best['macro-F1'])}.")
-        out.append(f"Against part (c)'s model ({f.t(names[0])}, {f.pct(part_c['mean'])} ± {f.pt(part_c['std'])}), "
+        out.append(f"Against part (c)'s 30-epoch model ({f.pct(part_c['mean'])} ± {f.pt(part_c['std'])}), "
                    f"the longer schedule alone gives {f.pts(plain['mean'] - part_c['mean'])} points and the whole "
                    f"proposal {f.pts(best['mean'] - part_c['mean'])}, "
                    + ("which meets" if best["mean"] - part_c["mean"] >= target else "short of")
@@ -905,7 +919,7 @@ def delivery_findings(m: dict | None, folder: str, fmt: str = "md") -> str:
     side, x, run = b["input_size"], f.times(), src["run"].rsplit("/", 1)[-1]
     row, _, seed = run.rpartition("_seed")
     within = lambda ok: "within" if ok else "above"  # noqa: E731
-    return (f"The delivered model is the seed-{seed} run of {_row(f, row)} with its {src['variant']} weights, saved"
+    return (f"The delivered model is {_row(f, row)}, seed {seed}, with its {src['variant']} weights, saved"
             f"{where}: {f.pct(m['accuracy'])} validation accuracy with {b['parameters'] / 1e6:.2f}M parameters at "
             f"{f.size(f'{side}x{side}')} ({within(b['parameters'] <= b['max_parameters'])} the "
             f"paper's {b['max_parameters'] / 1e6:g}M) and a CPU latency of {b['latency_ratio']:.2f}{x} the plain "

@@ -164,7 +164,7 @@ def second_study_inputs(results: Path, gen: Path) -> list[str]:
     ran = study.spent() > 0  # not only the screening row it reuses
     if ran:
         df = study.table_text()
-        df["row"] = df["row"].str.replace("_", " ")  # prose, not code
+        df["row"] = df["row"].map(findings.row_name)  # prose, not code
         # short headers, so that the table fits the page at a readable size; the caption spells them out
         df = df.drop(columns=["cost", "minutes", "machine"]).rename(columns={
             "epochs": "ep.", **{c: c.removeprefix("tune, ").replace(" + flip", " +flip") for c in df.columns
