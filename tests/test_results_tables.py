@@ -148,7 +148,7 @@ def test_report_tables_hold_the_finished_runs_numbers(generated):
     f1 = finished_metrics()["per_class"]
     for c in CLASSES8:
         assert re.search(rf"^{c} & .* \\\\$", per_class, re.M), c
-        assert f" & {round(f1[c]['f1'], 3):.4g} & " in re.search(rf"^{c} & .*$", per_class, re.M).group(0), c
+        assert f" & {f1[c]['f1']:.3f} & " in re.search(rf"^{c} & .*$", per_class, re.M).group(0), c
     comparison = (gen / "comparison.tex").read_text()
     assert re.search(r"^validation accuracy \(\\%\) & 73\.4 & not run \\\\$", comparison, re.M)
     assert "not trained yet" in comparison  # VGG16 transfer: the architecture's numbers only

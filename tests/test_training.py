@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import json
 import math
 import warnings
@@ -100,6 +101,24 @@ def test_early_stopping_counts_epochs_since_the_best(tiny_dataset, tmp_path, mon
     total, warm = cfg.epochs * steps, steps
     expected = [cfg.lr * 0.5 * (1 + math.cos(math.pi * (e * steps - warm) / (total - warm))) for e in range(1, 5)]
     assert [r["lr"] for r in h.epochs] == pytest.approx(expected)
+
+
+def test_no_selection_reads_the_validation_labels(tiny_dataset, tmp_path):
+    """validation/ is evaluated every epoch for the curves; the epoch kept is chosen on tune alone: with the
+    validation labels scrambled, the same epochs are run, the same one is kept, with the same weights."""
+    runs = []
+    for scramble in (False, True):
+        cfg, splits, model, opts = tiny_run(tiny_dataset)
+        if scramble:
+            v = splits.validation
+            splits.validation = dataclasses.replace(v, labels=(v.labels + 1) % len(splits.classes))
+        history = fit(model, splits, cfg, tmp_path / f"run{int(scramble)}", opts, progress=False)
+        runs.append((history, torch.load(tmp_path / f"run{int(scramble)}" / "best.pt", weights_only=False)))
+    (plain, best), (scrambled, best_scrambled) = runs
+    assert [e["validation_accuracy"] for e in plain.epochs] != [e["validation_accuracy"] for e in scrambled.epochs]
+    assert [e["tune_accuracy"] for e in plain.epochs] == [e["tune_accuracy"] for e in scrambled.epochs]
+    assert plain.best_epoch == scrambled.best_epoch and best["epoch"] == best_scrambled["epoch"]
+    assert same_weights(best["state_dict"], best_scrambled["state_dict"])
 
 
 def test_class_weights_are_inverse_frequency():

@@ -103,7 +103,7 @@ def cam_grid(picks: list[dict], images: torch.Tensor, cams_pred: np.ndarray, cam
     panels = 2 if correct else 3
     cols = max(1, per_row * panels)
     side = min(1.0, (TEXT_WIDTH - 0.8) / cols)
-    fig, axes = plt.subplots(len(classes), cols, figsize=(side * cols + 0.8, (side + 0.2) * len(classes)),
+    fig, axes = plt.subplots(len(classes), cols, figsize=(side * cols + 0.8, (side + 0.3) * len(classes)),
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -122,7 +122,7 @@ def cam_grid(picks: list[dict], images: torch.Tensor, cams_pred: np.ndarray, cam
     if title:
         fig.suptitle(title)
     top = 1 - 0.3 / fig.get_figheight() if title else 1  # room for the title above the first row's labels
-    fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.2, rect=(0, 0, 1, top))
+    fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.5, rect=(0, 0, 1, top))
     return fig
 
 

@@ -61,7 +61,7 @@ def vgg16_config(data, results, **settings) -> TrainConfig:
                        **{**VGG16_SETTINGS, **settings})
 
 
-MODEL_TITLES = {"light-vgg": "LightVGG of Hewitt and Gunes (2018), trained from scratch",
+MODEL_TITLES = {"light-vgg": "light VGG of Hewitt and Gunes (2018), trained from scratch",
                 "vgg16": "VGG16 (Simonyan and Zisserman 2015), ImageNet weights"}
 
 

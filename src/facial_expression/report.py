@@ -31,7 +31,7 @@ from .findings import tex_escape
 from .models import architecture_table, build_model, count_parameters
 from .notebooks import light_vgg_config, settings_table, vgg16_config
 from .plots import draw_run_figures, save_figure
-from .second_study import Study
+from .second_study import DELIVERED, EMA_DECAY, Study, best_variant
 from .training import History
 
 NOT_RUN = "not run"
@@ -170,25 +170,44 @@ def second_study_inputs(results: Path, gen: Path) -> list[str]:
             "epochs": "ep.", **{c: c.removeprefix("tune, ").replace(" + flip", " +flip") for c in df.columns
                                 if c.startswith("tune, ")},
             "validation, raw": "val. raw", "validation, EMA": "val. EMA"})
-        _table(df, gen / "second_study.tex", "l" + "r" * (len(df.columns) - 3) + "lrr", index=False)
+        _table(df, gen / "second_study.tex", "p{0.14\\linewidth}" + "r" * (len(df.columns) - 4) + "lrr", index=False)
     final = study.final_comparison()
     if final is not None:
         shown = final.drop(columns=["gain"]).copy()
         for col in ("seed 0", "seed 1", "mean", "std", "macro-F1"):
             shown[col] = shown[col].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.1f}")  # a seed not run
         _table(shown, gen / "improvement.tex", "lrrrrr")
-    intro = (f"The screening favours changes that learn fast, and its winner lost on the full schedule, so a "
-             f"second study trained the candidates for {study.long_epochs} epochs, each run also recording an "
-             f"exponential moving average (EMA) of its weights, and chose rows and weights on tune only. Its "
-             f"budget of {study.budget:g} plain 30-epoch runs was fixed before the runs, and the final row is the "
-             f"best candidate on tune whose second seed fitted the budget left; the plain row's second seed, for "
-             f"the comparison at the same schedule, was trained beyond it (\\cref{{tab:second-study}})."
-             if ran else "")
+    screen = screening_table(study_dirs(results)["screen"])
+    shortcuts = _load(results / DELIVERED / "cam" / "shortcuts.json")
+    regions = _load(results / "light_vgg" / "cam" / "cam_regions.json") or {}
+    area = {k: r[findings.AREA] for k, r in regions.items() if findings.AREA in r}
+    maps = (findings.map_change_findings(shortcuts, results_dataset(results), area, None, "tex", model="delivered")
+            if shortcuts and "delivered" in shortcuts else "")
+    intro = ""
+    if ran:
+        intro = (f"The screening's short runs favour changes that learn fast, so a second study trained the candidates "
+                 f"for {study.long_epochs} epochs, each run also keeping an exponential moving average (EMA) of its "
+                 f"weights (decay {EMA_DECAY} per step), every other setting as in \\cref{{tab:settings}}'s light "
+                 f"VGG column. Rows, and raw or EMA weights, were chosen on tune only, within a budget of "
+                 f"{study.budget:g} plain 30-epoch runs fixed beforehand (\\cref{{tab:second-study}}).")
+        last = study.final_row()
+        if last is not None:
+            tune = {r.name: best_variant(study.path(r))[1]["tune"] for r in study.long_rows() if study.done(r)}
+            better = [n for n in sorted(tune, key=tune.get, reverse=True)
+                      if n != "plain_long" and tune[n] > tune.get(last.name, 1.0)]
+            intro += (f" The final row is {findings.row_name(last.name)}, the best row on tune whose second seed "
+                      f"fitted in the budget left" + (f"; {findings._join([findings.row_name(b) for b in better])} "
+                                                      f"did better on tune, but {'its' if len(better) == 1 else 'their'}"
+                                                      f" second seed did not fit" if better else "") + ".")
+            if study.baseline() is not None:
+                intro += (" The plain 60-epoch row's second seed, needed for the comparison at the same schedule, was "
+                          "trained beyond the budget.")
     return [_flag("SecondRan", ran), _raw("SecondIntro", intro),
             _raw("SecondFindings", study.findings("tex", compare=False)),
             _flag("ImprovementRan", final is not None),
-            _raw("ImprovementFindings", " ".join([findings.improvement_findings(final, fmt="tex"),
-                                                  study.delivery_findings("tex")]))]
+            _raw("ImprovementFindings", " ".join([findings.cam_fix_findings(screen, fmt="tex"),
+                                                  findings.improvement_findings(final, fmt="tex"),
+                                                  study.delivery_findings("tex"), maps]))]
 
 
 def _clear_outputs(gen: Path, figs: Path) -> None:
@@ -223,6 +242,7 @@ def _cards_table(cards: list[dict], path: Path, column: str, state: dict[str, tu
     """Model cards (comparison.json, paper_models.json) as a table, one column per model: human labels,
     accuracies in %, and a row `state` saying whether each model was trained (its two words)."""
     df = pd.DataFrame(cards).set_index("model").T.drop(index=list(drop), errors="ignore")
+    df.columns = [c.replace("LightVGG", "light VGG") for c in df.columns]  # the report's name for it
     (row, (yes, no)), = state.items()
     df.loc[row] = [yes if findings.card_ran(c) else no for c in cards]
     for key in findings.PERCENT_KEYS:
@@ -258,8 +278,9 @@ def architecture_inputs(gen: Path, n_classes: int) -> list[str]:
 
 AUGMENTATION_ROWS = {  # augmentation_counts.json key: the row of the report's table
     "original_train_samples": "training images before augmentation",
-    "materialised_offline": "after off-line augmentation: each image and {copies} augmented copies",
-    "distinct_samples_seen_over_run": "seen on-line over {epochs} epochs: a new view of each image every epoch",
+    "distinct_samples_seen_over_run": "after augmentation, as trained (on-line): a new view of each image in each "
+                                      "of {epochs} epochs",
+    "materialised_offline": "had we stored them off-line instead: each image and {copies} augmented copies",
 }
 
 
@@ -323,8 +344,8 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
                     findings.vgg_not_run("tex"))]
     if m:
         per = pd.DataFrame(m["per_class"]).T[["precision", "recall", "f1", "auc", "support"]]
-        per = per.round(3)
-        per["support"] = per["support"].astype(int)
+        per = per.drop(columns="support").map("{:.3f}".format).assign(faces=per["support"].astype(int))
+        per = per.rename(columns={"f1": "F1", "auc": "AUC"})
         per.index.name = "class"
         _table(per, gen / "per_class_light_vgg.tex", "lrrrrr")
     comparison = _load(results / "comparison.json")
