@@ -259,15 +259,11 @@ def cmd_train(args) -> None:
         result = run_experiment(cfg, resume=not args.no_resume)
     finally:
         end_distributed()
-    if not result.metrics:  # a process other than rank 0
-        if result.history.interrupted:
-            raise SystemExit(130)
-        return
-    m = result.metrics["validation"]
-    state = " (interrupted)" if result.history.interrupted else ""
-    print(f"validation{state}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
-          f"macro-AUC {m['macro_auc']:.4f}  (best tune epoch {result.history.best_epoch})")
-    print(f"wrote {result.out_dir}/ (config.json, history.json, metrics.json, best.pt, last.pt, figures/)")
+    if result.metrics:  # rank 0 alone
+        m, state = result.metrics["validation"], " (interrupted)" if result.history.interrupted else ""
+        print(f"validation{state}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+              f"macro-AUC {m['macro_auc']:.4f}  (best tune epoch {result.history.best_epoch})")
+        print(f"wrote {result.out_dir}/ (config.json, history.json, metrics.json, best.pt, last.pt, figures/)")
     if result.history.interrupted:
         raise SystemExit(130)
 
