@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", help="split statistics of a dataset", formatter_class=fmt)
     p.add_argument("data", nargs="?", default=None, help="dataset root (default: $FER_DATA)")
-    p.add_argument("--tune-fraction", type=float, default=0.1, help="share of train carved out as the tune split")
+    p.add_argument("--tune-fraction", type=float, default=TrainConfig.tune_fraction, help=TRAIN_HELP["tune_fraction"])
     p.add_argument("--seed", type=int, default=0, help="seed of the tune split")
     p.add_argument("--json", default=None, help="also write the statistics to this JSON file")
 
