@@ -170,6 +170,3 @@ class TrainConfig:
             return self.input_size
         # each model's own: the paper's 128 x 128 (M_VGG, M_ALEX, M_MOB C_ARCH.json), ImageNet's 224 for VGG16
         return {"vgg16": 224, "light-vgg": 128, "alexnet-var": 128, "mobilenet-var": 128}.get(self.model, 128)
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2))

@@ -228,17 +228,6 @@ def trained_model(cfg: TrainConfig, what: str = "the model", progress: bool = Tr
     return model, ckpt
 
 
-def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dict] | None = None,
-               smoke: bool = False) -> dict:
-    """Parameters, size on disk, measured latency and validation metrics of a saved run.
-
-    A run that does not exist is marked "not run"; if `architecture` (model name, classes, options) is
-    given, its parameter count and latency are still measured on random weights, which is fine for speed.
-    A smoke run's latency (or any, with `smoke`) is timed on a few passes only.
-    """
-    return model_cards([(out_dir, name, architecture)], smoke)[0]
-
-
 def model_cards(runs: list[tuple], smoke: bool = False, saved: str | Path | None = None) -> list[dict]:
     """Cards of saved runs (out_dir, name, architecture or None): parameters, size on disk, validation metrics, and
     latencies measured together, interleaved (`measure_latencies`), so that their ratios hold on a machine whose load
