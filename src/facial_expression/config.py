@@ -18,6 +18,7 @@ NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 REPORT_DIR = PROJ_ROOT / "report"
 REPORT_FIG_DIR = REPORT_DIR / "figures"
 DEFAULT_DATA_DIR = PROJ_ROOT / "data" / "affectnet"
+MIN_GAIN = 0.01  # part (d): tune accuracy a change must gain over the plain row to be kept (screening) or combined
 
 
 # The choices of TrainConfig's text settings: defined once here; the models, the runtime and the CLI use them.

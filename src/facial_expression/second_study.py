@@ -42,7 +42,7 @@ import pandas as pd
 
 from .ablation import PARAM_BUDGET, config_differences, run_rows, study_dirs
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import MIN_GAIN, TrainConfig
 from .data import load_splits
 from .data.fingerprint import check_same_dataset, dataset_fingerprint
 from .errors import FERError
@@ -60,7 +60,6 @@ BUDGET = 10.0  # plain 30-epoch runs
 # a training step's cost against the plain model's: median epoch times of the committed runs on one CPU,
 # 47.3 s against 31.2 s (10-epoch screen) and 42.4 s against 31.9 s (30 epochs)
 STEP_COST = {"batch_norm": 1.4}
-MIN_GAIN = 0.01  # tune accuracy a row must gain over plain_long to be combined
 TARGET = 0.03  # validation accuracy the improved model must gain over the plain one, mean over 2 seeds
 VARIANTS = ("raw", "raw + flip", "EMA", "EMA + flip")
 SELECTABLE = ("raw", "EMA")  # flip TTA runs the network twice per face: measured, shown, never selected
