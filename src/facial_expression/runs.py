@@ -37,8 +37,7 @@ class Run:
         self.path = Path(path)
 
     def read(self, name: str) -> dict | None:
-        path = self.path / name
-        return json.loads(path.read_text()) if path.exists() else None
+        return json.loads((self.path / name).read_text()) if (self.path / name).exists() else None
 
     config = property(lambda self: self.read("config.json"), doc="the settings it trained with")
     history = property(lambda self: self.read("history.json"), doc="its epochs, and how its training ended")
