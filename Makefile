@@ -5,7 +5,8 @@
 # make demo                                                  the notebooks on a generated set into fer-demo/, no dataset needed
 PY ?= python
 PARAMS := $(if $(EPOCHS),-p epochs $(EPOCHS)) $(if $(DATA),-p data $(DATA)) $(if $(BATCH_SIZE),-p batch_size $(BATCH_SIZE))
-TEX := latexmk lmodern texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended poppler-utils
+# the TeX packages: one list, report.py's TEX_PACKAGES (which `fer report` names where TeX is missing)
+TEX := $(shell sed -n 's/^TEX_PACKAGES = "\(.*\)"$$/\1/p' src/facial_expression/report.py)
 
 .PHONY: setup
 setup:   ## everything the main job needs; TeX through apt-get as root or with sudo, else the line that installs it

@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from test_findings import CLASSES8, cards, fingerprint, history, metrics, regions, split_stats
@@ -85,6 +86,14 @@ def test_latex_log_check_finds_problems(tmp_path):
     problems = check_latex_log(log)
     assert len(problems) == 2 and "12.5pt" in problems[1]
     assert tex_escape("a_b & 50%") == r"a\_b \& 50\%"
+
+
+def test_make_setup_reads_the_tex_packages_that_report_names():
+    """One list of TeX packages: the Makefile's sed takes report.py's TEX_PACKAGES line, which keeps its form."""
+    from facial_expression import report
+    line = re.search(r'^TEX_PACKAGES = "(.*)"$', Path(report.__file__).read_text(), re.M)
+    assert line and line.group(1) == report.TEX_PACKAGES and "latexmk" in report.TEX_PACKAGES
+    assert "src/facial_expression/report.py" in (REPORT_DIR.parent / "Makefile").read_text()
 
 
 def test_report_inputs_of_course_data_say_nothing_of_the_sample(tmp_path):

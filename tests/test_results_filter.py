@@ -1,12 +1,12 @@
-"""Which metrics.json files are results: one rule (evaluation.is_training_result) for README, report and zip;
+"""Which metrics.json files are results: one rule (runs.is_training_result) for README, report and zip;
 a run stopped early is one, marked as such."""
 
 import json
 
 import pytest
 
-from facial_expression.evaluation import is_training_result, is_smoke_run
 from facial_expression.readme import results_markdown
+from facial_expression.runs import is_smoke_run, is_training_result
 from facial_expression.submission import report_number_problems
 
 FINISHED = {"model": "light-vgg", "epochs_run": 3, "best_epoch": 2, "max_batches": None, "accuracy": 0.5,

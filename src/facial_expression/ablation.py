@@ -2,8 +2,8 @@
 
 Every row is a full run (`run_experiment`) on the whole training split with the same schedule; the
 tune split picks the epoch and decides which changes help, and validation/ is evaluated once per
-finished run. Runs that already have a metrics.json are not trained again, so an interrupted study
-resumes where it stopped. The tables are built from the saved results, never typed.
+finished run. Finished runs are not trained again and an interrupted one resumes (`runs.Run`), so an
+interrupted study resumes where it stopped. The tables are built from the saved results, never typed.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import pandas as pd
 
 from .config import TrainConfig
 from .data import load_splits
-from .data.fingerprint import mismatch, run_fingerprint
+from .data.fingerprint import mismatch
 from .errors import FERError
-from .evaluation import LATENCY_REPEATS, is_interrupted, measure_latencies, save_json
+from .evaluation import LATENCY_REPEATS, measure_latencies, save_json
 from .experiment import by_tta, run_experiment
 from .models import build_model, count_parameters, model_options
+from .runs import Run
 
 PLAIN = "plain (part c)"  # the plain LightVGG's row in the final tables
 PARAM_BUDGET = 3_750_000  # the paper's LightVGG budget (Hewitt & Gunes 2018)
@@ -62,7 +63,7 @@ def config_differences(run_dir: str | Path, changes: list[str], **settings) -> d
     """The settings in which the run saved in `run_dir` differs from the plain LightVGG with `changes` and
     `settings`, at the run's own epochs and seed, as name -> (saved, expected); where it ran, its precision
     and batch limit aside."""
-    saved = json.loads((Path(run_dir) / "config.json").read_text())
+    saved = Run(run_dir).config
     expected = row_config(changes, **{**settings, "epochs": saved["epochs"], "seed": saved["seed"]})
     return expected.differences(saved, ignore={"data", "out", "max_batches", "amp", "device"})
 
@@ -72,14 +73,14 @@ def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0
     """Train every row (name -> list of changes) for every seed into root/<name>_seed<seed>/, or into
     dirs["<name>_seed<seed>"] where given.
 
-    Rows with a metrics.json are skipped, unless it was interrupted; a row whose last.pt exists resumes. An
-    interrupted row (Ctrl-C) stops the call. Returns the finished run folders.
+    Finished rows are skipped; an interrupted one resumes from its last.pt. A row interrupted here (Ctrl-C) stops
+    the call. Returns the finished run folders.
     """
     root, done, splits_by_seed = Path(root), [], {}
     for seed in seeds:
         for name, changes in rows.items():
             out = Path((dirs or {}).get(f"{name}_seed{seed}", root / f"{name}_seed{seed}"))
-            if (out / "metrics.json").exists() and not is_interrupted(json.loads((out / "metrics.json").read_text())):
+            if Run(out).finished:
                 print(f"{out.name}: finished earlier, skipped")
                 done.append(out)
                 continue
@@ -141,12 +142,11 @@ def row_latencies(root: str | Path) -> dict[str, float]:
 
 def load_run(run_dir: str | Path) -> dict:
     """One finished run as a flat dict: settings, validation and tune metrics, TTA, size and speed."""
-    run_dir = Path(run_dir)
-    m = json.loads((run_dir / "metrics.json").read_text())
-    cfg = json.loads((run_dir / "config.json").read_text())
+    run = Run(run_dir)
+    m, cfg = run.metrics, run.config
     flip = by_tta(m)["flip_tta"]
     return {
-        "run": run_dir.name, "seed": cfg["seed"], "epochs": m["epochs_run"], "best_epoch": m["best_epoch"],
+        "run": run.path.name, "seed": cfg["seed"], "epochs": m["epochs_run"], "best_epoch": m["best_epoch"],
         "parameters": m["parameters"]["total"], "cpu_latency_ms": m.get("cpu_latency_ms"),
         "tune_accuracy": m["splits"]["tune"]["accuracy"],
         "val_accuracy": m["accuracy"], "val_macro_f1": m["macro_f1"], "val_macro_auc": m["macro_auc"],
@@ -159,22 +159,28 @@ def load_run(run_dir: str | Path) -> dict:
 
 
 def same_data_runs(dirs, reference: dict | None = None) -> list[Path]:
-    """The finished runs among `dirs` trained on the reference's data (by default the first run's).
+    """The finished runs among `dirs` trained on the reference's data (by default the first finished run's).
 
-    A run on other data (another dataset, class set or file list) is left out with one line saying so:
-    results of different datasets are never averaged or compared.
+    An interrupted run, and a run on other data (another dataset, class set or file list), is left out with one
+    line saying so: it resumes when it runs again, and results of different datasets are never averaged or compared.
     """
-    finished = [Path(d) for d in dirs if (Path(d) / "metrics.json").exists()]
-    if reference is None and finished:
-        reference = run_fingerprint(finished[0])
-    kept = []
-    for d in finished:
-        why = mismatch(reference, run_fingerprint(d))
+    runs, kept = [Run(d) for d in dirs], []
+    reference = reference or next((r.fingerprint for r in runs if r.finished), None)
+    for run in runs:
+        why = "interrupted (it resumes when it runs again)" if run.state == "interrupted" else None
+        if run.finished and (other := mismatch(reference, run.fingerprint)):
+            why = f"trained on other data ({other})"
         if why:
-            print(f"left out {d}: trained on other data ({why})")
-        else:
-            kept.append(d)
+            print(f"left out {run.path}: {why}")
+        elif run.finished:
+            kept.append(run.path)
     return kept
+
+
+def _grouped_runs(groups: dict[str, list[str | Path]]) -> dict[str, list[dict]]:
+    """Each model's finished runs (`load_run`), all on the data of the first finished one (`same_data_runs`)."""
+    reference = next((r.fingerprint for dirs in groups.values() for r in map(Run, dirs) if r.finished), None)
+    return {name: [load_run(d) for d in same_data_runs(dirs, reference)] for name, dirs in groups.items()}
 
 
 def screening_table(root: str | Path, baseline: str = "plain", reference: dict | None = None) -> pd.DataFrame:
@@ -222,10 +228,7 @@ def seeds_table(groups: dict[str, list[str | Path]]) -> pd.DataFrame:
     Every run must share the data of the first finished one; others are left out with one line each.
     """
     rows = []
-    every = [Path(d) for dirs in groups.values() for d in dirs if (Path(d) / "metrics.json").exists()]
-    reference = run_fingerprint(every[0]) if every else None
-    for name, dirs in groups.items():
-        runs = [load_run(d) for d in same_data_runs(dirs, reference)]
+    for name, runs in _grouped_runs(groups).items():
         if not runs:
             continue
         row = {"model": name, "seeds": ", ".join(str(r["seed"]) for r in runs), "parameters": runs[0]["parameters"],
@@ -247,14 +250,8 @@ def seeds_table(groups: dict[str, list[str | Path]]) -> pd.DataFrame:
 
 def per_class_f1(groups: dict[str, list[str | Path]]) -> pd.DataFrame:
     """Validation F1 per class, mean over each model's seeds: classes x models."""
-    cols = {}
-    every = [Path(d) for dirs in groups.values() for d in dirs if (Path(d) / "metrics.json").exists()]
-    reference = run_fingerprint(every[0]) if every else None
-    for name, dirs in groups.items():
-        runs = [load_run(d) for d in same_data_runs(dirs, reference)]
-        if runs:
-            cols[name] = pd.DataFrame([r["per_class_f1"] for r in runs]).mean()
-    return pd.DataFrame(cols)
+    return pd.DataFrame({name: pd.DataFrame([r["per_class_f1"] for r in runs]).mean()
+                         for name, runs in _grouped_runs(groups).items() if runs})
 
 
 def study_dirs(results: str | Path) -> dict[str, Path]:
@@ -277,7 +274,7 @@ def _pct(v) -> str:
 
 def screening_summary(root: str | Path) -> pd.DataFrame | None:
     """The screening table ready to print (accuracies in %, gains in points); None before any run."""
-    if not any(Path(root).glob("*/metrics.json")):
+    if not any(Run(p.parent).finished for p in Path(root).glob("*/metrics.json")):
         return None
     t = screening_table(root)
     gain = lambda v: f"{100 * v:+.1f}"  # noqa: E731
@@ -294,7 +291,7 @@ def screening_summary(root: str | Path) -> pd.DataFrame | None:
 def final_summary(results: str | Path) -> pd.DataFrame | None:
     """The seeds comparison ready to print; None until every run of `final_groups` has finished."""
     groups = final_groups(results)
-    if not all((p / "metrics.json").exists() for dirs in groups.values() for p in dirs):
+    if not all(Run(p).finished for dirs in groups.values() for p in dirs):
         return None
     t = seeds_table(groups)
     cols = [c for c in ("seeds", "parameters", "CPU ms", "tune acc.", "tune acc. +flip", "val. acc.",

@@ -30,6 +30,7 @@ from .data.folders import canonical_class
 from .errors import FERError, in_notebook
 from .evaluation import OnnxModel
 from .models import build_model
+from .runs import Run, ran_to_the_end
 
 VERSION = 2  # 2: `epoch` counted from 1; 1 (no "version" key): counted from 0
 ONNX_METADATA = "fer_checkpoint"  # an exported model's metadata key: the checkpoint's dict without its weights
@@ -166,26 +167,14 @@ class TrainingState:
 
 
 @dataclass
-class RunCheckpoints:
+class RunCheckpoints(Run):
     """The checkpoints of one run folder, and what each records next to its weights."""
 
-    out_dir: Path
+    path: Path
     cfg: TrainConfig
     classes: list[str]
     model_options: dict
     dataset: dict | None = None  # the data fingerprint, recorded in every file
-
-    @property
-    def last(self) -> Path:
-        return Path(self.out_dir) / "last.pt"
-
-    @property
-    def best(self) -> Path:
-        return Path(self.out_dir) / "best.pt"
-
-    @property
-    def ema(self) -> Path:
-        return Path(self.out_dir) / "ema.pt"
 
     def saved_run(self) -> dict | None:
         """last.pt to resume from, or None when there is none; refuses one made with other settings."""
@@ -194,31 +183,23 @@ class RunCheckpoints:
         saved = read_checkpoint(self.last)
         # a finished run trains no further, so the number of processes that trained it does not matter to it
         why = resume_problem(saved, self.cfg, self.classes, self.dataset,
-                             ignore={"world_size"} if self.is_finished(saved) else ())
+                             ignore={"world_size"} if ran_to_the_end(saved["history"], self.cfg.epochs) else ())
         if why:
-            how = (f"set `results` in the parameters cell to another folder, or delete {self.out_dir}" if in_notebook()
+            how = (f"set `results` in the parameters cell to another folder, or delete {self.path}" if in_notebook()
                    else "start fresh with --no-resume, or use another output folder")
             raise FERError(f"cannot resume {self.last}: {why}; {how} (a trial run belongs in a results folder of "
                            "its own)")
         return saved
 
-    def is_finished(self, saved: dict) -> bool:
-        """Whether a last.pt has nothing left to train: all its epochs, or stopped early."""
-        return saved.get("epoch", 0) >= self.cfg.epochs or bool(saved.get("history", {}).get("stopped_early"))
-
     def finished_run(self) -> dict | None:
         """history.json of a run that finished with these settings where last.pt is gone (a clone keeps only
         best.pt), so that it is not trained again; None otherwise. Refuses a finished run of other settings."""
-        history = Path(self.out_dir) / "history.json"
-        if self.last.exists() or not self.best.exists() or not history.exists():
-            return None
-        saved = json.loads(history.read_text())
-        done = len(saved.get("epochs", [])) >= self.cfg.epochs or saved.get("stopped_early")
-        if saved.get("interrupted") or not done:
+        saved = self.history
+        if self.last.exists() or not self.best.exists() or saved is None or not ran_to_the_end(saved, self.cfg.epochs):
             return None
         why = resume_problem(read_checkpoint(self.best), self.cfg, self.classes, self.dataset, ignore={"world_size"})
         if why:
-            raise FERError(f"{self.out_dir} holds a finished run with other settings: {why}; delete it or use "
+            raise FERError(f"{self.path} holds a finished run with other settings: {why}; delete it or use "
                            "another output folder")
         return saved
 

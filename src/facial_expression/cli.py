@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", help="split statistics of a dataset", formatter_class=fmt)
     p.add_argument("data", nargs="?", default=None, help="dataset root (default: $FER_DATA)")
-    p.add_argument("--tune-fraction", type=float, default=0.1, help="share of train carved out as the tune split")
+    p.add_argument("--tune-fraction", type=float, default=TrainConfig.tune_fraction, help=TRAIN_HELP["tune_fraction"])
     p.add_argument("--seed", type=int, default=0, help="seed of the tune split")
     p.add_argument("--json", default=None, help="also write the statistics to this JSON file")
 
@@ -259,15 +259,11 @@ def cmd_train(args) -> None:
         result = run_experiment(cfg, resume=not args.no_resume)
     finally:
         end_distributed()
-    if not result.metrics:  # a process other than rank 0
-        if result.history.interrupted:
-            raise SystemExit(130)
-        return
-    m = result.metrics["validation"]
-    state = " (interrupted)" if result.history.interrupted else ""
-    print(f"validation{state}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
-          f"macro-AUC {m['macro_auc']:.4f}  (best tune epoch {result.history.best_epoch})")
-    print(f"wrote {result.out_dir}/ (config.json, history.json, metrics.json, best.pt, last.pt, figures/)")
+    if result.metrics:  # rank 0 alone
+        m, state = result.metrics["validation"], " (interrupted)" if result.history.interrupted else ""
+        print(f"validation{state}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+              f"macro-AUC {m['macro_auc']:.4f}  (best tune epoch {result.history.best_epoch})")
+        print(f"wrote {result.out_dir}/ (config.json, history.json, metrics.json, best.pt, last.pt, figures/)")
     if result.history.interrupted:
         raise SystemExit(130)
 

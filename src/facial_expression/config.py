@@ -18,6 +18,7 @@ NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 REPORT_DIR = PROJ_ROOT / "report"
 REPORT_FIG_DIR = REPORT_DIR / "figures"
 DEFAULT_DATA_DIR = PROJ_ROOT / "data" / "affectnet"
+MIN_GAIN = 0.01  # part (d): tune accuracy a change must gain over the plain row to be kept (screening) or combined
 
 
 # The choices of TrainConfig's text settings: defined once here; the models, the runtime and the CLI use them.
@@ -170,6 +171,3 @@ class TrainConfig:
             return self.input_size
         # each model's own: the paper's 128 x 128 (M_VGG, M_ALEX, M_MOB C_ARCH.json), ImageNet's 224 for VGG16
         return {"vgg16": 224, "light-vgg": 128, "alexnet-var": 128, "mobilenet-var": 128}.get(self.model, 128)
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2))

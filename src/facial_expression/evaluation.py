@@ -13,6 +13,7 @@ from sklearn.metrics import (accuracy_score, classification_report, cohen_kappa_
 
 from .data import BatchLoader, ImageSet
 from .errors import FERError
+from .runs import is_smoke_run  # noqa: F401 (report.py reads it here)
 from .runtime import autocast
 
 
@@ -130,23 +131,6 @@ def save_json(obj, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2))
     return path
-
-
-def is_smoke_run(metrics: dict) -> bool:
-    """Whether a metrics.json is of a smoke run (a few batches per epoch, `max_batches`): its numbers mean nothing."""
-    return bool(metrics.get("max_batches"))
-
-
-def is_interrupted(metrics: dict) -> bool:
-    """Whether a run was stopped (Ctrl-C) before its last epoch: the ablation and the second study resume it from
-    last.pt instead of counting it done."""
-    return bool(metrics.get("interrupted"))
-
-
-def is_training_result(metrics: dict) -> bool:
-    """Whether a metrics.json is a real result: a training run (not a checkpoint's evaluation) and no smoke run.
-    A run stopped early is one too (its best epoch so far is evaluated): `is_interrupted` tells it apart."""
-    return "epochs_run" in metrics and not is_smoke_run(metrics)
 
 
 LATENCY_REPEATS = {"run": (50, 10), "smoke": (3, 1)}  # (timed, warm-up) passes; a smoke run's numbers mean nothing

@@ -17,13 +17,14 @@ from .checkpoint import load_checkpoint
 from .config import RESULTS_DIR, TrainConfig
 from .data import (ImageSet, Splits, load_split_for_checkpoint, load_splits, resolve_eval_folder, resolve_layout,
                    split_statistics)
-from .data.fingerprint import check_same_dataset, dataset_fingerprint, describe, run_fingerprint
+from .data.fingerprint import check_same_dataset, dataset_fingerprint, describe
 from .data.folders import canonical_class
-from .errors import DataError
-from .evaluation import (LATENCY_REPEATS, compute_metrics, is_smoke_run, measure_latencies, measure_latency, predict,
-                         report_text, save_json)
+from .errors import DataError, FERError
+from .evaluation import (LATENCY_REPEATS, compute_metrics, measure_latencies, measure_latency, predict, report_text,
+                         save_json)
 from .models import build_model, count_parameters, model_options
 from .plots import draw_run_figures
+from .runs import Run
 from .runtime import (amp_dtype, configure_backends, init_distributed, main_process_first, pick_device,
                       seed_everything, set_threads)
 from .training import History, fit
@@ -172,10 +173,9 @@ def saved_evaluation(out_dir: Path, history: History, cfg: TrainConfig, dataset:
     training (its history, data and settings), recomputed from predictions.npz. Rerunning a notebook then shows
     the numbers it showed, on any machine: evaluating again under fp32 on one CPU what was evaluated under bf16 on
     another moved some confusion counts by one or two faces. None where the run must be evaluated."""
-    m_path, p_path = out_dir / "metrics.json", out_dir / "predictions.npz"
-    if history.interrupted or not (m_path.exists() and p_path.exists()):
+    m, p_path = Run(out_dir).metrics, out_dir / "predictions.npz"
+    if history.interrupted or m is None or not p_path.exists():
         return None
-    m = json.loads(m_path.read_text())
     same = {"epochs_run": len(history.epochs), "best_epoch": history.best_epoch, "wall_seconds": history.wall_seconds,
             "dataset": json.loads(json.dumps(dataset)), "tta": cfg.tta, "max_batches": cfg.max_batches,
             "classes": list(classes)}
@@ -203,20 +203,24 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | Path, out_dir: str |
 
 
 def trained_model(cfg: TrainConfig, what: str = "the model", progress: bool = True):
-    """(model, checkpoint) of cfg's run on cfg.data: trained, or resumed, first where it has not finished.
+    """(model, checkpoint) of cfg's finished run on cfg.data: trained, or resumed, first where it has not finished.
 
-    A run folder that holds a model of other data is refused in one line, never silently explained.
+    An interrupted run is named and resumed, never explained; a run folder that holds a model of other data is
+    refused in one line.
     """
-    out = output_dir(cfg)
+    out, run = output_dir(cfg), Run(output_dir(cfg))
     current = dataset_fingerprint(resolve_layout(cfg.data, cfg.classes))
-    if (out / "metrics.json").exists() and (out / "best.pt").exists():
-        check_same_dataset(run_fingerprint(out), current,
+    if run.finished and run.best.exists():
+        check_same_dataset(run.fingerprint, current,
                            f"{what} in {out} (delete that folder or set another results folder)")
-        print(f"using {what} from {out} ({describe(run_fingerprint(out))})")
+        print(f"using {what} from {out} ({describe(run.fingerprint)})")
     else:
-        print(f"{what} is not in {out}: training it now with its own settings "
-              f"({cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''}; an interrupted run resumes from last.pt)")
-        run_experiment(cfg, progress=progress)
+        print(f"{what} in {out} was interrupted before it finished: resuming it now (from its last.pt)"
+              if run.state == "interrupted" else f"{what} is not in {out}: training it now with its own settings "
+              f"({cfg.epochs} epoch{'s' * (cfg.epochs != 1)})")
+        if run_experiment(cfg, progress=progress).history.interrupted:
+            raise FERError(f"{what} in {out} was interrupted again, and an unfinished model is not explained: run "
+                           "this again to resume it")
     model, ckpt = load_checkpoint(out / "best.pt", pick_device(cfg.device))
     if [canonical_class(c) for c in ckpt["classes"]] != [canonical_class(c) for c in current["classes"]]:
         raise DataError(f"{out / 'best.pt'} knows the classes {', '.join(ckpt['classes'])}, and the dataset "
@@ -224,37 +228,28 @@ def trained_model(cfg: TrainConfig, what: str = "the model", progress: bool = Tr
     return model, ckpt
 
 
-def model_card(out_dir: str | Path, name: str, architecture: tuple[str, int, dict] | None = None,
-               smoke: bool = False) -> dict:
-    """Parameters, size on disk, measured latency and validation metrics of a saved run.
-
-    A run that does not exist is marked "not run"; if `architecture` (model name, classes, options) is
-    given, its parameter count and latency are still measured on random weights, which is fine for speed.
-    A smoke run's latency (or any, with `smoke`) is timed on a few passes only.
-    """
-    return model_cards([(out_dir, name, architecture)], smoke)[0]
-
-
 def model_cards(runs: list[tuple], smoke: bool = False, saved: str | Path | None = None) -> list[dict]:
-    """model_card of several runs (out_dir, name, architecture or None), their latencies measured together,
-    interleaved (`measure_latencies`): the ratios within one call are fair on a machine whose load drifts. The
-    latencies of a `saved` card file are kept where it holds these very cards (models, metrics and devices), so
-    that rerunning a notebook on another machine leaves the committed ratios; delete it to measure again."""
+    """Cards of saved runs (out_dir, name, architecture or None): parameters, size on disk, validation metrics, and
+    latencies measured together, interleaved (`measure_latencies`), so that their ratios hold on a machine whose load
+    drifts (on a few passes for a smoke run, or any with `smoke`). A run not finished is "not trained yet" (or
+    "interrupted"), measured on random weights of its `architecture` (model name, classes, options) where given. The
+    latencies of a `saved` card file are kept where it holds these very cards (models, metrics and devices), so that
+    rerunning a notebook on another machine leaves the committed ratios; delete it to measure again."""
     cards, models, smoke_run = [], {}, smoke
     for i, (out_dir, name, architecture) in enumerate(runs):
-        out_dir = Path(out_dir)
-        metrics_path, best = out_dir / "metrics.json", out_dir / "best.pt"
-        trained = metrics_path.exists() and best.exists()
-        m = json.loads(metrics_path.read_text()) if trained else {}
-        smoke_run = smoke_run or is_smoke_run(m)
+        run = Run(out_dir)
+        trained = run.finished and run.best.exists()
+        status = "interrupted" if run.state == "interrupted" else "not trained yet"
+        m = run.metrics if trained else {}
+        smoke_run = smoke_run or run.smoke
         if trained:
-            model, _ = load_checkpoint(best, "cpu")
-            card = {"model": name, "status": "trained", "checkpoint_MB": round(best.stat().st_size / 2**20, 1)}
+            model, _ = load_checkpoint(run.best, "cpu")
+            card = {"model": name, "status": "trained", "checkpoint_MB": round(run.best.stat().st_size / 2**20, 1)}
         elif architecture is not None:
             model = build_model(architecture[0], architecture[1], **architecture[2]).eval()
-            card = {"model": name, "status": "not trained yet: size and latency of the architecture"}
+            card = {"model": name, "status": f"{status}: size and latency of the architecture"}
         else:
-            cards.append({"model": name, "status": "not trained yet"})
+            cards.append({"model": name, "status": status})
             continue
         params = count_parameters(model)
         card.update({"parameters": params["total"], "trainable": params["trainable"],

@@ -27,6 +27,7 @@ from .errors import DataError, FERError
 from .evaluation import OnnxModel, compute_metrics, measure_latencies, predict, save_json
 from .experiment import DEFAULT_NAMES, PAPER_MODELS
 from .models import count_parameters
+from .runs import Run
 from .runtime import device_name
 
 INSTALL = 'pip install -e ".[export]"'
@@ -206,14 +207,15 @@ def tradeoff(results: str | Path, data: str | Path | None = None, smoke: bool = 
     evaluate every form on the validation split with the same code, time all of them interleaved in one call
     (1 and all threads), write RESULTS/export/tradeoff.json, and return `tradeoff_table(results)`.
 
-    A network without a finished run is a "not run" row. With `smoke`, latencies are timed on a few passes and
-    VGG16 is left out (its fp32 export alone is over 500 MB, of random weights in a smoke run)."""
+    A network without a finished run is a "not run" (or "interrupted") row. With `smoke`, latencies are timed on a
+    few passes and VGG16 is left out (its fp32 export alone is over 500 MB, of random weights in a smoke run)."""
     results = Path(results)
     rows, forms = [], {}
     for model_name, (folder, label) in NETWORKS.items():
-        best = results / folder / "best.pt"
-        if not best.exists() or (smoke and model_name == "vgg16"):
-            rows.append({"network": label, "form": "not run" if not best.exists() else "left out of smoke runs"})
+        run, best = Run(results / folder), results / folder / "best.pt"  # an interrupted run is named, not timed
+        state = "interrupted" if run.state == "interrupted" else "finished" if best.exists() else "not run"
+        if state != "finished" or (smoke and model_name == "vgg16"):
+            rows.append({"network": label, "form": "left out of smoke runs" if state == "finished" else state})
             continue
         out = results / "export" / folder
         say(f"{label}: exporting {best}")

@@ -12,6 +12,7 @@ import math
 
 import pandas as pd
 
+from .config import MIN_GAIN
 from .shortcuts import AREA, SE
 
 DEV_SAMPLE_NAME = "affectnet7"  # the development sample that ships with the project (../shared/data/affectnet7)
@@ -21,7 +22,6 @@ IMBALANCE = 1.5  # max/min images per class above this is called imbalanced
 REGION_TOL = 0.03  # CAM shares within this of the area share are "about the same"
 FACE_MARGIN = 0.10  # a border share this far below its area share is "clearly" on the face
 STYLE_TOL = 0.05  # photo-style rates within this of each other are "about the same"
-MIN_GAIN = 0.01  # the ablation keeps a change that gains more than this much tune accuracy (P5_d's MIN_GAIN)
 TUNE_GAIN, VAL_GAIN = "tune \u0394", "val. \u0394"  # screening-table columns: accuracy gained over plain
 INPUTS = {"the light VGG": 128, "VGG16": 224}  # model input sides (pixels) the images are resized to
 

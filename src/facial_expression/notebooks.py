@@ -26,6 +26,7 @@ from .models import build_model, estimate_epoch_seconds
 from .models.cost import SUSTAINED_TFLOPS
 from .plots import apply_style
 from .readme import markers, replace_block
+from .runs import Run
 from .runtime import describe_hardware, pick_device, seed_everything
 
 NOTEBOOKS = ("P5_a_preprocessing", "P5_b_transfer_vgg16", "P5_c_light_vgg", "P5_d_cam")
@@ -325,17 +326,6 @@ def zip_outputs(results: str | Path, notebooks: list[Path], zip_path: str | Path
     return zip_path
 
 
-def _finished(run: Path) -> bool:
-    """Whether a run folder holds a finished run (all its epochs or an early stop, not interrupted) and its best.pt."""
-    try:
-        history = json.loads((run / "history.json").read_text())
-        epochs = json.loads((run / "config.json").read_text())["epochs"]
-    except (OSError, ValueError, KeyError):
-        return False
-    done = len(history.get("epochs", [])) >= epochs or history.get("stopped_early")
-    return bool(done) and not history.get("interrupted") and (run / "best.pt").exists()
-
-
 def tidy_results(results: str | Path, keep_last: bool = False) -> list[Path]:
     """The last cell of every notebook: remove last.pt of every finished run under `results` (best.pt holds its
     model, and a finished run is never trained again), so that a saved output (Kaggle's) or a Drive folder holds
@@ -343,7 +333,8 @@ def tidy_results(results: str | Path, keep_last: bool = False) -> list[Path]:
     `keep_last`."""
     if keep_last:
         return []
-    removed = [last for last in sorted(Path(results).rglob("last.pt")) if _finished(last.parent)]
+    removed = [run.last for run in map(Run, sorted(p.parent for p in Path(results).rglob("last.pt")))
+               if run.trained and run.best.exists()]  # training over: best.pt is all that is evaluated
     mb = sum(last.stat().st_size for last in removed) / 2**20
     for last in removed:
         last.unlink()

@@ -12,8 +12,8 @@ import pandas as pd
 from .ablation import CHANGES, final_summary, screening_summary, study_dirs
 from .config import PROJ_ROOT, RESULTS_DIR
 from .errors import FERError
-from .evaluation import is_interrupted, is_training_result
 from .findings import gpu_findings
+from .runs import Run, is_training_result
 from .second_study import Study
 
 README = PROJ_ROOT / "README.md"
@@ -50,7 +50,7 @@ def results_markdown(results_dir: str | Path = RESULTS_DIR) -> str:
         m = json.loads(path.read_text())
         if not is_training_result(m):
             continue  # evaluations and smoke runs are not results
-        epochs = f"{m['epochs_run']} ({m['best_epoch']}){', interrupted' if is_interrupted(m) else ''}"
+        epochs = f"{m['epochs_run']} ({m['best_epoch']}){'' if Run(path.parent).finished else ', interrupted'}"
         lines.append(f"| `{path.parent.name}` | {m['model']} | {epochs} | "
                      f"{m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['macro_auc']:.4f} | "
                      f"{m['parameters']['total']:,} | {m['wall_seconds'] / 60:.1f} min | {m['device']} |")

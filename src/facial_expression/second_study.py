@@ -29,7 +29,6 @@ would overrun the budget is not started: the command stops, says what is left an
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import multiprocessing
 import os
@@ -43,13 +42,14 @@ import pandas as pd
 
 from .ablation import PARAM_BUDGET, config_differences, run_rows, study_dirs
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import MIN_GAIN, TrainConfig
 from .data import load_splits
-from .data.fingerprint import check_same_dataset, dataset_fingerprint, run_fingerprint
+from .data.fingerprint import check_same_dataset, dataset_fingerprint
 from .errors import FERError
-from .evaluation import LATENCY_REPEATS, FlipTTA, is_interrupted, measure_latencies
+from .evaluation import LATENCY_REPEATS, FlipTTA, measure_latencies
 from .experiment import by_tta, evaluate_splits
 from .findings import delivery_findings, second_study_findings
+from .runs import Run
 from .runtime import amp_dtype, pick_device
 
 LONG_EPOCHS = 60  # the longer schedule: the plain model's best epoch was 29 of 30
@@ -60,7 +60,6 @@ BUDGET = 10.0  # plain 30-epoch runs
 # a training step's cost against the plain model's: median epoch times of the committed runs on one CPU,
 # 47.3 s against 31.2 s (10-epoch screen) and 42.4 s against 31.9 s (30 epochs)
 STEP_COST = {"batch_norm": 1.4}
-MIN_GAIN = 0.01  # tune accuracy a row must gain over plain_long to be combined
 TARGET = 0.03  # validation accuracy the improved model must gain over the plain one, mean over 2 seeds
 VARIANTS = ("raw", "raw + flip", "EMA", "EMA + flip")
 SELECTABLE = ("raw", "EMA")  # flip TTA runs the network twice per face: measured, shown, never selected
@@ -111,20 +110,13 @@ class Row:
         return {**({"lr": self.lr} if self.lr is not None else {}), **({"ema": EMA_DECAY} if self.ema else {})}
 
 
-def _metrics(run_dir: Path) -> dict | None:
-    """A run's metrics.json; None if it has none or was interrupted (it resumes)."""
-    path = Path(run_dir) / "metrics.json"
-    m = json.loads(path.read_text()) if path.exists() else None
-    return None if m is None or is_interrupted(m) else m
-
-
 def _sha1(path: Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def variants(run_dir: str | Path) -> dict[str, dict[str, float]]:
     """Tune and validation accuracy of a finished run's variants: raw weights or EMA, without or with flip TTA."""
-    m = _metrics(Path(run_dir))
+    m = Run(run_dir).result
     if m is None:
         return {}
     raw, ema = by_tta(m), m.get("ema", {})
@@ -175,11 +167,11 @@ class Study:
     def _reusable_screen_row(self) -> bool:
         """Whether the screening's batch-norm row is the sweep's first row."""
         screen = study_dirs(self.results)["screen"] / "batch_norm_seed0"
-        return (_metrics(screen) is not None and not config_differences(screen, ["batch_norm"], lr=SWEEP_LRS[0])
-                and json.loads((screen / "config.json").read_text())["epochs"] == self.sweep_epochs)
+        return (Run(screen).finished and not config_differences(screen, ["batch_norm"], lr=SWEEP_LRS[0])
+                and Run(screen).config["epochs"] == self.sweep_epochs)
 
     def done(self, row: Row) -> bool:
-        return _metrics(self.path(row)) is not None
+        return Run(self.path(row)).finished
 
     def first_rows(self) -> list[Row]:
         long = [Row("plain_long", (), self.long_epochs), Row("smoothing_long", ("label_smoothing",), self.long_epochs)]
@@ -308,17 +300,17 @@ class Study:
         source = {"run": os.path.relpath(src, self.results), "variant": variant,  # and which training of each:
                   "run_history_sha1": _sha1(src / "history.json"),
                   "plain_history_sha1": _sha1(plain_dir / "history.json")}
-        if (_metrics(out) or {}).get("delivered_from") == source:
+        if (Run(out).result or {}).get("delivered_from") == source:
             return out
         for path in (weights, plain_weights):
             if not path.exists():
                 raise FERError(f"cannot deliver {src.name}: {path} is missing (checkpoints are not in git; train "
                                "the row again or copy the file there)")
         ckpt = read_checkpoint(weights)
-        cfg, trained = TrainConfig.from_dict(ckpt["config"]), _metrics(src)
+        cfg, trained = TrainConfig.from_dict(ckpt["config"]), Run(src).result
         splits = load_splits(data or cfg.data, cfg.resolved_input_size(), cfg.tune_fraction, cfg.seed,
                              classes=cfg.classes)
-        check_same_dataset(run_fingerprint(src), dataset_fingerprint(splits.layout, splits), f"the model in {src}")
+        check_same_dataset(Run(src).fingerprint, dataset_fingerprint(splits.layout, splits), f"the model in {src}")
         tmp = out.with_name(f".{out.name}.partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -341,7 +333,7 @@ class Study:
         return out
 
     def delivery_findings(self, fmt: str = "md") -> str:
-        return delivery_findings(_metrics(self.results / DELIVERED), f"{DELIVERED}/", fmt)
+        return delivery_findings(Run(self.results / DELIVERED).result, f"{DELIVERED}/", fmt)
 
     def table(self) -> pd.DataFrame:
         """One line per finished run: schedule, cost, tune accuracy of each variant, the variant tune selects
@@ -350,7 +342,7 @@ class Study:
         for r in self.plan():
             if not self.done(r):
                 continue
-            m, v = _metrics(self.path(r)), variants(self.path(r))
+            m, v = Run(self.path(r)).result, variants(self.path(r))
             chosen, _ = best_variant(self.path(r))
             lines.append({"row": r.name, "seed": r.seed, "changes": ", ".join(r.changes) or "none",
                           "epochs": r.epochs, "lr": r.lr if r.lr is not None else TrainConfig.lr,
@@ -384,12 +376,12 @@ class Study:
         groups = {"plain, 30 epochs (part c)": ([d["plain"], d["final"] / "plain_seed1"], "raw")}
         for row in ([Row("plain_long", (), self.long_epochs)] if final.changes else []) + [final]:
             dirs = [self.path(replace(row, seed=s)) for s in (0, 1)]
-            if not _metrics(dirs[0]):
+            if not Run(dirs[0]).result:
                 return None
             groups[model_name(row, best_variant(dirs[0])[0])] = (dirs, best_variant(dirs[0])[0])
         lines, baseline = {}, list(groups)[1] if len(groups) == 3 else None
         for name, (dirs, variant) in groups.items():
-            m = [_metrics(p) for p in dirs]
+            m = [Run(p).result for p in dirs]
             if m[0] is None or (m[1] is None and name != baseline):
                 return None
             scores = [_variant_metrics(x, variant) if x else (np.nan, np.nan) for x in m]

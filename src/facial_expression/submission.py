@@ -20,9 +20,9 @@ from pathlib import Path
 from .config import PROJ_ROOT, RESULTS_DIR
 from .data.fingerprint import describe, group_by_data, mixed_data, results_fingerprints, same_data
 from .errors import DataError, FERError
-from .evaluation import is_interrupted, is_smoke_run, is_training_result
 from .findings import DEV_SAMPLE_NAME, is_development_sample
 from .notebooks import NOTEBOOKS, RESULTS_ID, notebook_record
+from .runs import Run, is_training_result
 
 PLACEHOLDERS = {"FIRSTNAME", "LASTNAME", "STUDENTID"}
 MAX_FILE_MB = 20.0  # larger files (checkpoints, caches) stay out of the zip
@@ -87,16 +87,14 @@ def report_number_problems(pages: list[str], results: Path) -> list[str]:
     """The validation accuracy of parts (b) and (c), where they ran, must appear in the report exactly as saved."""
     text = " ".join(" ".join(pages).split())
     problems = []
-    for path in (Path(results) / run / "metrics.json" for run in REPORTED):
-        if not path.exists():
-            continue
-        m = json.loads(path.read_text())
-        if not is_training_result(m):
+    for run in REPORTED:
+        m = Run(Path(results) / run).metrics
+        if not m or not is_training_result(m):
             continue
         shown = f"{100 * m['accuracy']:.1f}"  # the report states each run's accuracy in % with one decimal
         if not re.search(rf"(accuracy (of )?|reaches ){re.escape(shown)} ?%", text):
-            problems.append(f"report.pdf does not show {path.parent.name}'s accuracy {shown} % "
-                            f"from {path.relative_to(Path(results).parent)}: run `make report`")
+            problems.append(f"report.pdf does not show {run}'s accuracy {shown} % from {Path(results).name}/{run}/"
+                            "metrics.json: run `make report`")
     return problems
 
 
@@ -135,13 +133,13 @@ def results_problems(results: Path, allow: Allow = Allow()) -> tuple[list[str], 
     if not allow.mixed and (why := mixed_data(results)):
         problems.append(f"{why} (--allow-mixed hands it in anyway)")
     found = sorted(results.rglob("metrics.json"), key=lambda p: (len(p.parts), p))  # the parts' runs first
-    runs = {p.parent.relative_to(results).as_posix(): json.loads(p.read_text())
+    runs = {p.parent.relative_to(results).as_posix(): Run(p.parent)
             for p in found if (p.parent / "config.json").exists()}
-    smoke = [r for r, m in runs.items() if is_smoke_run(m)]
+    smoke = [r for r, run in runs.items() if run.smoke]
     if smoke and not allow.smoke:
         problems.append(f"{where} holds smoke runs ({_runs(smoke)}: a few batches an epoch, every number "
                         "meaningless): train them in full (or --allow-smoke)")
-    stopped = [r for r, m in runs.items() if is_interrupted(m)]
+    stopped = [r for r, run in runs.items() if run.state == "interrupted"]
     if stopped and not allow.interrupted:
         problems.append(f"{where} holds interrupted runs ({_runs(stopped)}): run their notebooks again to finish "
                         "them (or --allow-interrupted)")
@@ -396,8 +394,9 @@ def find_run(sources: list[Path], tmp: Path) -> tuple[Path, dict[str, Path]]:
 def _run_rank(run: Path) -> tuple:
     """Which of two copies of a run folder to keep: a finished full run over a smoke or interrupted one, then more
     epochs."""
-    m = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").exists() else {}
-    return (bool(m), not is_interrupted(m), not is_smoke_run(m), m.get("epochs_run", 0))
+    run = Run(run)
+    m = run.metrics or {}
+    return (bool(m), run.finished, not run.smoke, m.get("epochs_run", 0))
 
 
 def _merge(src: Path, dst: Path, said: list[str]) -> None:

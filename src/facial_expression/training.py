@@ -27,6 +27,7 @@ from .config import TrainConfig
 from .data import BatchLoader, ImageSet, Splits, choose_backend
 from .errors import FERError, NonFiniteLossError
 from .evaluation import predict
+from .runs import ran_to_the_end
 from .runtime import (Distributed, amp_dtype, autocast, device_name, distributed, make_grad_scaler, precision_name,
                       seed_epoch)
 
@@ -330,7 +331,8 @@ def fit(model: nn.Module, splits: Splits, cfg: TrainConfig, out_dir: str | Path,
     device = model_device(model)
     backend, why = augment_backend_for(cfg, device, saved)
     # a finished run read by another number of processes (a 2-GPU run opened by a notebook) keeps its record
-    ranks = saved["config"].get("world_size", 1) if saved is not None and files.is_finished(saved) else cfg.world_size
+    done = saved is not None and ran_to_the_end(saved["history"], cfg.epochs)
+    ranks = saved["config"].get("world_size", 1) if done else cfg.world_size
     cfg = files.cfg = replace(cfg, augment_backend=backend, world_size=ranks)
     if procs.main:
         (out_dir / "config.json").write_text(json.dumps({**cfg.to_dict(), "dataset": dataset}, indent=2))

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import DataError
+from ..runs import Run
 from .folders import DatasetLayout, canonical_class, list_files
 
 
@@ -82,13 +83,7 @@ def check_same_dataset(expected: dict | None, actual: dict | None, what: str) ->
 
 def run_fingerprint(run_dir: str | Path) -> dict | None:
     """The fingerprint a run recorded (metrics.json, else config.json), or None for older runs."""
-    for name in ("metrics.json", "config.json"):
-        path = Path(run_dir) / name
-        if path.exists():
-            fp = json.loads(path.read_text()).get("dataset")
-            if fp:
-                return fp
-    return None
+    return Run(run_dir).fingerprint
 
 
 def _stats_fingerprint(stats: dict) -> dict:
