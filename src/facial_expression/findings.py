@@ -305,7 +305,7 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
                 f"{f.pct(train)} on the un-augmented training images, {f.pct(tune)} on tune and {f.pct(val)} on "
                 f"validation. ")
         if gap > overfit_gap:
-            text += f"The train–validation gap of {f.pt(gap)} points shows that the network overfits the training faces."
+            text += f"The train–validation gap of {f.pt(gap)} points shows that the network overfits the training set."
         elif gap < -overfit_gap:
             text += (f"Validation is {f.pt(gap)} points above training accuracy, beyond the "
                      f"{100 * overfit_gap:g}-point threshold: the training images are the harder ones here.")
@@ -908,7 +908,8 @@ def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
                       "; the seeds disagree in sign, so there is no clear effect.")
                    + f" Macro-F1 moves from {f.pct(plain['macro-F1'])} to {f.pct(best['macro-F1'])}.")
         out.append(f"Against part (c)'s 30-epoch model ({f.pct(part_c['mean'])} ± {f.pt(part_c['std'])}), "
-                   f"the longer schedule alone gives {f.pts(_diff(plain['mean'], part_c['mean']))} points and the whole "
+                   f"the longer schedule alone gives {f.pts(_diff(plain['mean'], part_c['mean']))} points and the "
+                   f"whole "
                    f"proposal {f.pts(_diff(best['mean'], part_c['mean']))}, "
                    + ("which meets" if _diff(best["mean"], part_c["mean"]) >= target else "short of")
                    + f" the {f.pt(target, 0)} points we aimed for.")

@@ -26,7 +26,7 @@ from .config import REPORT_DIR, RESULTS_DIR, TrainConfig
 from .data import statistics_table
 from .data.fingerprint import dataset_fingerprint, mismatch, results_dataset, run_fingerprint
 from .errors import FERError
-from .evaluation import is_smoke_run
+from .runs import is_smoke_run
 from .findings import tex_escape
 from .models import architecture_table, build_model, count_parameters
 from .notebooks import light_vgg_config, settings_table, vgg16_config
@@ -195,10 +195,10 @@ def second_study_inputs(results: Path, gen: Path) -> list[str]:
             tune = {r.name: best_variant(study.path(r))[1]["tune"] for r in study.long_rows() if study.done(r)}
             better = [n for n in sorted(tune, key=tune.get, reverse=True)
                       if n != "plain_long" and tune[n] > tune.get(last.name, 1.0)]
+            others = (f"; {findings._join([findings.row_name(b) for b in better])} did better on tune, but "
+                      f"{'its' if len(better) == 1 else 'their'} second seed did not fit" if better else "")
             intro += (f" The final row is {findings.row_name(last.name)}, the best row on tune whose second seed "
-                      f"fitted in the budget left" + (f"; {findings._join([findings.row_name(b) for b in better])} "
-                                                      f"did better on tune, but {'its' if len(better) == 1 else 'their'}"
-                                                      f" second seed did not fit" if better else "") + ".")
+                      f"fitted in the budget left{others}.")
             if study.baseline() is not None:
                 intro += (" The plain 60-epoch row's second seed, needed for the comparison at the same schedule, was "
                           "trained beyond the budget.")
