@@ -304,6 +304,7 @@ def test_class_weights_and_map_changes():
                  "improved": {"border": 0.30, "ffhq_other_predicted_happy_neutral": 0.42}}
     sample = F.map_change_findings(shortcuts, sample_fingerprint(), AREA, {"disgust": -0.06, "fear": 0.01})
     assert "clearly less of its map on the border" in sample and "pull of photo style grew" in sample
+    assert "30% on the outer border ring (plain model 43%, area 44%)" in sample
     assert "`disgust` −6.0" in sample
     course = F.map_change_findings(shortcuts, fingerprint(CLASSES8))
     assert "FFHQ" not in course and "photo style" not in course

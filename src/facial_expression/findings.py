@@ -814,13 +814,10 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
     if not shortcuts or "plain" not in shortcuts or model not in shortcuts:
         return f"The maps of the {model} model have not been measured yet ({f.code('P5_d')}, after the ablation)."
     p, i = shortcuts["plain"], shortcuts[model]
-    parts = []
-    for key in ("border", "eyes_band", "mouth_band"):
-        if key in p and key in i:
-            where = (f" (area share {f.pct(area[key], 0)})" if area and key in area else "")
-            parts.append(f"{_REGION_NAMES[key]} holds {f.pct(p[key], 0)} of the plain model's Grad-CAM mass and "
-                         f"{f.pct(i[key], 0)} of the {model} model's{where}")
-    out = ["Over the whole validation split, " + "; ".join(parts) + "." if parts else ""]
+    keys = [k for k in ("border", "eyes_band", "mouth_band") if k in p and k in i]
+    parts = [f"{f.pct(i[k], 0)} on {_REGION_NAMES[k]} (plain model {f.pct(p[k], 0)}"
+             + (f", area {f.pct(area[k], 0)})" if area and k in area else ")") for k in keys]
+    out = [f"Over the whole validation split the {model} model's maps put " + _join(parts) + "." if parts else ""]
     b = _compare(i.get("border", 0), p.get("border", 0), tol)
     if "border" in p and "border" in i:
         out.append({"less than": f"The {model} model puts clearly less of its map on the border.",
