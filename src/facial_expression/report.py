@@ -22,14 +22,13 @@ from . import findings
 from .ablation import screening_summary, screening_table, study_dirs
 from .analytic import equivariance_demo, equivariance_figure
 from .cam import guided_figure
-from .config import REPORT_DIR, RESULTS_DIR, TrainConfig
+from .config import REPORT_DIR, RESULTS_DIR, TrainConfig, light_vgg_config, vgg16_config
 from .data import statistics_table
 from .data.fingerprint import dataset_fingerprint, mismatch, results_dataset, run_fingerprint
 from .errors import FERError
 from .runs import is_smoke_run
-from .findings import tex_escape
+from .findings import settings_table, tex_escape
 from .models import architecture_table, build_model, count_parameters
-from .notebooks import light_vgg_config, settings_table, vgg16_config
 from .plots import draw_run_figures, save_figure
 from .second_study import DELIVERED, EMA_DECAY, Study, best_variant
 from .training import History
