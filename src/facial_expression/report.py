@@ -176,7 +176,8 @@ def second_study_inputs(results: Path, gen: Path) -> list[str]:
         for col in ("seed 0", "seed 1", "mean", "std", "macro-F1"):
             shown[col] = shown[col].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.1f}")  # a seed not run
         _table(shown, gen / "improvement.tex", "lrrrrr")
-    screen = screening_table(study_dirs(results)["screen"])
+    screen_dir = study_dirs(results)["screen"]
+    screen = screening_table(screen_dir) if screening_summary(screen_dir) is not None else None  # None: not run
     shortcuts = _load(results / DELIVERED / "cam" / "shortcuts.json")
     regions = _load(results / "light_vgg" / "cam" / "cam_regions.json") or {}
     area = {k: r[findings.AREA] for k, r in regions.items() if findings.AREA in r}
