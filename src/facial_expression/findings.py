@@ -856,11 +856,13 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
     return " ".join(s for s in out if s)
 
 
-def second_study_findings(spent: float, budget: float, todo: list[str], left: float = 0.0, final=None,
-                          target: float = 0.03, fmt: str = "md") -> str:
-    """Where the second study of part (d) stands: nothing run, partly run (what is left, `left` plain 30-epoch
-    runs of it, and the --budget that fits it), or done, with its comparison (`improvement_findings`)."""
-    f = _Fmt(fmt)
+def study_findings(study, fmt: str = "md", compare: bool = True) -> str:
+    """Where the second study of part (d) (a `study.Study`) stands: nothing run, partly run (what is left, in plain
+    30-epoch runs, and the --budget that fits it), or done, with (`compare`) its final comparison
+    (`improvement_findings`)."""
+    f, rows = _Fmt(fmt), study.todo()
+    todo, left, spent, budget = [r.folder for r in rows], sum(r.cost() for r in rows), study.spent(), study.budget
+    final = study.final_comparison() if compare else None
     over = spent + left > budget + 1e-9
     command = f.code("fer ablation --study long" + (f" --budget {math.ceil(spent + left)}" if over else ""))
     if not spent and todo and final is None:
@@ -877,7 +879,7 @@ def second_study_findings(spent: float, budget: float, todo: list[str], left: fl
         text += (f", beyond the budget; {command} covers them" if over else f"; {command} continues")
         text += " from where it stopped."
     if final is not None:
-        text += " " + improvement_findings(final, target, fmt)
+        text += " " + improvement_findings(final, study.target, fmt)
     return text
 
 
@@ -887,7 +889,7 @@ def _diff(a: float, b: float) -> float:
 
 
 def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
-    """The final comparison (`second_study.Study.final_comparison`): the improved model against the plain one at
+    """The final comparison (`study.Study.final_comparison`): the improved model against the plain one at
     the same schedule and seeds, the gain of each seed and whether it is clear, then against part (c)'s model."""
     f = _Fmt(fmt)
     if final is None or len(final) < 2:
@@ -953,10 +955,10 @@ def gpu_findings(bench: dict, fmt: str = "md") -> str:
     return text
 
 
-def delivery_findings(m: dict | None, folder: str, fmt: str = "md") -> str:
-    """The model part (d) delivers (`second_study.Study.deliver`'s metrics.json): its source, validation accuracy
+def delivery_findings(study, fmt: str = "md") -> str:
+    """The model that part (d)'s second study delivers (`study.Study.deliver`): its source, validation accuracy
     and the paper's budget, with the latency measured in the same call as the plain model's."""
-    f = _Fmt(fmt)
+    f, m, folder = _Fmt(fmt), study.delivered.result, f"{study.delivered.path.name}/"
     where = "" if f.tex else f" in {f.code(folder)}"
     if m is None:
         return f"No model is delivered yet: it is written{where} once the study's final comparison exists."

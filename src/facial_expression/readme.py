@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .ablation import CHANGES, final_summary, screening_summary, study_dirs
 from .config import PROJ_ROOT, RESULTS_DIR
-from .findings import gpu_findings, replace_block
+from .findings import delivery_findings, gpu_findings, replace_block, study_findings
 from .runs import Run, is_training_result
-from .second_study import Study
+from .study import CHANGES, Study, final_summary, screening_summary, study_dirs
 
 README = PROJ_ROOT / "README.md"
 BENCHMARKS = PROJ_ROOT / "results" / "benchmarks"
@@ -65,7 +64,8 @@ def second_study_markdown(results: str | Path) -> str:
         return ""
     table = study.table_text()
     table["row"] = table["row"].map("`{}`".format)
-    return "\n\n".join([PART_D_SECOND, _markdown(table.set_index("row")), study.findings(), study.delivery_findings()])
+    return "\n\n".join([PART_D_SECOND, _markdown(table.set_index("row")), study_findings(study),
+                        delivery_findings(study)])
 
 
 def results_section(results: str | Path) -> str:

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from . import findings
-from .ablation import screening_summary, screening_table, study_dirs
 from .analytic import equivariance_demo, equivariance_figure
 from .cam import guided_figure
 from .config import REPORT_DIR, RESULTS_DIR, TrainConfig, light_vgg_config, vgg16_config
@@ -30,7 +29,7 @@ from .runs import is_smoke_run
 from .findings import settings_table, tex_escape
 from .models import architecture_table, build_model, count_parameters
 from .plots import draw_run_figures, save_figure
-from .second_study import DELIVERED, EMA_DECAY, Study, best_variant
+from .study import DELIVERED, EMA_DECAY, Study, best_variant, screening_summary, screening_table, study_dirs
 from .training import History
 
 NOT_RUN = "not run"
@@ -203,11 +202,11 @@ def second_study_inputs(results: Path, gen: Path) -> list[str]:
                 intro += (" The plain 60-epoch row's second seed, needed for the comparison at the same schedule, was "
                           "trained beyond the budget.")
     return [_flag("SecondRan", ran), _raw("SecondIntro", intro),
-            _raw("SecondFindings", study.findings("tex", compare=False)),
+            _raw("SecondFindings", findings.study_findings(study, "tex", compare=False)),
             _flag("ImprovementRan", final is not None),
             _raw("ImprovementFindings", " ".join([findings.cam_fix_findings(screen, fmt="tex"),
                                                   findings.improvement_findings(final, fmt="tex"),
-                                                  study.delivery_findings("tex"), maps]))]
+                                                  findings.delivery_findings(study, "tex"), maps]))]
 
 
 def _clear_outputs(gen: Path, figs: Path) -> None:
