@@ -4,44 +4,43 @@ import warnings
 import pytest
 from test_findings import fingerprint, metrics
 
-from facial_expression import ablation, findings, readme
+from facial_expression import findings, readme, study
 from facial_expression.config import TrainConfig
 from facial_expression.data import SkippedFilesWarning
 from facial_expression.errors import FERError
 
 
 def test_row_config_applies_the_changes_on_the_plain_model():
-    cfg = ablation.row_config(["batch_norm", "label_smoothing", "gap_head"], epochs=3, seed=2)
+    cfg = study.row_config(["batch_norm", "label_smoothing", "gap_head"], epochs=3, seed=2)
     assert cfg.batch_norm and cfg.label_smoothing == 0.1 and cfg.head == "gap"
     assert (cfg.epochs, cfg.seed, cfg.optimizer, cfg.schedule) == (3, 2, "adam", "onecycle")
-    plain = ablation.row_config([])
+    plain = study.row_config([])
     assert not plain.batch_norm and plain.head == "dense" and plain.augment == "standard"
-    assert ablation.row_config(["photometric", "trivial_augment"]).augment == "photometric"  # first wins
-    assert ablation.row_config(["trivial_augment", "photometric"]).augment == "trivial"
+    assert study.row_config(["photometric", "trivial_augment"]).augment == "photometric"  # first wins
+    assert study.row_config(["trivial_augment", "photometric"]).augment == "trivial"
     with pytest.raises(FERError, match="unknown change"):
-        ablation.row_config(["more_layers"])
+        study.row_config(["more_layers"])
 
 
 def test_every_change_stays_within_the_paper_budget():
     from facial_expression.models import build_model, count_parameters, model_options
-    for name in ablation.CHANGES:
-        cfg = ablation.row_config([name] if name != "plain" else [])
+    for name in study.CHANGES:
+        cfg = study.row_config([name] if name != "plain" else [])
         n = count_parameters(build_model("light-vgg", 8, **model_options(cfg)))["total"]
-        assert n <= ablation.PARAM_BUDGET, name
+        assert n <= study.PARAM_BUDGET, name
 
 
 def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     rows = {"plain": [], "label_smoothing": ["label_smoothing"]}
-    study = tmp_path / "results" / "ablation" / "screen10"
+    screen = tmp_path / "results" / "ablation" / "screen10"
     kw = dict(input_size=32, batch_size=8, amp="off", tune_fraction=0.25, max_batches=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)
-        done = ablation.run_rows(rows, study, 1, seeds=(0, 1), data=str(tiny_dataset),
-                                 progress=False, **kw)
+        done = study.run_rows(rows, screen, 1, seeds=(0, 1), data=str(tiny_dataset), progress=False, **kw)
         assert [d.name for d in done] == ["plain_seed0", "label_smoothing_seed0", "plain_seed1",
                                           "label_smoothing_seed1"]
         before = (done[0] / "metrics.json").stat().st_mtime_ns
-        ablation.run_rows(rows, study, 1, seeds=(0,), data=str(tiny_dataset), progress=False, **kw)
+        study.run_rows(rows, screen, 1, seeds=(0,), data=str(tiny_dataset), progress=False, **kw)
     assert (done[0] / "metrics.json").stat().st_mtime_ns == before  # finished rows are not retrained
     assert "finished earlier, skipped" in capsys.readouterr().out
 
@@ -49,37 +48,37 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     assert metrics["tta"] is False and set(metrics["flip_tta"]) == {"tune", "validation"}
     assert metrics["cpu_latency_ms"] > 0
 
-    table = ablation.screening_table(study)
+    table = study.screening_table(screen)
     assert list(table.index) == ["plain", "label_smoothing"] and table.loc["plain", "tune Δ"] == 0
     assert table.loc["label_smoothing", "tune Δ"] == pytest.approx(
         table.loc["label_smoothing", "tune acc."] - table.loc["plain", "tune acc."])
     # latencies measured together (latency.json): one architecture, one measurement, which the table then shows
-    latency = ablation.measure_row_latencies(study, {**rows, "improved": ["label_smoothing"], "bn": ["batch_norm"]},
-                                             3, smoke=True)
+    latency = study.measure_row_latencies(screen, {**rows, "improved": ["label_smoothing"], "bn": ["batch_norm"]},
+                                          3, smoke=True)
     assert latency["plain"] == latency["label_smoothing"] == latency["improved"] and latency["bn"] > 0
-    assert ablation.screening_table(study)["CPU ms"].tolist() == [latency["plain"]] * 2
-    saved = (study / ablation.LATENCY_FILE).stat().st_mtime_ns
-    assert ablation.measure_row_latencies(study, rows, 3, smoke=True) == {n: latency[n] for n in rows}
-    assert (study / ablation.LATENCY_FILE).stat().st_mtime_ns == saved  # a measurement covering the rows is kept
+    assert study.screening_table(screen)["CPU ms"].tolist() == [latency["plain"]] * 2
+    saved = (screen / study.LATENCY_FILE).stat().st_mtime_ns
+    assert study.measure_row_latencies(screen, rows, 3, smoke=True) == {n: latency[n] for n in rows}
+    assert (screen / study.LATENCY_FILE).stat().st_mtime_ns == saved  # a measurement covering the rows is kept
     # another `improved` (a rerun screening chose other changes) is another architecture: all measured again
-    again = ablation.measure_row_latencies(study, {**rows, "improved": ["batch_norm"]}, 3, smoke=True)
-    assert (study / ablation.LATENCY_FILE).stat().st_mtime_ns != saved
-    assert ablation.row_latencies(study) == again and again["plain"] == again["label_smoothing"] != again["improved"]
-    (study / ablation.LATENCY_FILE).write_text(json.dumps({n: 5.0 for n in again}))  # an older commit's format
-    assert ablation.row_latencies(study) == {n: 5.0 for n in again}
-    assert ablation.measure_row_latencies(study, rows, 3, smoke=True)["plain"] != 5.0  # no architecture: measured
+    again = study.measure_row_latencies(screen, {**rows, "improved": ["batch_norm"]}, 3, smoke=True)
+    assert (screen / study.LATENCY_FILE).stat().st_mtime_ns != saved
+    assert study.row_latencies(screen) == again and again["plain"] == again["label_smoothing"] != again["improved"]
+    (screen / study.LATENCY_FILE).write_text(json.dumps({n: 5.0 for n in again}))  # an older commit's format
+    assert study.row_latencies(screen) == {n: 5.0 for n in again}
+    assert study.measure_row_latencies(screen, rows, 3, smoke=True)["plain"] != 5.0  # no architecture: measured
     gain = table.loc["label_smoothing", "tune Δ"]
-    assert ablation.helpful_changes(table, min_gain=gain - 0.5) == ["label_smoothing"]
-    assert ablation.helpful_changes(table, min_gain=gain) == []  # strictly more than min_gain
+    assert study.helpful_changes(table, min_gain=gain - 0.5) == ["label_smoothing"]
+    assert study.helpful_changes(table, min_gain=gain) == []  # strictly more than min_gain
 
-    seeds = ablation.seeds_table({"plain": [done[0], done[2]]})
+    seeds = study.seeds_table({"plain": [done[0], done[2]]})
     assert seeds.loc["plain", "seeds"] == "0, 1" and "±" in seeds.loc["plain", "val. acc."]
-    f1 = ablation.per_class_f1({"plain": [done[0], done[2]]})
+    f1 = study.per_class_f1({"plain": [done[0], done[2]]})
     assert list(f1.index) == ["angry", "happy", "sad"]
     markdown = readme.ablation_markdown(tmp_path / "results")  # the screening only: no final runs yet
     assert "| `plain` | the paper's LightVGG, as in part (c) |" in markdown and "±" not in markdown
     with pytest.raises(FERError, match="no finished runs"):
-        ablation.screening_table(tmp_path / "nothing")
+        study.screening_table(tmp_path / "nothing")
 
 
 def write_screen_run(root, name, tune, fp, val=0.6):
@@ -104,29 +103,29 @@ def test_helpful_changes_are_those_that_beat_plain_by_more_than_min_gain_largest
     other["files_sha1"] = "fedcba9876543210"
     write_screen_run(tmp_path, "trivial_augment", 0.90, other)  # trained on other data: never compared
 
-    table = ablation.screening_table(tmp_path)
+    table = study.screening_table(tmp_path)
     assert "left out" in capsys.readouterr().out and "trivial_augment" not in table.index
     assert table.index[0] == "plain"
     assert table.loc["gap_head", "tune Δ"] == pytest.approx(0.08)
     assert table.loc["class_weights", "tune Δ"] == pytest.approx(-0.03)
     assert list(table["tune Δ"].iloc[1:]) == sorted(table["tune Δ"].iloc[1:], reverse=True)
 
-    chosen = ablation.helpful_changes(table, min_gain=0.01)
+    chosen = study.helpful_changes(table, min_gain=0.01)
     assert chosen == ["gap_head", "mixup_cutmix", "batch_norm"]  # largest gain first; +0.5 and -3 points fail
-    assert ablation.helpful_changes(table, min_gain=0.04) == ["gap_head", "mixup_cutmix"]
-    assert ablation.helpful_changes(table, min_gain=0.0) == ["gap_head", "mixup_cutmix", "batch_norm",
-                                                             "label_smoothing"]
-    assert ablation.helpful_changes(table, min_gain=0.2) == []
+    assert study.helpful_changes(table, min_gain=0.04) == ["gap_head", "mixup_cutmix"]
+    assert study.helpful_changes(table, min_gain=0.0) == ["gap_head", "mixup_cutmix", "batch_norm",
+                                                          "label_smoothing"]
+    assert study.helpful_changes(table, min_gain=0.2) == []
     # the report's selection (findings.passed_changes) agrees with the notebook's on the study's changes
-    assert [r for r in findings.passed_changes(table, 0.01) if r in ablation.CHANGES] == chosen
+    assert [r for r in findings.passed_changes(table, 0.01) if r in study.CHANGES] == chosen
     # the chosen changes combine into one config, the larger gain first
-    cfg = ablation.row_config(chosen)
+    cfg = study.row_config(chosen)
     assert cfg.head == "gap" and cfg.batch_norm and cfg.mix == "both"
 
 
 def test_config_differences_compare_a_saved_run_with_its_row(tmp_path):
-    cfg = ablation.row_config(["batch_norm"], epochs=30, seed=1, data="/elsewhere", out=str(tmp_path), amp="off")
+    cfg = study.row_config(["batch_norm"], epochs=30, seed=1, data="/elsewhere", out=str(tmp_path), amp="off")
     (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
-    assert ablation.config_differences(tmp_path, ["batch_norm"]) == {}  # where and how precisely it ran aside
-    assert ablation.config_differences(tmp_path, []) == {"batch_norm": (True, False)}
-    assert ablation.config_differences(tmp_path, ["batch_norm"], lr=0.01) == {"lr": (0.001, 0.01)}
+    assert study.config_differences(tmp_path, ["batch_norm"]) == {}  # where and how precisely it ran aside
+    assert study.config_differences(tmp_path, []) == {"batch_norm": (True, False)}
+    assert study.config_differences(tmp_path, ["batch_norm"], lr=0.01) == {"lr": (0.001, 0.01)}

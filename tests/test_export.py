@@ -21,11 +21,10 @@ pytest.importorskip("onnxruntime", reason='the export extra is not installed (pi
 from conftest import make_split  # noqa: E402
 
 from facial_expression import predict as predict_module  # noqa: E402
-from facial_expression.checkpoint import checkpoint_payload, load_checkpoint, save_checkpoint  # noqa: E402
+from facial_expression.checkpoint import OnnxModel, checkpoint_payload, load_checkpoint, save_checkpoint  # noqa: E402
 from facial_expression.cli import main  # noqa: E402
 from facial_expression.config import TrainConfig  # noqa: E402
 from facial_expression.data import resolve_layout  # noqa: E402
-from facial_expression.evaluation import OnnxModel  # noqa: E402
 from facial_expression.export import FILES, measure_forms, tradeoff, tradeoff_table  # noqa: E402
 from facial_expression.models import build_model  # noqa: E402
 from facial_expression.predict import predict_path  # noqa: E402

@@ -101,7 +101,7 @@ def cards(light_acc=0.60, vgg_acc=None):
 
 
 def screen_table(gains, plain=0.50):
-    """A screening table as ablation.screening_table returns it (row -> tune acc., tune Δ, val. Δ, ...)."""
+    """A screening table as study.screening_table returns it (row -> tune acc., tune Δ, val. Δ, ...)."""
     rows = {"plain": 0.0, **gains}
     return pd.DataFrame({"change": {r: f"the change {r}" for r in rows},
                          "tune acc.": {r: plain + g for r, g in rows.items()},
@@ -110,7 +110,7 @@ def screen_table(gains, plain=0.50):
 
 
 def seeds(plain, improved, std=0.005):
-    """A seeds table as ablation.final_summary returns it (strings 'mean ± std')."""
+    """A seeds table as study.final_summary returns it (strings 'mean ± std')."""
     return pd.DataFrame({"seeds": {"plain (part c)": "0, 1", "improved": "0, 1"},
                          "parameters": {"plain (part c)": "3,744,664", "improved": "3,747,000"},
                          "val. acc.": {"plain (part c)": f"{plain:.4f} ± {std:.4f}",

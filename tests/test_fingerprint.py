@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from facial_expression.ablation import same_data_runs, seeds_table
+from facial_expression.study import same_data_runs, seeds_table
 from facial_expression.data import resolve_layout
 from facial_expression.data.fingerprint import check_same_dataset, dataset_fingerprint, describe, mismatch
 from facial_expression.errors import DataError

@@ -6,11 +6,10 @@ import json
 import pytest
 from test_checkpoint import interrupt_at_call
 
-from facial_expression.ablation import same_data_runs
-from facial_expression.config import SAMPLE_RESULTS_DIR
+from facial_expression.study import same_data_runs
+from facial_expression.config import SAMPLE_RESULTS_DIR, light_vgg_config
 from facial_expression.errors import FERError
 from facial_expression.experiment import model_cards, run_experiment, trained_model
-from facial_expression.notebooks import light_vgg_config
 from facial_expression.runs import Run
 
 FP = {"classes": ["a", "b"], "files_sha1": "1", "files": {"train": 2}, "name": "course"}

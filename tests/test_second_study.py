@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from test_findings import metrics
 
-from facial_expression.ablation import row_config
 from facial_expression.data import SkippedFilesWarning
 from facial_expression.errors import FERError
-from facial_expression.second_study import BUDGET, SWEEP_LRS, Row, Study, best_variant, variants
+from facial_expression.findings import delivery_findings, study_findings
+from facial_expression.study import BUDGET, SWEEP_LRS, Row, Study, best_variant, row_config, variants
 
 CLASSES = ["angry", "happy", "sad"]
 
@@ -103,14 +103,15 @@ def test_two_winners_are_combined_where_the_budget_can_confirm_it(tmp_path):
 def test_a_row_that_would_overrun_the_budget_is_not_started(tmp_path):
     study = Study(tmp_path, budget=1.0)
     assert study.run(data="/nowhere") == []  # plain_long alone costs 2 plain 30-epoch runs
-    assert study.findings() == (  # the rows known: 2 + 2 + 2 * 10/30 * 1.4 (no screening row to reuse here)
+    assert study_findings(study) == (  # the rows known: 2 + 2 + 2 * 10/30 * 1.4 (no screening row to reuse here)
         "No run of the second study exists for this data yet. `fer ablation --study long --budget 5` runs it; "
         "the rows known so far need 4.9 plain 30-epoch runs, more than the budget of 1.")
     write_run(study.root / "plain_long_seed0", 0.55)
-    assert study.findings().startswith("The study has spent 2.0 of its 1 plain 30-epoch runs. Still to run: "
-                                       "`smoothing_long_seed0`, `bn_lr0.001_seed0` and `bn_lr0.003_seed0`, about 2.9 ")
-    assert study.findings().endswith("beyond the budget; `fer ablation --study long --budget 5` covers them from "
-                                     "where it stopped.")
+    assert study_findings(study).startswith("The study has spent 2.0 of its 1 plain 30-epoch runs. Still to run: "
+                                            "`smoothing_long_seed0`, `bn_lr0.001_seed0` and `bn_lr0.003_seed0`, "
+                                            "about 2.9 ")
+    assert study_findings(study).endswith("beyond the budget; `fer ablation --study long --budget 5` covers them "
+                                          "from where it stopped.")
     assert BUDGET == 10
 
 
@@ -141,8 +142,8 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
     same = [c for c in table if c.startswith(("tune", "validation")) or c in ("row", "seed", "selected")]
     pd.testing.assert_frame_equal(twin.table()[same], table[same])
     assert study.final_comparison() is None  # part (c)'s plain runs are not in this results folder
-    assert study.findings() == f"The study has spent {study.spent():.1f} of its 100 plain 30-epoch runs."
-    assert study.deliver(str(tiny_dataset)) is None and study.delivery_findings().startswith("No model is delivered")
+    assert study_findings(study) == f"The study has spent {study.spent():.1f} of its 100 plain 30-epoch runs."
+    assert study.deliver(str(tiny_dataset)) is None and delivery_findings(study).startswith("No model is delivered")
 
     # delivery: the final row's seed-0 model in the variant tune chose, checked against the paper's budget
     for plain in (tmp_path / "light_vgg", tmp_path / "ablation" / "final30" / "plain_seed1"):
@@ -174,7 +175,7 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
         with pytest.raises(FERError, match="light_vgg/best.pt is missing"):
             study.deliver(str(tiny_dataset))
     assert (out / "best.pt").exists() and not (tmp_path / ".light_vgg_final.partial").exists()  # left as it was
-    text = study.delivery_findings()
+    text = delivery_findings(study)
     assert text.startswith(f"The delivered model is `{final.name}`, seed 0, with its {variant} weights, "
                            f"saved in `light_vgg_final/`: {100 * m['accuracy']:.1f}% validation")
 

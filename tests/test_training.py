@@ -115,7 +115,8 @@ def test_no_selection_reads_the_validation_labels(tiny_dataset, tmp_path):
         history = fit(model, splits, cfg, tmp_path / f"run{int(scramble)}", opts, progress=False)
         runs.append((history, torch.load(tmp_path / f"run{int(scramble)}" / "best.pt", weights_only=False)))
     (plain, best), (scrambled, best_scrambled) = runs
-    assert [e["validation_accuracy"] for e in plain.epochs] != [e["validation_accuracy"] for e in scrambled.epochs]
+    # the loss: a tiny model that predicts one class keeps its accuracy when balanced labels are shifted
+    assert [e["validation_loss"] for e in plain.epochs] != [e["validation_loss"] for e in scrambled.epochs]
     assert [e["tune_accuracy"] for e in plain.epochs] == [e["tune_accuracy"] for e in scrambled.epochs]
     assert plain.best_epoch == scrambled.best_epoch and best["epoch"] == best_scrambled["epoch"]
     assert same_weights(best["state_dict"], best_scrambled["state_dict"])

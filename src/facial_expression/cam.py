@@ -93,6 +93,9 @@ def overlay(image: torch.Tensor, mask: np.ndarray, weight: float = 0.55) -> np.n
     return show_cam_on_image(rgb, mask, use_rgb=True, image_weight=weight)
 
 
+MAX_HEIGHT = 8.3  # inches: a grid and its caption fit the report's page (8 classes, a row a class)
+
+
 @styled
 def cam_grid(picks: list[dict], images: torch.Tensor, cams_pred: np.ndarray, cams_true: np.ndarray,
              classes, correct: bool, title: str | None = None):
@@ -102,7 +105,7 @@ def cam_grid(picks: list[dict], images: torch.Tensor, cams_pred: np.ndarray, cam
     per_row = max((len(r) for r in rows), default=0)
     panels = 2 if correct else 3
     cols = max(1, per_row * panels)
-    side = min(1.0, (TEXT_WIDTH - 0.8) / cols)
+    side = min(1.0, (TEXT_WIDTH - 0.8) / cols, MAX_HEIGHT / len(classes) - 0.3)  # 0.3 in: each row's labels
     fig, axes = plt.subplots(len(classes), cols, figsize=(side * cols + 0.8, (side + 0.3) * len(classes)),
                              squeeze=False)
     for ax in axes.flat:

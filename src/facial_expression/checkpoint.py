@@ -28,7 +28,6 @@ from .config import TrainConfig
 from .data.fingerprint import mismatch
 from .data.folders import canonical_class
 from .errors import FERError, in_notebook
-from .evaluation import OnnxModel
 from .models import build_model
 from .runs import Run, ran_to_the_end
 
@@ -91,6 +90,34 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     model = build_model(ckpt["model_name"], len(ckpt["classes"]), **ckpt["model_options"])
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval(), ckpt
+
+
+class OnnxModel(torch.nn.Module):
+    """An ONNX Runtime session (CPU) that evaluation and prediction call like a model: float faces in, logits out.
+
+    It has no parameters; `model_device` sends its inputs to the CPU. `fer export` writes the files it reads.
+    """
+
+    def __init__(self, path: str | Path, input_size: int, threads: int | None = None):
+        super().__init__()
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise FERError(f"{Path(path).name} is an ONNX model, and onnxruntime is not installed: "
+                           'pip install -e ".[export]"') from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.log_severity_level = 3  # errors only
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+            raise FERError(f"{path} is not an ONNX model that ONNX Runtime can load ({str(e).splitlines()[0]})") \
+                from None
+        self.input_name, self.input_size, self.path = self.session.get_inputs()[0].name, input_size, Path(path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        faces = x.detach().float().cpu().contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {self.input_name: faces})[0])
 
 
 def load_onnx(path: str | Path, threads: int | None = None) -> tuple[nn.Module, dict]:

@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt)
     p.add_argument("--study", choices=("screen", "long"), default="screen",
                    help="screen: the first study (rows of changes, --rows or --combine); long: the second study, "
-                        "full-schedule rows chosen on tune within --budget (second_study.py), resumable")
+                        "full-schedule rows chosen on tune within --budget (study.py), resumable")
     p.add_argument("--out", default=None, help="folder of the study; runs go to OUT/<row>_seed<seed>/ "
                                                "(default for --study long: RESULTS/ablation/long60)")
     p.add_argument("--results", default=None, help="--study long: the results folder that holds part (c)'s "
@@ -313,7 +313,7 @@ def cmd_summary(args) -> None:
 
 
 def cmd_ablation(args) -> None:
-    from .ablation import CHANGES, run_rows, screening_table, seeds_table
+    from .study import CHANGES, run_rows, screening_table, seeds_table
     if args.study == "long":
         return _second_study(args)
     if not args.out:
@@ -341,7 +341,8 @@ def cmd_ablation(args) -> None:
 
 
 def _second_study(args) -> None:
-    from .second_study import BUDGET, Study
+    from .findings import study_findings
+    from .study import BUDGET, Study
     study = Study(_results_dir(args), args.out, BUDGET if args.budget is None else args.budget)
     if not args.table:
         study.run(args.data, max_batches=args.max_batches, workers=args.workers, batch_size=args.batch_size)
@@ -349,7 +350,7 @@ def _second_study(args) -> None:
     final = study.final_comparison()
     if final is not None:
         print(final.to_string())
-    print(study.findings())
+    print(study_findings(study))
     if not args.table and (delivered := study.deliver(args.data)) is not None:
         print(f"delivered: {delivered}")
 

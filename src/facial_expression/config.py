@@ -1,4 +1,5 @@
-"""Paths and the experiment configuration: the one place that knows where things live."""
+"""Paths and the experiment configuration: the one place that knows where things live, and the settings of
+parts (b) and (c)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ REPORT_DIR = PROJ_ROOT / "report"
 REPORT_FIG_DIR = REPORT_DIR / "figures"
 DEFAULT_DATA_DIR = PROJ_ROOT / "data" / "affectnet"
 MIN_GAIN = 0.01  # part (d): tune accuracy a change must gain over the plain row to be kept (screening) or combined
+AREA = "uniform map (area share)"  # the CAM region table's row of a map spread evenly over the image
+SE = "standard error"  # the CAM region table's row of each region's standard error of the mean over all faces
 
 
 # The choices of TrainConfig's text settings: defined once here; the models, the runtime and the CLI use them.
@@ -171,3 +174,21 @@ class TrainConfig:
             return self.input_size
         # each model's own: the paper's 128 x 128 (M_VGG, M_ALEX, M_MOB C_ARCH.json), ImageNet's 224 for VGG16
         return {"vgg16": 224, "light-vgg": 128, "alexnet-var": 128, "mobilenet-var": 128}.get(self.model, 128)
+
+
+def light_vgg_config(data, results, **settings) -> TrainConfig:
+    """Part (c)'s run: the plain LightVGG of the paper into RESULTS/light_vgg. P5_c trains it; P5_d
+    trains or resumes exactly this run where its checkpoint is missing (a fresh runtime)."""
+    return TrainConfig(model="light-vgg", data=str(data), out=str(Path(results) / "light_vgg"), **settings)
+
+
+# Part (b)'s settings where P5_b's parameters cell does not set them: its features frozen, the two 4096-unit
+# layers fine-tuned and the new head at ten times the learning rate.
+VGG16_SETTINGS = {"epochs": 30, "batch_size": 32, "lr": 1e-4, "freeze": "features", "head_lr_mult": 10.0}
+
+
+def vgg16_config(data, results, **settings) -> TrainConfig:
+    """Part (b)'s run: VGG16 transfer learning into RESULTS/vgg16_transfer (P5_b, and the report's settings
+    table before it has run)."""
+    return TrainConfig(model="vgg16", data=str(data) if data else None, out=str(Path(results) / "vgg16_transfer"),
+                       **{**VGG16_SETTINGS, **settings})

@@ -11,9 +11,8 @@ import torch
 from sklearn.metrics import (accuracy_score, classification_report, cohen_kappa_score, confusion_matrix, f1_score,
                              precision_recall_fscore_support, roc_auc_score, roc_curve)
 
-from .data import BatchLoader, ImageSet
-from .errors import FERError
-from .runs import is_smoke_run  # noqa: F401 (report.py reads it here)
+from .data.cache import ImageSet
+from .data.loader import BatchLoader
 from .runtime import autocast
 
 
@@ -26,34 +25,6 @@ class FlipTTA(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (torch.softmax(self.model(x).float(), 1) + torch.softmax(self.model(x.flip(-1)).float(), 1)) / 2
-
-
-class OnnxModel(torch.nn.Module):
-    """An ONNX Runtime session (CPU) that evaluation and prediction call like a model: float faces in, logits out.
-
-    It has no parameters; `model_device` sends its inputs to the CPU. `fer export` writes the files it reads.
-    """
-
-    def __init__(self, path: str | Path, input_size: int, threads: int | None = None):
-        super().__init__()
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise FERError(f"{Path(path).name} is an ONNX model, and onnxruntime is not installed: "
-                           'pip install -e ".[export]"') from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.log_severity_level = 3  # errors only
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
-            raise FERError(f"{path} is not an ONNX model that ONNX Runtime can load ({str(e).splitlines()[0]})") \
-                from None
-        self.input_name, self.input_size, self.path = self.session.get_inputs()[0].name, input_size, Path(path)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        faces = x.detach().float().cpu().contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input_name: faces})[0])
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

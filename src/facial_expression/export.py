@@ -20,11 +20,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .checkpoint import ONNX_METADATA, load_checkpoint, load_onnx
+from .checkpoint import ONNX_METADATA, OnnxModel, load_checkpoint, load_onnx
 from .data import (ImageSet, load_folder, load_split_for_checkpoint, resolve_eval_folder, resolve_layout,
                    split_train_tune, to_unit_float)
 from .errors import DataError, FERError
-from .evaluation import OnnxModel, compute_metrics, measure_latencies, predict, save_json
+from .evaluation import compute_metrics, measure_latencies, predict, save_json
 from .experiment import DEFAULT_NAMES, PAPER_MODELS
 from .models import count_parameters
 from .runs import Run

@@ -4,6 +4,8 @@ Every function takes what a run saved (metrics.json, history.json, split_stats.j
 json files, the ablation tables) and returns a short paragraph whose every claim follows from those numbers,
 for any dataset. `fmt="md"` gives Markdown for the notebooks, `fmt="tex"` LaTeX for the report (escaped,
 class names in \\texttt). Missing input gives a plain "not run yet" sentence (or "" where nothing applies).
+The text helpers that the README, the report and the notebooks share live here too: labels, LaTeX escaping,
+a run's settings table and the README's marked blocks.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import math
 
 import pandas as pd
 
-from .config import MIN_GAIN
-from .shortcuts import AREA, SE
+from .config import AREA, MIN_GAIN, SE, AugmentConfig, TrainConfig
+from .errors import FERError
 
 DEV_SAMPLE_NAME = "affectnet7"  # the development sample that ships with the project (../shared/data/affectnet7)
 OVERFIT_GAP = 0.05  # a train-validation accuracy gap above this is called overfitting
@@ -44,6 +46,19 @@ LABELS = {
     "nonffhq_other_predicted_happy_neutral": "of those, predicted happy or neutral ",
 }
 PERCENT_KEYS = ("accuracy", "macro_f1", "accuracy_ffhq", "accuracy_other")  # fractions shown in %
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def replace_block(text: str, name: str, block: str) -> str:
+    """`text` with what lies between the `name` markers replaced by `block`."""
+    start, end = markers(name)
+    if start not in text or end not in text:
+        raise FERError(f"no {start} ... {end} block to write into")
+    head, rest = text.split(start, 1)
+    return f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}"
 
 
 def label(key: str) -> str:
@@ -838,11 +853,13 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
     return " ".join(s for s in out if s)
 
 
-def second_study_findings(spent: float, budget: float, todo: list[str], left: float = 0.0, final=None,
-                          target: float = 0.03, fmt: str = "md") -> str:
-    """Where the second study of part (d) stands: nothing run, partly run (what is left, `left` plain 30-epoch
-    runs of it, and the --budget that fits it), or done, with its comparison (`improvement_findings`)."""
-    f = _Fmt(fmt)
+def study_findings(study, fmt: str = "md", compare: bool = True) -> str:
+    """Where the second study of part (d) (a `study.Study`) stands: nothing run, partly run (what is left, in plain
+    30-epoch runs, and the --budget that fits it), or done, with (`compare`) its final comparison
+    (`improvement_findings`)."""
+    f, rows = _Fmt(fmt), study.todo()
+    todo, left, spent, budget = [r.folder for r in rows], sum(r.cost() for r in rows), study.spent(), study.budget
+    final = study.final_comparison() if compare else None
     over = spent + left > budget + 1e-9
     command = f.code("fer ablation --study long" + (f" --budget {math.ceil(spent + left)}" if over else ""))
     if not spent and todo and final is None:
@@ -859,7 +876,7 @@ def second_study_findings(spent: float, budget: float, todo: list[str], left: fl
         text += (f", beyond the budget; {command} covers them" if over else f"; {command} continues")
         text += " from where it stopped."
     if final is not None:
-        text += " " + improvement_findings(final, target, fmt)
+        text += " " + improvement_findings(final, study.target, fmt)
     return text
 
 
@@ -869,7 +886,7 @@ def _diff(a: float, b: float) -> float:
 
 
 def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
-    """The final comparison (`second_study.Study.final_comparison`): the improved model against the plain one at
+    """The final comparison (`study.Study.final_comparison`): the improved model against the plain one at
     the same schedule and seeds, the gain of each seed and whether it is clear, then against part (c)'s model."""
     f = _Fmt(fmt)
     if final is None or len(final) < 2:
@@ -935,10 +952,10 @@ def gpu_findings(bench: dict, fmt: str = "md") -> str:
     return text
 
 
-def delivery_findings(m: dict | None, folder: str, fmt: str = "md") -> str:
-    """The model part (d) delivers (`second_study.Study.deliver`'s metrics.json): its source, validation accuracy
+def delivery_findings(study, fmt: str = "md") -> str:
+    """The model that part (d)'s second study delivers (`study.Study.deliver`): its source, validation accuracy
     and the paper's budget, with the latency measured in the same call as the plain model's."""
-    f = _Fmt(fmt)
+    f, m, folder = _Fmt(fmt), study.delivered.result, f"{study.delivered.path.name}/"
     where = "" if f.tex else f" in {f.code(folder)}"
     if m is None:
         return f"No model is delivered yet: it is written{where} once the study's final comparison exists."
@@ -954,3 +971,77 @@ def delivery_findings(m: dict | None, folder: str, fmt: str = "md") -> str:
             f"{b['max_latency_ratio']:g}{x}, to stay as light as the paper's network). Flip test-time augmentation "
             f"would take {b['flip_latency_ratio']:.2f}{x} ({within(b['flip_latency_ratio'] <= b['max_latency_ratio'])}"
             " that limit).")
+
+
+MODEL_TITLES = {"light-vgg": "light VGG of Hewitt and Gunes (2018), trained from scratch",
+                "vgg16": "VGG16 (Simonyan and Zisserman 2015), ImageNet weights"}
+
+
+def describe_augmentation(name: str) -> str:
+    """An augmentation policy in words, from its AugmentConfig."""
+    a = AugmentConfig.preset(name)
+    parts = [f"horizontal flip (p = {a.hflip:g})" if a.hflip else "",
+             f"rotation ±{a.rotation:g}°" if a.rotation else "",
+             f"shift ±{100 * a.translate:g} %" if a.translate else "",
+             f"scale {a.scale[0]:g}–{a.scale[1]:g}" if a.scale != (1.0, 1.0) else "",
+             f"brightness and contrast ±{100 * a.brightness:g} %" if a.brightness else "",
+             f"saturation ±{100 * a.saturation:g} %" if a.saturation else "",
+             f"grey-scale (p = {a.grayscale:g})" if a.grayscale else "",
+             "TrivialAugmentWide" if a.trivial else "",
+             f"random erasing (p = {a.erasing:g})" if a.erasing else ""]
+    return f"{name}: " + (", ".join(p for p in parts if p) or "none")
+
+
+def settings_table(cfg: TrainConfig, stats: dict | None = None, params: dict | None = None,
+                   history=None) -> pd.DataFrame:
+    """Every setting of a run as one two-column table, for the notebook and the report."""
+    opt = {"adam": f"Adam (β = {tuple(cfg.betas)}, weight decay {cfg.weight_decay:g})",
+           "adamw": f"AdamW (β = {tuple(cfg.betas)}, weight decay {cfg.weight_decay:g})",
+           "sgd": f"SGD (momentum {cfg.momentum}, Nesterov, weight decay {cfg.weight_decay:g})"}[cfg.optimizer]
+    sched = {"onecycle": f"one-cycle (cosine warm-up and decay), peak {cfg.lr:g}", "none": f"constant {cfg.lr:g}",
+             "cosine": f"cosine, {cfg.warmup_epochs:g} warm-up epochs, peak {cfg.lr:g}"}[cfg.schedule]
+    size = cfg.resolved_input_size()
+    rows = {
+        "model": MODEL_TITLES.get(cfg.model, cfg.model),
+        "loss": "cross-entropy" + (f", label smoothing {cfg.label_smoothing}" if cfg.label_smoothing else "")
+                + (", inverse-frequency class weights" if cfg.class_weights else ""),
+        "optimizer": opt,
+        "learning rate / schedule": sched + (f"; new head ×{cfg.head_lr_mult:g}" if cfg.model == "vgg16" else ""),
+        "epochs (max) / early stopping": f"{cfg.epochs} / " + (f"patience {cfg.patience}" if cfg.patience
+                                                                else "none; the best tune epoch is kept"),
+        "batch size": cfg.batch_size,
+        "input": f"RGB {size}×{size}, pixels scaled to [0, 1]" + (", then ImageNet mean and standard deviation"
+                                                                  if cfg.model == "vgg16" else ""),
+        "augmentation (on-line)": describe_augmentation(cfg.augment),
+        "seed": cfg.seed,
+        "mixed precision": {"auto": "automatic", "off": "off (fp32)"}.get(cfg.amp, cfg.amp)
+                           + ("" if history is None else f" ({history.precision or 'fp32'} used)"),
+    }
+    if cfg.model == "vgg16":
+        weights = ("ImageNet" if cfg.weights == "imagenet" else "random (smoke runs only)" if cfg.weights in
+                   (None, "none") else "ImageNet, from a local file")
+        rows["weights / frozen layers"] = (f"{weights} / "
+                                           + {"features": "all 13 convolutions", "none": "none",
+                                              "all-but-last-block": "all but the last convolutional block"}
+                                           .get(cfg.freeze, cfg.freeze))
+    else:
+        extras = ["batch-norm" if cfg.batch_norm else "", f"dropout {cfg.dropout:g}" if cfg.dropout else "",
+                  f"Gaussian dropout {cfg.gaussian_dropout:g}" if cfg.gaussian_dropout else "",
+                  "global-average-pooling head" if cfg.head == "gap" else "", "face mask" if cfg.mask else ""]
+        rows["additions to the paper's layers"] = ", ".join(e for e in extras if e) or "none (the paper's network)"
+    if params:
+        rows["parameters (total / trainable)"] = f"{params['total']:,} / {params['trainable']:,}"
+    if stats:
+        t = stats["totals"]
+        rows["images per split"] = ", ".join(f"{s} {n:,}" for s, n in t.items())
+        steps = math.ceil(t["train"] / cfg.batch_size)
+        if cfg.max_batches:
+            steps = min(steps, cfg.max_batches)
+        rows["optimisation steps"] = (f"{steps:,} per epoch × {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''} = "
+                                      f"{steps * cfg.epochs:,} (max)")
+    if history is not None:
+        rows["epochs run / best tune epoch"] = f"{len(history.epochs)} / {history.best_epoch}"
+        rows["hardware / wall time"] = f"{history.hardware} / {history.wall_seconds / 60:.1f} min"
+    if cfg.max_batches:
+        rows["batches per epoch (smoke run)"] = cfg.max_batches
+    return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]}).set_index("setting")

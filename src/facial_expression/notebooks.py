@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import re
@@ -15,17 +14,18 @@ import zipfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import pandas as pd
 
-from .config import NOTEBOOKS_DIR, PROJ_ROOT, RESULTS_DIR, AugmentConfig, TrainConfig
+from .config import NOTEBOOKS_DIR, PROJ_ROOT, RESULTS_DIR, TrainConfig
+from .config import light_vgg_config, vgg16_config  # noqa: F401 (the notebooks import them here)
 from .data import find_data_root, resolve_layout
 from .data.fingerprint import dataset_fingerprint
 from .errors import FERError, error_line, set_where
 from .experiment import PAPER_MODELS
+from .findings import markers, replace_block
+from .findings import settings_table  # noqa: F401 (the notebooks import it here)
 from .models import build_model, estimate_epoch_seconds
 from .models.cost import SUSTAINED_TFLOPS
 from .plots import apply_style
-from .readme import markers, replace_block
 from .runs import Run
 from .runtime import describe_hardware, pick_device, seed_everything
 
@@ -38,102 +38,10 @@ SMOKE_PARAMS = {"epochs": 1, "max_batches": 2, "batch_size": 16, "vgg16_weights"
                 "run_ablation": True}
 
 
-def light_vgg_config(data, results, **settings) -> TrainConfig:
-    """Part (c)'s run: the plain LightVGG of the paper into RESULTS/light_vgg. P5_c trains it; P5_d
-    trains or resumes exactly this run where its checkpoint is missing (a fresh runtime)."""
-    return TrainConfig(model="light-vgg", data=str(data), out=str(Path(results) / "light_vgg"), **settings)
-
-
 def paper_model_config(model: str, data, results, **settings) -> TrainConfig:
     """One of the paper's light networks, trained with part (c)'s recipe into RESULTS/<its folder>."""
     folder, _ = PAPER_MODELS[model]
     return TrainConfig(model=model, data=str(data), out=str(Path(results) / folder), **settings)
-
-
-# Part (b)'s settings where P5_b's parameters cell does not set them: its features frozen, the two 4096-unit
-# layers fine-tuned and the new head at ten times the learning rate.
-VGG16_SETTINGS = {"epochs": 30, "batch_size": 32, "lr": 1e-4, "freeze": "features", "head_lr_mult": 10.0}
-
-
-def vgg16_config(data, results, **settings) -> TrainConfig:
-    """Part (b)'s run: VGG16 transfer learning into RESULTS/vgg16_transfer (P5_b, and the report's settings
-    table before it has run)."""
-    return TrainConfig(model="vgg16", data=str(data) if data else None, out=str(Path(results) / "vgg16_transfer"),
-                       **{**VGG16_SETTINGS, **settings})
-
-
-MODEL_TITLES = {"light-vgg": "light VGG of Hewitt and Gunes (2018), trained from scratch",
-                "vgg16": "VGG16 (Simonyan and Zisserman 2015), ImageNet weights"}
-
-
-def describe_augmentation(name: str) -> str:
-    """An augmentation policy in words, from its AugmentConfig."""
-    a = AugmentConfig.preset(name)
-    parts = [f"horizontal flip (p = {a.hflip:g})" if a.hflip else "",
-             f"rotation ±{a.rotation:g}°" if a.rotation else "",
-             f"shift ±{100 * a.translate:g} %" if a.translate else "",
-             f"scale {a.scale[0]:g}–{a.scale[1]:g}" if a.scale != (1.0, 1.0) else "",
-             f"brightness and contrast ±{100 * a.brightness:g} %" if a.brightness else "",
-             f"saturation ±{100 * a.saturation:g} %" if a.saturation else "",
-             f"grey-scale (p = {a.grayscale:g})" if a.grayscale else "",
-             "TrivialAugmentWide" if a.trivial else "",
-             f"random erasing (p = {a.erasing:g})" if a.erasing else ""]
-    return f"{name}: " + (", ".join(p for p in parts if p) or "none")
-
-
-def settings_table(cfg: TrainConfig, stats: dict | None = None, params: dict | None = None,
-                   history=None) -> pd.DataFrame:
-    """Every setting of a run as one two-column table, for the notebook and the report."""
-    opt = {"adam": f"Adam (β = {tuple(cfg.betas)}, weight decay {cfg.weight_decay:g})",
-           "adamw": f"AdamW (β = {tuple(cfg.betas)}, weight decay {cfg.weight_decay:g})",
-           "sgd": f"SGD (momentum {cfg.momentum}, Nesterov, weight decay {cfg.weight_decay:g})"}[cfg.optimizer]
-    sched = {"onecycle": f"one-cycle (cosine warm-up and decay), peak {cfg.lr:g}", "none": f"constant {cfg.lr:g}",
-             "cosine": f"cosine, {cfg.warmup_epochs:g} warm-up epochs, peak {cfg.lr:g}"}[cfg.schedule]
-    size = cfg.resolved_input_size()
-    rows = {
-        "model": MODEL_TITLES.get(cfg.model, cfg.model),
-        "loss": "cross-entropy" + (f", label smoothing {cfg.label_smoothing}" if cfg.label_smoothing else "")
-                + (", inverse-frequency class weights" if cfg.class_weights else ""),
-        "optimizer": opt,
-        "learning rate / schedule": sched + (f"; new head ×{cfg.head_lr_mult:g}" if cfg.model == "vgg16" else ""),
-        "epochs (max) / early stopping": f"{cfg.epochs} / " + (f"patience {cfg.patience}" if cfg.patience
-                                                                else "none; the best tune epoch is kept"),
-        "batch size": cfg.batch_size,
-        "input": f"RGB {size}×{size}, pixels scaled to [0, 1]" + (", then ImageNet mean and standard deviation"
-                                                                  if cfg.model == "vgg16" else ""),
-        "augmentation (on-line)": describe_augmentation(cfg.augment),
-        "seed": cfg.seed,
-        "mixed precision": {"auto": "automatic", "off": "off (fp32)"}.get(cfg.amp, cfg.amp)
-                           + ("" if history is None else f" ({history.precision or 'fp32'} used)"),
-    }
-    if cfg.model == "vgg16":
-        weights = ("ImageNet" if cfg.weights == "imagenet" else "random (smoke runs only)" if cfg.weights in
-                   (None, "none") else "ImageNet, from a local file")
-        rows["weights / frozen layers"] = (f"{weights} / "
-                                           + {"features": "all 13 convolutions", "none": "none",
-                                              "all-but-last-block": "all but the last convolutional block"}
-                                           .get(cfg.freeze, cfg.freeze))
-    else:
-        extras = ["batch-norm" if cfg.batch_norm else "", f"dropout {cfg.dropout:g}" if cfg.dropout else "",
-                  f"Gaussian dropout {cfg.gaussian_dropout:g}" if cfg.gaussian_dropout else "",
-                  "global-average-pooling head" if cfg.head == "gap" else "", "face mask" if cfg.mask else ""]
-        rows["additions to the paper's layers"] = ", ".join(e for e in extras if e) or "none (the paper's network)"
-    if params:
-        rows["parameters (total / trainable)"] = f"{params['total']:,} / {params['trainable']:,}"
-    if stats:
-        t = stats["totals"]
-        rows["images per split"] = ", ".join(f"{s} {n:,}" for s, n in t.items())
-        steps = math.ceil(t["train"] / cfg.batch_size)
-        if cfg.max_batches:
-            steps = min(steps, cfg.max_batches)
-        rows["optimisation steps"] = (f"{steps:,} per epoch × {cfg.epochs} epoch{'s' if cfg.epochs != 1 else ''} = "
-                                      f"{steps * cfg.epochs:,} (max)")
-    if history is not None:
-        rows["epochs run / best tune epoch"] = f"{len(history.epochs)} / {history.best_epoch}"
-        rows["hardware / wall time"] = f"{history.hardware} / {history.wall_seconds / 60:.1f} min"
-    if cfg.max_batches:
-        rows["batches per epoch (smoke run)"] = cfg.max_batches
-    return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]}).set_index("setting")
 
 
 def _absolute(params: dict) -> dict:

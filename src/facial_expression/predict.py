@@ -21,10 +21,10 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from .cam import compute_cams, overlay
-from .checkpoint import load_checkpoint
+from .checkpoint import OnnxModel, load_checkpoint
 from .data import to_unit_float
 from .errors import FERError
-from .evaluation import OnnxModel, model_device
+from .evaluation import model_device
 from .runtime import pick_device
 
 # The training crops (AffectNet's, as in ../shared/data/affectnet7) are a square around the face with a

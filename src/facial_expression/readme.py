@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .ablation import CHANGES, final_summary, screening_summary, study_dirs
 from .config import PROJ_ROOT, RESULTS_DIR
-from .errors import FERError
-from .findings import gpu_findings
+from .findings import delivery_findings, gpu_findings, replace_block, study_findings
 from .runs import Run, is_training_result
-from .second_study import Study
+from .study import CHANGES, Study, final_summary, screening_summary, study_dirs
 
 README = PROJ_ROOT / "README.md"
 BENCHMARKS = PROJ_ROOT / "results" / "benchmarks"
@@ -27,19 +25,6 @@ PART_D = ("Part (d), the ablation (`ablation/`, `light_vgg_improved/`): the plai
 PART_D_SECOND = ("Part (d), the second study (`ablation/long60/`, `light_vgg_final/`): each finished run, its tune "
                  "accuracy (%) for each variant, the variant tune selects and its validation accuracy (%), its cost "
                  "in plain 30-epoch runs, its wall time in minutes and the machine:")
-
-
-def markers(name: str) -> tuple[str, str]:
-    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-
-
-def replace_block(text: str, name: str, block: str) -> str:
-    """`text` with what lies between the `name` markers replaced by `block`."""
-    start, end = markers(name)
-    if start not in text or end not in text:
-        raise FERError(f"no {start} ... {end} block to write into")
-    head, rest = text.split(start, 1)
-    return f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}"
 
 
 def results_markdown(results_dir: str | Path = RESULTS_DIR) -> str:
@@ -79,7 +64,8 @@ def second_study_markdown(results: str | Path) -> str:
         return ""
     table = study.table_text()
     table["row"] = table["row"].map("`{}`".format)
-    return "\n\n".join([PART_D_SECOND, _markdown(table.set_index("row")), study.findings(), study.delivery_findings()])
+    return "\n\n".join([PART_D_SECOND, _markdown(table.set_index("row")), study_findings(study),
+                        delivery_findings(study)])
 
 
 def results_section(results: str | Path) -> str:

@@ -19,19 +19,17 @@ import numpy as np
 import pandas as pd
 
 from . import findings
-from .ablation import screening_summary, screening_table, study_dirs
 from .analytic import equivariance_demo, equivariance_figure
 from .cam import guided_figure
-from .config import REPORT_DIR, RESULTS_DIR, TrainConfig
+from .config import REPORT_DIR, RESULTS_DIR, TrainConfig, light_vgg_config, vgg16_config
 from .data import statistics_table
 from .data.fingerprint import dataset_fingerprint, mismatch, results_dataset, run_fingerprint
 from .errors import FERError
-from .runs import is_smoke_run
-from .findings import tex_escape
+from .findings import settings_table, tex_escape
 from .models import architecture_table, build_model, count_parameters
-from .notebooks import light_vgg_config, settings_table, vgg16_config
 from .plots import draw_run_figures, save_figure
-from .second_study import DELIVERED, EMA_DECAY, Study, best_variant
+from .runs import is_smoke_run
+from .study import DELIVERED, EMA_DECAY, Study, best_variant, screening_summary, screening_table, study_dirs
 from .training import History
 
 NOT_RUN = "not run"
@@ -178,7 +176,7 @@ def second_study_inputs(results: Path, gen: Path) -> list[str]:
             shown[col] = shown[col].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.1f}")  # a seed not run
         _table(shown, gen / "improvement.tex", "lrrrrr")
     screen_dir = study_dirs(results)["screen"]
-    screen = screening_table(screen_dir) if screening_summary(screen_dir) is not None else None
+    screen = screening_table(screen_dir) if screening_summary(screen_dir) is not None else None  # None: not run
     shortcuts = _load(results / DELIVERED / "cam" / "shortcuts.json")
     regions = _load(results / "light_vgg" / "cam" / "cam_regions.json") or {}
     area = {k: r[findings.AREA] for k, r in regions.items() if findings.AREA in r}
@@ -204,11 +202,11 @@ def second_study_inputs(results: Path, gen: Path) -> list[str]:
                 intro += (" The plain 60-epoch row's second seed, needed for the comparison at the same schedule, was "
                           "trained beyond the budget.")
     return [_flag("SecondRan", ran), _raw("SecondIntro", intro),
-            _raw("SecondFindings", study.findings("tex", compare=False)),
+            _raw("SecondFindings", findings.study_findings(study, "tex", compare=False)),
             _flag("ImprovementRan", final is not None),
             _raw("ImprovementFindings", " ".join([findings.cam_fix_findings(screen, fmt="tex"),
                                                   findings.improvement_findings(final, fmt="tex"),
-                                                  study.delivery_findings("tex"), maps]))]
+                                                  findings.delivery_findings(study, "tex"), maps]))]
 
 
 def _clear_outputs(gen: Path, figs: Path) -> None:

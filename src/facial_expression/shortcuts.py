@@ -16,12 +16,11 @@ import numpy as np
 import pandas as pd
 
 from .cam import compute_cams, region_shares
+from .config import AREA, SE
 from .data import ImageSet, to_unit_float
 from .data.fingerprint import is_ffhq
 from .evaluation import predict
 
-AREA = "uniform map (area share)"  # the region table's row of a map spread evenly over the image
-SE = "standard error"  # the region table's row of each region's standard error of the mean over all faces
 
 def ffhq_mask(paths: list[str]) -> np.ndarray:
     """A boolean array: which of `paths` are FFHQ portraits (files named ffhq_*)."""

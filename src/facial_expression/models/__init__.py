@@ -8,8 +8,9 @@ from torchinfo import summary as _torchinfo_summary
 from ..config import MODEL_NAMES, check_choice
 from ..errors import ConfigError
 from .alexnet_var import AlexNetVar, alexnet_var_keras_param_count
+from .common import GaussianDropout
 from .cost import estimate_epoch_seconds, forward_flops
-from .light_vgg import GaussianDropout, LightVGG, architecture_table, light_vgg_param_count
+from .light_vgg import LightVGG, architecture_table, light_vgg_param_count
 from .mobilenet_var import MobileNetVar, mobilenet_var_keras_param_count
 from .vgg16 import VGG16Transfer, load_imagenet_state_dict
 

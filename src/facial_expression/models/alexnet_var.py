@@ -41,8 +41,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from .common import check_batch, kaiming_init
-from .light_vgg import GaussianDropout
+from .common import GaussianDropout, check_batch, kaiming_init
 
 CONVS = ((16, 9), (32, 7), (64, 5), (128, 3), (128, 3))  # (filters, kernel) of the 5 blocks
 DENSE = 1024

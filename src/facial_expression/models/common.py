@@ -1,4 +1,4 @@
-"""What the light networks share: their initialisation and the check of an input batch."""
+"""What the light networks share: their initialisation, the check of an input batch and Gaussian dropout."""
 
 from __future__ import annotations
 
@@ -29,3 +29,16 @@ def check_batch(model: nn.Module, x: torch.Tensor) -> None:
     if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != (size, size):
         raise ValueError(f"{type(model).__name__} expects a batch of shape (N, 3, {size}, {size}), "
                          f"got {tuple(x.shape)}")
+
+
+class GaussianDropout(nn.Module):
+    """Keras' GaussianDropout: multiply by noise N(1, rate / (1 - rate)) while training."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.std = (rate / (1.0 - rate)) ** 0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.std == 0:
+            return x
+        return x * (1.0 + self.std * torch.randn_like(x))

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..config import HEADS, check_choice
 from ..errors import ConfigError
-from .common import check_batch, kaiming_init
+from .common import GaussianDropout, check_batch, kaiming_init
 
 WIDTHS = (16, 32, 64, 128, 128)
 DENSE = 1024
@@ -28,19 +28,6 @@ def face_mask(size: int, width: float = 0.42, height: float = 0.48, edge: float 
     y, x = torch.meshgrid(coords, coords, indexing="ij")
     r = torch.sqrt((x / width) ** 2 + (y / height) ** 2)  # 1 on the ellipse
     return ((1 - r) / edge * min(width, height) + 1).clamp(0, 1).view(1, 1, size, size)
-
-
-class GaussianDropout(nn.Module):
-    """Keras' GaussianDropout: multiply by noise N(1, rate / (1 - rate)) while training."""
-
-    def __init__(self, rate: float):
-        super().__init__()
-        self.std = (rate / (1.0 - rate)) ** 0.5
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.std == 0:
-            return x
-        return x * (1.0 + self.std * torch.randn_like(x))
 
 
 def _conv(c_in: int, c_out: int, batch_norm: bool) -> list[nn.Module]:
