@@ -330,7 +330,11 @@ def test_the_improvement_is_stated_with_its_seeds_and_never_beyond_them():
     assert "the longer schedule alone gives +2.0 points and the whole proposal +2.5" in text and "short of" in text
     consistent = table.assign(**{"seed 1": [0.58, 0.61, 0.63]})
     consistent["mean"] = consistent[["seed 0", "seed 1"]].mean(axis=1)
-    assert "consistent effect" in F.improvement_findings(consistent)
+    text = F.improvement_findings(consistent)  # +2.0 points on both seeds, whose results differ by 1.0
+    assert "the same sign for both seeds." in text and "small effect" not in text
+    noisy = table.assign(**{"seed 1": [0.58, 0.57, 0.60]})  # +2.0 and +3.0, but seeds 3.0 points apart
+    noisy["mean"] = noisy[["seed 0", "seed 1"]].mean(axis=1)
+    assert "within the 3.0-point spread between the two seeds of one model" in F.improvement_findings(noisy)
     one_seed = table.assign(**{"seed 1": [0.58, float("nan"), 0.60]})
     one_seed["mean"] = one_seed[["seed 0", "seed 1"]].mean(axis=1)
     text = F.improvement_findings(one_seed)

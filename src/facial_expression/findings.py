@@ -898,6 +898,8 @@ def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
     per_seed = [_diff(best[s], plain[s]) for s in ("seed 0", "seed 1") if not pd.isna(plain[s])]
     gain = _diff(best["mean"], plain["mean"])
     clear = len(per_seed) == 2 and (all(g > 0 for g in per_seed) or all(g < 0 for g in per_seed))
+    spread = max((abs(_diff(r["seed 0"], r["seed 1"])) for _, r in t.iterrows() if not pd.isna(r["seed 1"])),
+                 default=0.0)  # the largest gap between the two seeds of one model
     out = []
     if len(t) > 2 and len(per_seed) == 1:  # the plain row's second seed has not run yet
         out.append(f"At the same schedule, on seed 0 (the plain row's second seed has not finished training), "
@@ -917,7 +919,8 @@ def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
                    f"{f.pt(best['std'])}, mean ± std over seeds 0 and 1) validation accuracy against "
                    f"{f.pct(plain['mean'])} (± {f.pt(plain['std'])}) for {f.t(names[-2])}: a gain of {f.pts(gain)} "
                    f"points ({_join([f.pts(g) for g in per_seed])} for the two seeds)"
-                   + (", the same sign for both seeds, a small but consistent effect." if clear and gain > 0 else
+                   + (f", positive for both seeds but within the {f.pt(spread)}-point spread between the two seeds "
+                      f"of one model, so a small effect at best." if clear and gain > 0 and abs(gain) < spread else
                       ", the same sign for both seeds." if clear else
                       "; the seeds disagree in sign, so there is no clear effect.")
                    + f" Macro-F1 moves from {f.pct(plain['macro-F1'])} to {f.pct(best['macro-F1'])}.")

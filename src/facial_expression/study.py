@@ -12,8 +12,8 @@ rule (`beat`) and comparison over seeds (`seed_runs`):
   training fixed beforehand (PROTOCOL), the final row confirmed on a second seed and delivered (light_vgg_final).
 
 The tune split picks the epoch, the weights and the rows; validation/ is evaluated every epoch for the curves, and
-no choice reads it. Finished runs are not trained again and an interrupted one resumes (`runs.Run`), so an interrupted study
-resumes where it stopped. The tables are built from the saved results, never typed.
+no choice reads it. Finished runs are not trained again and an interrupted one resumes (`runs.Run`), so an
+interrupted study resumes where it stopped. The tables are built from the saved results, never typed.
 """
 
 from __future__ import annotations
