@@ -76,7 +76,7 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     f1 = study.per_class_f1({"plain": [done[0], done[2]]})
     assert list(f1.index) == ["angry", "happy", "sad"]
     markdown = readme.ablation_markdown(tmp_path / "results")  # the screening only: no final runs yet
-    assert "| `plain` | the paper's LightVGG, as in part (c) |" in markdown and "±" not in markdown
+    assert "| `plain` | the paper's light VGG, as in part (c) |" in markdown and "±" not in markdown
     with pytest.raises(FERError, match="no finished runs"):
         study.screening_table(tmp_path / "nothing")
 

@@ -107,7 +107,7 @@ def test_report_inputs_of_course_data_say_nothing_of_the_sample(tmp_path):
     assert macro(gen, "ArchNumClasses") == "8" and macro(gen, "ArchParams") == "3,744,664"
     assert r"\emph{contempt}" in macro(gen, "DataSentence")
     assert "imbalance ratio" in macro(gen, "PreprocessingFindings")
-    assert "VGG16 has not been trained on these data yet" in macro(gen, "VggFindings")
+    assert "VGG16 has not been trained on these data: it needs the ImageNet weights" in macro(gen, "VggFindings")
     assert "screening has not been run" in macro(gen, "ScreenFindings")
     rows = [line for line in (gen / "per_class_light_vgg.tex").read_text().splitlines()
             if line.split(" & ")[0] in CLASSES8]
@@ -160,7 +160,7 @@ def test_report_of_course_data_builds_and_reads_right(tmp_path, vgg):
         assert "gives up 5.0 points (± 3.4 at 95 % confidence)" in text  # 1,600 validation faces
         assert "not been trained on these data yet" not in text and "cannot be compared" not in text
     else:  # one line, and the comparison of size and speed only
-        assert "VGG16 has not been trained on these data yet: its results" in text
+        assert "VGG16 has not been trained on these data: it needs the ImageNet weights" in text
         assert "so accuracy cannot be compared" in text
     assert check_pdf(work / "report.pdf") == []
 

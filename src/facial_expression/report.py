@@ -134,7 +134,7 @@ def settings_tex(results: Path, path: Path) -> None:
 
 # Figures that write_report_inputs copies into report/figures: removed first, so that nothing of an
 # earlier results folder survives a build from another one.
-FIGURES = ("light_*", "vgg_*", "cam_correct.pdf", "cam_wrong.pdf", "samples.pdf", "augmented.pdf")
+FIGURES = ("light_*", "vgg_*", "final_*", "cam_correct.pdf", "cam_wrong.pdf", "samples.pdf", "augmented.pdf")
 
 
 def screening_inputs(results: Path, gen: Path, n_tune: int | None = None) -> list[str]:
@@ -376,7 +376,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
                                     "do not edit\n" + "\n".join(macros) + "\n")
     written += sorted(gen.glob("*.tex"))
 
-    for run, prefix in ((light, "light_"), (vgg, "vgg_")):
+    for run, prefix in ((light, "light_"), (vgg, "vgg_"), (results / DELIVERED, "final_")):
         if (run / "metrics.json").exists():
             written += draw_run_figures(run, figs, prefix, png=False)  # at print size, from the run's saved numbers
     copies = {results / "preprocessing" / "figures" / "samples.pdf": "samples.pdf",

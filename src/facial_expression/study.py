@@ -52,12 +52,12 @@ METRICS = {"tune_accuracy": "tune acc.", "tune_accuracy_flip_tta": "tune acc. +f
 
 # row name -> (what changes, TrainConfig overrides on top of the plain LightVGG of P5_c)
 CHANGES: dict[str, tuple[str, dict]] = {
-    "plain": ("the paper's LightVGG, as in part (c)", {}),
+    "plain": ("the paper's light VGG, as in part (c)", {}),
     "batch_norm": ("batch-norm after every conv and dense layer", {"batch_norm": True}),
     "gaussian_dropout": ("Gaussian dropout 0.2 after each pool", {"gaussian_dropout": 0.2}),
     "class_weights": ("class-balanced (inverse-frequency) loss", {"class_weights": True}),
     "label_smoothing": ("label smoothing 0.1", {"label_smoothing": 0.1}),
-    "trivial_augment": ("TrivialAugmentWide and random erasing", {"augment": "trivial"}),
+    "trivial_augment": ("TrivialAugment and random erasing", {"augment": "trivial"}),
     "mixup_cutmix": ("MixUp or CutMix per batch (alpha 0.4)", {"mix": "both", "mix_alpha": 0.4}),
     "adamw_cosine": ("AdamW (decay 0.05), cosine with 1 warm-up epoch",
                      {"optimizer": "adamw", "weight_decay": 0.05, "schedule": "cosine"}),

@@ -114,6 +114,9 @@ def light_vgg_param_count(num_classes: int, input_size: int = 128) -> int:
     return convs + (flat + 1) * DENSE + (DENSE + 1) * DENSE + (DENSE + 1) * num_classes
 
 
+OURS = "ours (PyTorch layers)"  # the architecture table's column of our layers
+
+
 def architecture_table(model: LightVGG):
     """The paper's layers next to ours: output shape and parameter count per block."""
     rows, size = [], model.input_size
@@ -124,7 +127,7 @@ def architecture_table(model: LightVGG):
         norm = ", BatchNorm2d" if any(isinstance(m, nn.BatchNorm2d) for m in block) else ""
         rows.append({"block": f"conv block {i + 1}",
                      "paper (Hewitt & Gunes 2018)": f"2 × conv 3×3×{width}, maxpool 2×2",
-                     "ours": f"{len(convs)} × (Conv2d 3×3{norm}, ReLU), MaxPool2d",
+                     OURS: f"{len(convs)} × (Conv2d 3×3{norm}, ReLU), MaxPool2d",
                      "output": f"{width}×{size}×{size}",
                      "parameters": sum(p.numel() for p in block.parameters())})
     dense = [m for m in model.classifier if isinstance(m, nn.Linear)]
@@ -132,12 +135,12 @@ def architecture_table(model: LightVGG):
         last = j == len(dense) - 1
         rows.append({"block": "output" if last else f"dense {j + 1}",
                      "paper (Hewitt & Gunes 2018)": "dense 8 (softmax)" if last else "dense 1024, ReLU",
-                     "ours": f"Linear({lin.in_features}, {lin.out_features})" + ("" if last else ", ReLU"),
+                     OURS: f"Linear({lin.in_features}, {lin.out_features})" + ("" if last else ", ReLU"),
                      "output": str(lin.out_features),
                      "parameters": sum(p.numel() for p in lin.parameters())})
     other = sum(p.numel() for p in model.classifier.parameters()) - sum(r["parameters"] for r in rows[len(WIDTHS):])
     if other:
-        rows.append({"block": "batch-norm (dense)", "paper (Hewitt & Gunes 2018)": "-", "ours": "BatchNorm1d",
+        rows.append({"block": "batch-norm (dense)", "paper (Hewitt & Gunes 2018)": "-", OURS: "BatchNorm1d",
                      "output": "", "parameters": other})
     table = pd.DataFrame(rows).set_index("block")
     table.loc["total"] = ["", "", "", int(table["parameters"].sum())]
