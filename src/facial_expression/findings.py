@@ -414,7 +414,7 @@ def comparison_findings(cards: list[dict] | None, fmt: str = "md", n_validation:
            f"take {vgg['fp32_size_MB']:g} MiB against {light['fp32_size_MB']:g} MiB in fp32."]
     if light.get("cpu_latency_ms") and vgg.get("cpu_latency_ms"):
         lat = vgg["cpu_latency_ms"] / light["cpu_latency_ms"]
-        out.append(f"One face takes {vgg['cpu_latency_ms']:.1f} ms against {light['cpu_latency_ms']:.1f} ms on the "
+        out.append(f"One face takes {vgg['cpu_latency_ms']:.4g} ms against {light['cpu_latency_ms']:.4g} ms on the "
                    f"CPU that timed both together, {lat:.0f} times as long: about "
                    f"{_per_second(vgg['cpu_latency_ms'])} faces a second against "
                    f"{_per_second(light['cpu_latency_ms'])}.")
