@@ -348,7 +348,11 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
                 text += (f" The tune loss rose from its minimum of {low['tune_loss']:.3f} (epoch {low['epoch']}) "
                          f"to {last['tune_loss']:.3f}, the usual sign of overfitting.")
             elif best != last["epoch"]:
-                flat = next(e for e in epochs if e["tune_loss"] <= 1.03 * low["tune_loss"])
+                flat = epochs[-1]  # the first epoch from which the tune loss stays within 3 % of its minimum
+                for e in reversed(epochs):
+                    if e["tune_loss"] > 1.03 * low["tune_loss"]:
+                        break
+                    flat = e
                 falling = "train_loss" in flat and last.get("train_loss", 1e9) < 0.95 * flat["train_loss"]
                 unit = r"\,\%" if f.tex else "%"
                 text += (f" The tune loss has stayed within 3{unit} of its minimum "
