@@ -98,7 +98,14 @@ def test_summary_prints_the_parameter_count(capsys):
 
 def test_stats_on_the_synthetic_set(tiny_dataset, tmp_path, capsys):
     assert main(["stats", str(tiny_dataset), "--json", str(tmp_path / "s.json")]) == 0
-    assert json.loads((tmp_path / "s.json").read_text())["totals"]["validation"] == 12
+    stats = json.loads((tmp_path / "s.json").read_text())
+    # 36 readable training faces (12 a class; the broken files are skipped); tune is a stratified tenth, rounded up
+    # to at least one face of each class
+    assert stats["totals"] == {"train": 32, "tune": 4, "validation": 12}
+    tune = stats["per_class"]["tune"]
+    assert set(tune) == {"angry", "happy", "sad"} and min(tune.values()) >= 1
+    assert stats["per_class"]["validation"] == {"angry": 4, "happy": 4, "sad": 4}
+    assert sum(stats["per_class"]["train"].values()) + sum(stats["per_class"]["tune"].values()) == 36
 
 
 @pytest.mark.slow

@@ -38,6 +38,34 @@ def test_every_choice_is_accepted():
             assert getattr(TrainConfig(**{field: choice}), field) == choice
 
 
+def test_each_choice_builds_what_it_names():
+    """The choices are not only stored: each builds its own optimiser, schedule, head, frozen layers and policy."""
+    from torch import nn, optim
+
+    from facial_expression.config import AugmentConfig
+    from facial_expression.models import build_model, count_parameters, model_options
+    from facial_expression.training import make_optimizer, make_scheduler
+
+    def built(**kw):
+        cfg = TrainConfig(**{"model": "light-vgg", "input_size": 32, **kw})
+        return cfg, build_model(cfg.model, 3, **model_options(cfg))
+
+    cfg, model = built()
+    for name, kind in {"adam": optim.Adam, "adamw": optim.AdamW, "sgd": optim.SGD}.items():
+        assert type(make_optimizer(model, TrainConfig(optimizer=name))) is kind
+    schedules = {s: make_scheduler(make_optimizer(model, cfg), TrainConfig(schedule=s), 10) for s in ("onecycle",
+                                                                                                  "cosine", "none")}
+    assert isinstance(schedules["onecycle"], optim.lr_scheduler.OneCycleLR)
+    assert isinstance(schedules["cosine"], optim.lr_scheduler.LambdaLR) and schedules["none"] is None
+    _, gap = built(head="gap")
+    assert any(isinstance(m, nn.AdaptiveAvgPool2d) for m in gap.modules())
+    assert not any(isinstance(m, nn.AdaptiveAvgPool2d) for m in model.modules())
+    trainable = {f: count_parameters(built(model="vgg16", weights="none", freeze=f)[1])["trainable"]
+                 for f in ("none", "all-but-last-block", "features")}
+    assert trainable["none"] > trainable["all-but-last-block"] > trainable["features"] > 0
+    assert AugmentConfig.preset("none") != AugmentConfig.preset("standard") != AugmentConfig.preset("photometric")
+
+
 def test_to_dict_from_dict_round_trip_through_json():
     cfg = TrainConfig(model="vgg16", weights="none", betas=(0.8, 0.99), optimizer="sgd", mix="both")
     back = TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))

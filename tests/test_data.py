@@ -51,11 +51,14 @@ def test_bad_files_are_skipped_with_a_warning_naming_them(tiny_dataset):
     assert len(data) == 36
 
 
-def test_disk_cache_gives_the_same_images(tiny_dataset):
+def test_disk_cache_gives_the_same_images(tiny_dataset, tmp_path, monkeypatch):
+    from facial_expression.data import cache
+    monkeypatch.setenv("FER_CACHE", str(tmp_path / "cache"))  # an empty cache of this test's own
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)
         a = load_folder(tiny_dataset / "train", 32, progress=False)
-        b = load_folder(tiny_dataset / "train", 32, progress=False)  # from the cache
+        monkeypatch.setattr(cache, "decode_image", lambda *a, **k: pytest.fail("decoded again, cache unused"))
+        b = load_folder(tiny_dataset / "train", 32, progress=False)  # from the cache: no image is decoded
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels) and a.paths == b.paths
 
 
@@ -258,9 +261,13 @@ def test_batched_augmentation_with_nothing_to_do_is_the_identity():
 
 
 def test_loader_batched_backend(tiny_dataset):
+    from facial_expression.data import BatchAugment
     data = load(tiny_dataset).train
-    x, _ = next(iter(BatchLoader(data, 8, shuffle=True, augment="standard", backend="batched")))
+    loader = BatchLoader(data, 8, shuffle=True, augment="standard", backend="batched")
+    assert loader.backend == "batched" and isinstance(loader.transform, BatchAugment)  # whole batches, not v2
+    x, _ = next(iter(loader))
     assert x.shape == (8, 3, 32, 32) and 0 <= x.min() and x.max() <= 1
+    assert BatchLoader(data, 8, augment="standard", backend="v2").backend == "v2"
     with pytest.raises(ValueError, match="backend"):
         BatchLoader(data, 8, augment="standard", backend="gpu-magic")
 
