@@ -857,13 +857,12 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
     return " ".join(s for s in out if s)
 
 
-def study_findings(study, fmt: str = "md", compare: bool = True) -> str:
+def study_findings(study, fmt: str = "md") -> str:
     """Where the second study of part (d) (a `study.Study`) stands: nothing run, partly run (what is left, in plain
-    30-epoch runs, and the --budget that fits it), or done, with (`compare`) its final comparison
-    (`improvement_findings`)."""
+    30-epoch runs, and the --budget that fits it), or done, with its final comparison (`improvement_findings`)."""
     f, rows = _Fmt(fmt), study.todo()
     todo, left, spent, budget = [r.folder for r in rows], sum(r.cost() for r in rows), study.spent(), study.budget
-    final = study.final_comparison() if compare else None
+    final = study.final_comparison()
     over = spent + left > budget + 1e-9
     command = f.code("fer ablation --study long" + (f" --budget {math.ceil(spent + left)}" if over else ""))
     if not spent and todo and final is None:

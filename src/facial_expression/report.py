@@ -156,7 +156,7 @@ def screening_inputs(results: Path, gen: Path, n_tune: int | None = None) -> lis
             _raw("ScreenFindings", findings.screening_findings(t, findings.MIN_GAIN, n_tune, "tex"))]
 
 
-def second_study_inputs(results: Path, gen: Path, n_train: int | None = None) -> list[str]:
+def second_study_inputs(results: Path, gen: Path, n_train: int | None = None, area: dict | None = None) -> list[str]:
     """Part (d)'s test of the proposal on the full schedule: the comparison at the same schedule and seeds (body),
     and every run of the study (appendix)."""
     study = Study(results)
@@ -179,8 +179,6 @@ def second_study_inputs(results: Path, gen: Path, n_train: int | None = None) ->
     screen_dir = study_dirs(results)["screen"]
     screen = screening_table(screen_dir) if screening_summary(screen_dir) is not None else None  # None: not run
     shortcuts = _load(results / DELIVERED / "cam" / "shortcuts.json")
-    regions = _load(results / "light_vgg" / "cam" / "cam_regions.json") or {}
-    area = {k: r[findings.AREA] for k, r in regions.items() if findings.AREA in r}
     maps = (findings.map_change_findings(shortcuts, results_dataset(results), area, None, "tex", model="delivered")
             if shortcuts and "delivered" in shortcuts else "")
     intro = ""
@@ -204,9 +202,7 @@ def second_study_inputs(results: Path, gen: Path, n_train: int | None = None) ->
             if study.baseline() is not None:
                 intro += (" The plain 60-epoch row's second seed, needed for the comparison at the same schedule, was "
                           "trained beyond the budget.")
-    return [_flag("SecondRan", ran), _raw("SecondIntro", intro),
-            _raw("SecondFindings", findings.study_findings(study, "tex", compare=False)),
-            _flag("ImprovementRan", final is not None),
+    return [_flag("SecondRan", ran), _raw("SecondIntro", intro), _flag("ImprovementRan", final is not None),
             _raw("ImprovementFindings", " ".join([findings.cam_fix_findings(screen, fmt="tex"),
                                                   findings.improvement_findings(final, fmt="tex"),
                                                   findings.delivery_findings(study, "tex"), maps]))]
@@ -286,23 +282,11 @@ AUGMENTATION_ROWS = {  # augmentation_counts.json key: the row of the report's t
 }
 
 
-def tradeoff_inputs(results: Path, gen: Path) -> list[str]:
-    """Part (c) on a phone's budget: VGG16 (a "not run" row until it has) and the paper's three light networks in
-    fp32 PyTorch, fp32 ONNX and int8 ONNX, from RESULTS/export/tradeoff.json (`fer export`, P5_c)."""
+def tradeoff_inputs(results: Path) -> list[str]:
+    """Part (c) on a phone's budget: the light VGG in int8 ONNX against fp32 PyTorch, from
+    RESULTS/export/tradeoff.json (`fer export`, P5_c; README and P5_c show the whole table)."""
     rows = (_load(results / "export" / "tradeoff.json") or {}).get("rows", [])
-    if any("accuracy" in r for r in rows):
-        cell = lambda r, key, f: f(r[key]) if key in r else "--"  # noqa: E731
-        df = pd.DataFrame({"network": [r["network"].split(" (")[0].replace("VGG-var", "light VGG (c)")
-                                       .replace("VGG16", "VGG16 (b)") for r in rows],
-                           "form": [r["form"] for r in rows],
-                           "size (MiB)": [cell(r, "size_MB", lambda v: f"{findings.mib(v):.1f}") for r in rows],
-                           "accuracy (%)": [cell(r, "accuracy", lambda v: f"{100 * v:.1f}") for r in rows],
-                           "macro-F1 (%)": [cell(r, "macro_f1", lambda v: f"{100 * v:.1f}") for r in rows],
-                           "latency (ms)": [cell(r, "latency_ms_1_thread", "{:.1f}".format) for r in rows],
-                           "ratio": [cell(r, "ratio_1_thread", "{:.2f}".format) for r in rows]})
-        _table(df, gen / "tradeoff.tex", "llrrrrr", index=False)
-    return [_flag("TradeoffRan", any("accuracy" in r for r in rows)),
-            _raw("TradeoffFindings", findings.tradeoff_findings(rows, "tex"))]
+    return [_raw("TradeoffFindings", findings.tradeoff_findings(rows, "tex"))]
 
 
 def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) -> list[Path]:
@@ -356,7 +340,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
                      {"status": ("trained", "not trained yet: size and latency of the architecture")})
     macros.append(_raw("ComparisonFindings", findings.comparison_findings(comparison, "tex",
                                                                           (m or {}).get("n"))))
-    macros += tradeoff_inputs(results, gen)
+    macros += tradeoff_inputs(results)
     regions = _load(light / "cam" / "cam_regions.json")
     if regions:
         df = (100 * pd.DataFrame(regions).rename(columns=findings.label)).T.rename(
@@ -374,7 +358,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
                    _load(light / "cam" / "photo_style.json")))]
     macros += architecture_inputs(gen, n_classes)
     macros += screening_inputs(results, gen, (stats or {}).get("totals", {}).get("tune"))
-    macros += second_study_inputs(results, gen, (stats or {}).get("totals", {}).get("train"))
+    macros += second_study_inputs(results, gen, (stats or {}).get("totals", {}).get("train"), area)
     (gen / "macros.tex").write_text(f"% generated by `fer report-tables` from {results.name}/; "
                                     "do not edit\n" + "\n".join(macros) + "\n")
     written += sorted(gen.glob("*.tex"))
