@@ -73,8 +73,6 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
 
     seeds = study.seeds_table({"plain": [done[0], done[2]]})
     assert seeds.loc["plain", "seeds"] == "0, 1" and "±" in seeds.loc["plain", "val. acc."]
-    f1 = study.per_class_f1({"plain": [done[0], done[2]]})
-    assert list(f1.index) == ["angry", "happy", "sad"]
     markdown = readme.ablation_markdown(tmp_path / "results")  # the screening only: no final runs yet
     assert "| `plain` | the paper's light VGG, as in part (c) |" in markdown and "±" not in markdown
     with pytest.raises(FERError, match="no finished runs"):
@@ -121,11 +119,3 @@ def test_helpful_changes_are_those_that_beat_plain_by_more_than_min_gain_largest
     # the chosen changes combine into one config, the larger gain first
     cfg = study.row_config(chosen)
     assert cfg.head == "gap" and cfg.batch_norm and cfg.mix == "both"
-
-
-def test_config_differences_compare_a_saved_run_with_its_row(tmp_path):
-    cfg = study.row_config(["batch_norm"], epochs=30, seed=1, data="/elsewhere", out=str(tmp_path), amp="off")
-    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
-    assert study.config_differences(tmp_path, ["batch_norm"]) == {}  # where and how precisely it ran aside
-    assert study.config_differences(tmp_path, []) == {"batch_norm": (True, False)}
-    assert study.config_differences(tmp_path, ["batch_norm"], lr=0.01) == {"lr": (0.001, 0.01)}

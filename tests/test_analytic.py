@@ -5,8 +5,75 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facial_expression.analytic import (OneDCNN, dilated_as_ordinary, dilated_output_size, equivariance_demo,
-                                        one_d_closed_form_gradients, one_d_param_count)
+from facial_expression.analytic import equivariance_demo
+
+
+# ----------------------------------------------------------------------------------------- question 3
+class OneDCNN(nn.Module):
+    """Question 3's network: pad 1, CONV1 (1x2, ReLU), AVGPOOL (2, stride 2), FC1 (M, ReLU), sigmoid unit."""
+
+    def __init__(self, n_inputs: int = 785, m: int = 16, padding: int = 1, pool: int = 2):
+        super().__init__()
+        self.padding, self.pool = padding, pool
+        self.conv = nn.Conv1d(1, 1, 2, padding=padding)
+        conv_len = n_inputs + 2 * padding - 2 + 1
+        self.pool_len = (conv_len - pool) // pool + 1
+        self.fc1 = nn.Linear(self.pool_len, m)
+        self.out = nn.Linear(m, 1)
+
+    def forward(self, x: torch.Tensor, keep: dict | None = None) -> torch.Tensor:
+        c = torch.relu(self.conv(x.view(-1, 1, x.shape[-1])))
+        a = F.avg_pool1d(c, self.pool, self.pool).flatten(1)
+        f = torch.relu(self.fc1(a))
+        z = torch.sigmoid(self.out(f)).squeeze(1)
+        if keep is not None:
+            keep.update(c=c.flatten(1), a=a, f=f, z=z)
+        return z
+
+
+def one_d_param_count(n_inputs: int = 785, m: int = 16, padding: int = 1, kernel: int = 2, pool: int = 2,
+                      stride: int = 2) -> int:
+    """Closed form: (k + 1) + (L_pool + 1) M + (M + 1), L_pool = floor((N + 2p - k + 1 - P) / S) + 1."""
+    conv_len = n_inputs + 2 * padding - kernel + 1
+    pool_len = (conv_len - pool) // stride + 1
+    return (kernel + 1) + (pool_len + 1) * m + (m + 1)
+
+
+def one_d_closed_form_gradients(model: OneDCNN, x: torch.Tensor, y: float) -> dict[str, torch.Tensor]:
+    """dCost/dW^C and dCost/dW^A of one sample from the report's formulas (binary cross-entropy)."""
+    keep: dict = {}
+    with torch.no_grad():
+        model(x, keep)
+        c, a, f, z = keep["c"][0], keep["a"][0], keep["f"][0], keep["z"][0]
+        delta_z = z - y                                           # sigmoid + cross-entropy
+        delta_f = delta_z * model.out.weight[0] * (f > 0)         # through W^Z and FC1's ReLU
+        grad_wa = torch.outer(delta_f, a)                         # dC/dW^A_ji = delta_f_j a_i
+        delta_a = model.fc1.weight.T @ delta_f                    # dC/da_i
+        delta_c = torch.zeros_like(c)
+        delta_c[: 2 * len(a)] = delta_a.repeat_interleave(2) / 2  # average pool of 2: 1/2 to each input
+        delta_s = delta_c * (c > 0)                               # CONV1's ReLU
+        xp = F.pad(x.flatten(), (model.padding, model.padding))
+        grad_wc = torch.stack([(delta_s * xp[k:k + len(c)]).sum() for k in range(2)])
+    return {"W_C": grad_wc, "W_A": grad_wa}
+
+
+# ----------------------------------------------------------------------------------------- question 4
+def dilated_output_size(m: int, n: int, f: int, d: int) -> tuple[int, int]:
+    """Output of an F x F kernel with dilation D on an M x N input, stride 1, no padding."""
+    return m - d * f + d, n - d * f + d
+
+
+def dilation_selector(d: int) -> torch.Tensor:
+    """A (D x D) with a single 1 in the top-left corner, so that kron(K, A) spreads K's taps D apart."""
+    a = torch.zeros(d, d, dtype=torch.float64)
+    a[0, 0] = 1
+    return a
+
+
+def dilated_as_ordinary(kernel: torch.Tensor, d: int, trim: bool = True) -> torch.Tensor:
+    """K' = K kron A (DF x DF); with `trim`, its D-1 trailing zero rows and columns are removed."""
+    k = torch.kron(kernel.double(), dilation_selector(d))
+    return k[: k.shape[0] - (d - 1), : k.shape[1] - (d - 1)] if trim else k
 
 
 def test_q1_stride1_conv_is_equivariant_away_from_the_borders():

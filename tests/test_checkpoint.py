@@ -131,7 +131,7 @@ def test_a_zero_based_version_1_checkpoint_still_loads_and_resumes(tiny_dataset,
     assert torch.load(tmp_path / "old" / "last.pt", weights_only=False)["version"] == VERSION
 
 
-@pytest.mark.parametrize("run", ["light_vgg", "light_vgg_improved"])
+@pytest.mark.parametrize("run", ["light_vgg", "ablation/long60/plain_long_seed1"])
 def test_committed_sample_checkpoints_count_epochs_from_1(run):
     path = SAMPLE_RESULTS_DIR / run / "best.pt"
     if not path.is_file():

@@ -109,14 +109,6 @@ def screen_table(gains, plain=0.50):
                          "tune acc. +flip": {r: plain + g + 0.005 for r, g in rows.items()}})
 
 
-def seeds(plain, improved, std=0.005):
-    """A seeds table as study.final_summary returns it (strings 'mean ± std')."""
-    return pd.DataFrame({"seeds": {"plain (part c)": "0, 1", "improved": "0, 1"},
-                         "parameters": {"plain (part c)": "3,744,664", "improved": "3,747,000"},
-                         "val. acc.": {"plain (part c)": f"{plain:.4f} ± {std:.4f}",
-                                       "improved": f"{improved:.4f} ± {std:.4f}"}})
-
-
 def every_text(fp, classes, fmt):
     """All generated paragraphs of one made-up result."""
     return [F.data_sentence(fp, fmt), F.preprocessing_findings(split_stats(classes), fmt),
@@ -129,10 +121,10 @@ def every_text(fp, classes, fmt):
                                   "regions": {"border": 0.3, "eyes_band": 0.2, "mouth_band": 0.5}}],
                                 classes, metrics(classes), AREA, fmt),
             F.class_weight_findings(split_stats(classes)["per_class"]["train"], fmt),
-            F.ablation_findings(screen_table({"change_a": 0.03, "change_b": -0.05}), seeds(0.60, 0.62), fmt=fmt),
+            F.screening_findings(screen_table({"change_a": 0.03, "change_b": -0.05}), fmt=fmt),
             F.map_change_findings({"plain": {"border": 0.4, "ffhq_other_predicted_happy_neutral": 0.3},
-                                   "improved": {"border": 0.3, "ffhq_other_predicted_happy_neutral": 0.2}},
-                                  fp, AREA, {c: 0.01 for c in classes}, fmt)]
+                                   "delivered": {"border": 0.3, "ffhq_other_predicted_happy_neutral": 0.2}},
+                                  fp, AREA, fmt)]
 
 
 @pytest.mark.parametrize("fmt", ["md", "tex"])
@@ -276,7 +268,7 @@ def test_each_class_of_the_cam_grids_is_described():
     assert "have not been drawn" in F.cam_face_findings(None, classes, m, AREA)
 
 
-def test_ablation_findings_come_from_the_tables():
+def test_screening_findings_come_from_the_table():
     screen = screen_table({"change_a": 0.03, "change_b": 0.005, "change_c": -0.06})
     text = F.screening_findings(screen, 0.01, n_tune=700)
     assert "tried 3 changes" in text and "`change_a` (+3.0 points on tune, +1.5 on validation) cleared" in text
@@ -285,16 +277,7 @@ def test_ablation_findings_come_from_the_tables():
     assert "helps every row" in text
     assert F.passed_changes(screen, 0.01) == ["change_a"]
     assert "No change cleared" in F.screening_findings(screen_table({"change_a": 0.005}), 0.01)
-    up = F.final_findings(seeds(0.60, 0.65), ["change_a"])
-    assert "gain of +5.0 points, positive and larger than the spread" in up and "plain + `change_a`" in up
-    down = F.final_findings(seeds(0.60, 0.58), ["change_a"])
-    assert "−2.0 points, which is not positive" in down and "target" not in down
-    noisy = F.final_findings(seeds(0.60, 0.605, std=0.02))
-    assert "not established" in noisy and "no change cleared the bar" in noisy
-    both = F.ablation_findings(screen, seeds(0.60, 0.65), 0.01, 700)
-    assert "`change_a`" in both.split("\n\n")[1]
-    empty = F.ablation_findings(None, None)
-    assert "screening has not been run" in empty and "full-schedule comparison has not been run" in empty
+    assert "screening has not been run" in F.screening_findings(None)
 
 
 def test_class_weights_and_map_changes():
@@ -302,11 +285,10 @@ def test_class_weights_and_map_changes():
     skewed = F.class_weight_findings({c: 1000 for c in CLASSES8} | {"contempt": 250})
     assert "would change the loss" in skewed and "250 to 1,000" in skewed
     shortcuts = {"plain": {"border": 0.43, "ffhq_other_predicted_happy_neutral": 0.34},
-                 "improved": {"border": 0.30, "ffhq_other_predicted_happy_neutral": 0.42}}
-    sample = F.map_change_findings(shortcuts, sample_fingerprint(), AREA, {"disgust": -0.06, "fear": 0.01})
+                 "delivered": {"border": 0.30, "ffhq_other_predicted_happy_neutral": 0.42}}
+    sample = F.map_change_findings(shortcuts, sample_fingerprint(), AREA)
     assert "clearly less of its map on the border" in sample and "pull of photo style grew" in sample
     assert "30% on the outer border ring (plain model 43%, area 44%)" in sample
-    assert "`disgust` −6.0" in sample
     course = F.map_change_findings(shortcuts, fingerprint(CLASSES8))
     assert "FFHQ" not in course and "photo style" not in course
     assert "not been measured" in F.map_change_findings(None)

@@ -55,7 +55,9 @@ def test_the_plan_grows_as_rows_finish_and_confirms_the_winner_on_a_second_seed(
     # plain_long's best tune variant is its EMA (0.57): smoothing (0.565) does not beat it, batch-norm does
     assert study.final_row() == Row("bn_long", ("batch_norm",), 60, 3e-3)
     # its second seed, then the plain row's second seed: the comparison at the same schedule (beyond the budget)
-    assert study.plan()[-2:] == [Row("bn_long", ("batch_norm",), 60, 3e-3, seed=1), Row("plain_long", seed=1)]
+    # and part (c)'s second seed, where the screening did not train it
+    assert study.plan()[-3:] == [Row("bn_long", ("batch_norm",), 60, 3e-3, seed=1), Row("plain_long", seed=1),
+                                 study.part_c_seed1]
     assert study.spent() == pytest.approx(2 + 2 + 10 / 30 * 1.4 + 2 * 1.4)  # the reused screening row is free
     # the comparison: part (c)'s plain model (seeds 0 and 1, raw), then the plain and the final row at 60 epochs,
     # each with the variant its seed 0 chose on tune
@@ -118,7 +120,7 @@ def test_a_row_that_would_overrun_the_budget_is_not_started(tmp_path):
 def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_path, capsys):
     """Every step for real at a tiny size: rows, EMA and TTA measured in each long run, selection, seed 1."""
     kw = dict(input_size=32, batch_size=8, amp="off", tune_fraction=0.25)
-    study = Study(tmp_path, long_epochs=1, sweep_epochs=1, budget=100)
+    study = Study(tmp_path, long_epochs=1, sweep_epochs=1, budget=100, part_c_epochs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)
         done = study.run(str(tiny_dataset), max_batches=1, **kw)
@@ -126,13 +128,14 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
         names = {p.name for p in done}
         assert final is not None and f"{final.name}_seed1" in names
         assert "plain_long_seed1" in names  # the final row's second seed, or the baseline at the same schedule
+        assert "plain_seed1" in names  # part (c)'s second seed, for the final comparison
         m = json.loads((study.root / "plain_long_seed0" / "metrics.json").read_text())
         assert set(m["ema"]) == {"no_tta", "flip_tta"} and m["ema"]["flip_tta"]["tune"]["accuracy"] >= 0
         assert set(variants(study.root / "plain_long_seed0")) == {"raw", "raw + flip", "EMA", "EMA + flip"}
         before = {p: (p / "metrics.json").stat().st_mtime_ns for p in done}
         assert study.run(str(tiny_dataset), max_batches=1, **kw) == done  # nothing left: nothing retrained
         # workers=2 (a large GPU): rows side by side in their own processes, the same plan and the same numbers
-        twin = Study(tmp_path / "twin", long_epochs=1, sweep_epochs=1, budget=100)
+        twin = Study(tmp_path / "twin", long_epochs=1, sweep_epochs=1, budget=100, part_c_epochs=1)
         twin.run(str(tiny_dataset), max_batches=1, workers=2, **kw)
     assert {p: (p / "metrics.json").stat().st_mtime_ns for p in done} == before
     table = study.table()
@@ -141,13 +144,12 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
     assert twin.plan() == study.plan() and not twin.todo()
     same = [c for c in table if c.startswith(("tune", "validation")) or c in ("row", "seed", "selected")]
     pd.testing.assert_frame_equal(twin.table()[same], table[same])
-    assert study.final_comparison() is None  # part (c)'s plain runs are not in this results folder
+    assert study.final_comparison() is None  # part (c)'s seed-0 run is not in this results folder
     assert study_findings(study) == f"The study has spent {study.spent():.1f} of its 100 plain 30-epoch runs."
     assert study.deliver(str(tiny_dataset)) is None and delivery_findings(study).startswith("No model is delivered")
 
     # delivery: the final row's seed-0 model in the variant tune chose, checked against the paper's budget
-    for plain in (tmp_path / "light_vgg", tmp_path / "ablation" / "final30" / "plain_seed1"):
-        shutil.copytree(study.root / "plain_long_seed0", plain)  # stand-ins for part (c)'s plain runs
+    shutil.copytree(tmp_path / "ablation" / "final30" / "plain_seed1", tmp_path / "light_vgg")  # part (c)'s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)
         out = study.deliver(str(tiny_dataset))

@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--combine", nargs=2, metavar=("NAME", "CHANGES"), default=None,
                    help="instead of --rows, one row NAME with the comma-separated CHANGES together")
     p.add_argument("--deliver", default=None,
-                   help="with --combine: the seed-0 run goes to this folder (e.g. results/light_vgg_improved)")
+                   help="with --combine: the seed-0 run goes to this folder (e.g. results/light_vgg_combined)")
     p.add_argument("--epochs", type=int, default=30, help="epochs of each run")
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="batch size")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per row and seed")

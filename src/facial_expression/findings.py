@@ -4,8 +4,7 @@ Every function takes what a run saved (metrics.json, history.json, split_stats.j
 json files, the ablation tables) and returns a short paragraph whose every claim follows from those numbers,
 for any dataset. `fmt="md"` gives Markdown for the notebooks, `fmt="tex"` LaTeX for the report (escaped,
 class names in \\texttt). Missing input gives a plain "not run yet" sentence (or "" where nothing applies).
-The text helpers that the README, the report and the notebooks share live here too: labels, LaTeX escaping,
-a run's settings table and the README's marked blocks.
+A run's settings table lives here too; the markup and the tables' rendering are in text.py.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import math
 import pandas as pd
 
 from .config import AREA, MIN_GAIN, SE, AugmentConfig, TrainConfig
-from .errors import FERError
+from .text import LABELS, PERCENT_KEYS, Fmt, join, label, markers, replace_block, tex_escape  # noqa: F401
 
 DEV_SAMPLE_NAME = "affectnet7"  # the development sample that ships with the project (../shared/data/affectnet7)
 OVERFIT_GAP = 0.05  # a train-validation accuracy gap above this is called overfitting
@@ -26,105 +25,6 @@ FACE_MARGIN = 0.10  # a border share this far below its area share is "clearly" 
 STYLE_TOL = 0.05  # photo-style rates within this of each other are "about the same"
 TUNE_GAIN, VAL_GAIN = "tune \u0394", "val. \u0394"  # screening-table columns: accuracy gained over plain
 INPUTS = {"the light VGG": 128, "VGG16": 224}  # model input sides (pixels) the images are resized to
-
-_TEX = (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
-        ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}"),
-        ("β", r"$\beta$"), ("Δ", r"$\Delta$"), ("×", r"$\times$"), ("✓", r"\checkmark{}"), ("✗", r"$\times$"))
-
-
-# Human labels of the keys that results files use, for every table a reader sees (notebooks, report, README).
-LABELS = {
-    "status": "status", "parameters": "parameters", "trainable": "trainable parameters",
-    "checkpoint_MB": "checkpoint on disk (MiB)", "fp32_size_MB": "weights in fp32 (MiB)",
-    "cpu_latency_ms": "CPU latency, one image (ms)", "gpu_latency_ms": "GPU latency, one image (ms)",
-    "accuracy": "validation accuracy (%)", "macro_f1": "validation macro-F1 (%)", "macro_auc": "validation macro-AUC",
-    "epochs_run": "epochs trained", "border": "border ring", "eyes_band": "eye band", "mouth_band": "mouth band",
-    "ffhq_images": "FFHQ images", "other_images": "other images", "accuracy_ffhq": "accuracy, FFHQ (%)",
-    "accuracy_other": "accuracy, others (%)", "ffhq_other_classes": "FFHQ faces of the other classes",
-    "ffhq_other_predicted_happy_neutral": "of those, predicted happy or neutral",
-    "nonffhq_other_classes": "non-FFHQ faces of the other classes",
-    "nonffhq_other_predicted_happy_neutral": "of those, predicted happy or neutral ",
-}
-PERCENT_KEYS = ("accuracy", "macro_f1", "accuracy_ffhq", "accuracy_other")  # fractions shown in %
-
-
-def markers(name: str) -> tuple[str, str]:
-    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-
-
-def replace_block(text: str, name: str, block: str) -> str:
-    """`text` with what lies between the `name` markers replaced by `block`."""
-    start, end = markers(name)
-    if start not in text or end not in text:
-        raise FERError(f"no {start} ... {end} block to write into")
-    head, rest = text.split(start, 1)
-    return f"{head}{start}\n{block}\n{end}{rest.split(end, 1)[1]}"
-
-
-def label(key: str) -> str:
-    """The human label of a results key (its own text, with spaces, where none is defined)."""
-    return LABELS.get(key, str(key).replace("_", " "))
-
-
-def tex_escape(s) -> str:
-    """Text with LaTeX's special characters escaped."""
-    s = str(s)
-    for a, b in _TEX:
-        s = s.replace(a, b)
-    return s
-
-
-class _Fmt:
-    """The few pieces of markup that differ between Markdown and LaTeX."""
-
-    def __init__(self, fmt: str):
-        if fmt not in ("md", "tex"):
-            raise ValueError(f"fmt must be 'md' or 'tex', not {fmt!r}")
-        self.tex = fmt == "tex"
-
-    def t(self, s) -> str:
-        return tex_escape(s) if self.tex else str(s)
-
-    def code(self, s) -> str:
-        """A name (a class, a row): in italics in the report, as code in Markdown."""
-        return rf"\emph{{{tex_escape(s)}}}" if self.tex else f"`{s}`"
-
-    def codes(self, names) -> str:
-        return _join([self.code(n) for n in names])
-
-    def pct(self, v, digits: int = 1) -> str:
-        return f"{100 * v:.{digits}f}" + (r"\,\%" if self.tex else "%")
-
-    def pts(self, v, digits: int = 1) -> str:
-        """Signed percentage points (a difference of two accuracies)."""
-        s = f"{100 * v:+.{digits}f}"
-        return f"${s}$" if self.tex else s.replace("-", "\u2212")
-
-    def pt(self, v, digits: int = 1) -> str:
-        """Unsigned percentage points (the size of a gap)."""
-        return f"{100 * abs(v):.{digits}f}"
-
-    def num(self, n) -> str:
-        return f"{int(n):,}"
-
-    def size(self, wxh: str) -> str:
-        w, _, h = str(wxh).partition("x")
-        return rf"${w}\times{h}$" if self.tex else f"{w}\u00d7{h}"
-
-    def times(self) -> str:
-        return r"$\times$" if self.tex else "\u00d7"
-
-    def arrow(self) -> str:
-        return r"$\to$" if self.tex else "\u2192"
-
-
-def _join(items: list[str]) -> str:
-    """a, b and c."""
-    items = list(items)
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
 
 def _compare(a: float, b: float, tol: float) -> str:
     """'more than', 'less than' or 'about the same as' for a against b."""
@@ -145,27 +45,27 @@ def is_development_sample(fp: dict | None) -> bool:
     return has_photo_marker(fp) and fp.get("name") == DEV_SAMPLE_NAME
 
 
-def _sizes(f: _Fmt, sizes: dict, total: int | None = None) -> str:
+def _sizes(f: Fmt, sizes: dict, total: int | None = None) -> str:
     """'48x48 (8,400 images)' for the three most common original sizes, then how many images have others
     (`total`: all images, where `sizes` lists only the most common)."""
     items = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
     shown = [f"{f.size(s)} ({f.num(n)} images)" for s, n in items]
     rest = (total or sum(sizes.values())) - sum(n for _, n in items)
-    return _join(shown + ([f"{f.num(rest)} images of other sizes"] if rest > 0 else []))
+    return join(shown + ([f"{f.num(rest)} images of other sizes"] if rest > 0 else []))
 
 
 def data_sentence(fp: dict | None, fmt: str = "md") -> str:
     """Which data produced the numbers: name, classes, images per split, image sizes (and, in a footnote, whether
     it is the development sample)."""
-    f = _Fmt(fmt)
+    f = Fmt(fmt)
     if not fp:
         return ("No run in this results folder records its dataset, so the data behind the numbers cannot be "
                 "named; rerun them with the current code.")
     classes = fp.get("classes", [])
     if fp.get("counts"):
-        splits = _join([f"{f.num(sum(c.values()))} {f.t(s)}" for s, c in fp["counts"].items()]) + " images"
+        splits = join([f"{f.num(sum(c.values()))} {f.t(s)}" for s, c in fp["counts"].items()]) + " images"
     else:  # files per split folder (the tune split is carved out of train/)
-        splits = _join([f"{f.num(n)}{' images' if i == 0 else ''} in the {f.t(s)} folder"
+        splits = join([f"{f.num(n)}{' images' if i == 0 else ''} in the {f.t(s)} folder"
                         for i, (s, n) in enumerate(fp.get("files", {}).items())])
     name = "The data have" if f.tex else f"The dataset {f.code(fp.get('name', '?'))} has"  # a folder's name
     text = (f"{name} {len(classes)} classes "
@@ -191,7 +91,7 @@ def _balance(counts: dict) -> tuple[str, int, str, int, float]:
 def preprocessing_findings(stats: dict | None, fmt: str = "md", imbalance: float = IMBALANCE,
                            inputs: dict | None = None) -> str:
     """Class balance of the training split and whether the images are up- or downsampled to the model inputs."""
-    f = _Fmt(fmt)
+    f = Fmt(fmt)
     if not stats:
         return "The split statistics have not been computed yet: the part (a) notebook computes them."
     out = []
@@ -220,12 +120,12 @@ def preprocessing_findings(stats: dict | None, fmt: str = "md", imbalance: float
         out.append(_resizing(f, sizes, inputs or INPUTS))
     modes = {m: n for m, n in (stats.get("colour_modes") or {}).items() if m != "RGB"}
     if modes:
-        out.append("Colour modes other than RGB (" + _join([f"{f.num(n)} {f.t(m)}" for m, n in modes.items()])
+        out.append("Colour modes other than RGB (" + join([f"{f.num(n)} {f.t(m)}" for m, n in modes.items()])
                    + ") are converted to RGB.")
     return " ".join(out)
 
 
-def _resizing(f: _Fmt, sizes: dict, inputs: dict) -> str:
+def _resizing(f: Fmt, sizes: dict, inputs: dict) -> str:
     """Which share of the images each model's input size upsamples, downsamples or leaves as it is."""
     dims = [(tuple(int(v) for v in s.split("x")), n) for s, n in sizes.items()]
     total = sum(n for _, n in dims)
@@ -244,10 +144,10 @@ def _resizing(f: _Fmt, sizes: dict, inputs: dict) -> str:
         if whole:
             parts.append(f"{model}'s {size} " + words[whole[0]].format("all of them"))
         else:
-            parts.append(f"{model}'s {size} " + _join([words[k].format(f.pct(v, 0)) for k, v in share.items()
+            parts.append(f"{model}'s {size} " + join([words[k].format(f.pct(v, 0)) for k, v in share.items()
                                                       if v >= 0.005]))
     if len(set(wholes)) == 1 and wholes[0] is not None and len(wholes) > 1:  # every model resizes them alike
-        sides = _join([f.size(f"{side}x{side}") for side in inputs.values()])
+        sides = join([f.size(f"{side}x{side}") for side in inputs.values()])
         parts = ["the inputs of both models (" + sides + ") " + words[wholes[0]].replace("s {}", " {}")
                  .format("all of them")]
     text = f"The original images are {_sizes(f, sizes)}: {'; '.join(parts)}."
@@ -261,7 +161,7 @@ def _resizing(f: _Fmt, sizes: dict, inputs: dict) -> str:
 
 def class_weight_findings(counts: dict | None, fmt: str = "md") -> str:
     """Whether a class-balanced loss would differ from the plain one, from the training images per class."""
-    f = _Fmt(fmt)
+    f = Fmt(fmt)
     if not counts:
         return f"The training counts per class are not available yet: run {f.code('P5_c')}."
     n = list(counts.values())
@@ -296,7 +196,7 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
                       overfit_gap: float = OVERFIT_GAP, agree: float = AGREE) -> str:
     """Gaps between train, tune and validation, when tune accuracy stopped improving, easiest and hardest
     classes and the most frequent confusions, from one run's metrics.json (and history.json)."""
-    f = _Fmt(fmt)
+    f = Fmt(fmt)
     if not metrics:
         return f"{name[0].upper() + name[1:]} has not been run on this data yet."
     if metrics.get("max_batches"):
@@ -363,7 +263,7 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
     f1 = sorted(((c, v["f1"]) for c, v in metrics["per_class"].items() if c in metrics["classes"]),
                 key=lambda cv: -cv[1])
     m = 2 if k >= 5 else 1
-    fmt_f1 = lambda items: _join([f"{f.code(c)} ({v:.3f})" for c, v in items])  # noqa: E731
+    fmt_f1 = lambda items: join([f"{f.code(c)} ({v:.3f})" for c, v in items])  # noqa: E731
     out.append(f"By validation F1 the easiest {'classes are' if m > 1 else 'class is'} {fmt_f1(f1[:m])} and the "
                f"hardest {fmt_f1(f1[::-1][:m])}" + (f", a spread of {f1[0][1] - f1[-1][1]:.2f}." if k > 1 else "."))
     if metrics.get("confusion_matrix"):
@@ -371,7 +271,7 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
         pairs = top_confusions(metrics, 3)
         errors = sum(sum(row) for row in cm) - sum(cm[i][i] for i in range(k))
         if pairs:
-            listed = _join([f"{f.code(p['true'])} {f.arrow()} {f.code(p['predicted'])} ({p['count']} of "
+            listed = join([f"{f.code(p['true'])} {f.arrow()} {f.code(p['predicted'])} ({p['count']} of "
                             f"{p['of']} {f.code(p['true'])} faces)" for p in pairs])
             these = {1: "this one accounts", 2: "these two account", 3: "these three account"}[len(pairs)]
             out.append(f"The most frequent confusions (true {f.arrow()} predicted) are {listed}; {these} for "
@@ -406,7 +306,7 @@ def comparison_findings(cards: list[dict] | None, fmt: str = "md", n_validation:
     """LightVGG (c) against VGG16 transfer (b): size and speed always, accuracy where both ran, with the 95 %
     interval of the difference (two independent binomial errors over `n_validation` faces: an upper bound for
     paired predictions on the same faces)."""
-    f = _Fmt(fmt)
+    f = Fmt(fmt)
     if not cards:
         return "The two models have not been compared yet: the part (c) notebook compares them."
     light, vgg = _card(cards, "(c)", "light"), _card(cards, "(b)", "vgg16")
@@ -460,7 +360,7 @@ def mib(megabytes: float) -> float:
 def tradeoff_findings(rows: list[dict], fmt: str = "md") -> str:
     """The light VGG exported for a phone: int8 against fp32 in size, accuracy (with the 95 % interval of the
     change) and single-thread latency, all timed in one call (tradeoff.json's rows of part (c)'s network)."""
-    f = _Fmt(fmt)
+    f = Fmt(fmt)
     light = {r["form"]: r for r in rows if "LightVGG" in r["network"] and "accuracy" in r}
     if not {"PyTorch fp32", "ONNX int8"} <= set(light):
         return ""
@@ -483,23 +383,23 @@ PAPER_FPS = 45  # average frames per second of the deployed networks on an iPhon
 
 def paper_models_findings(cards: list[dict] | None, fmt: str = "md") -> str:
     """The three light networks of the paper side by side: size, latency and accuracy, against the paper."""
-    f = _Fmt(fmt)
+    f = Fmt(fmt)
     if not cards:
         return f"The paper's three networks have not been compared yet: run the last section of {f.code('P5_c')}."
     ran = [c for c in cards if card_ran(c)]
-    out = [_join([f"{c['model']} has {f.num(c['parameters'])} parameters ({c['fp32_size_MB']:g} MB) and takes "
+    out = [join([f"{c['model']} has {f.num(c['parameters'])} parameters ({c['fp32_size_MB']:g} MB) and takes "
                   f"{c['cpu_latency_ms']:.1f} ms per face" for c in cards]) + " on the CPU that measured them."]
     fastest = min(cards, key=lambda c: c["cpu_latency_ms"])
     out.append(f"{fastest['model']} is the fastest here; the latency ranking need not follow the FLOPs, since "
                f"depthwise convolutions run far below a CPU's peak.")
     if len(ran) >= 2:
         best = max(ran, key=lambda c: c["accuracy"])
-        out.append("On validation, " + _join([f"{c['model']} reaches {f.pct(c['accuracy'])} (macro-F1 "
+        out.append("On validation, " + join([f"{c['model']} reaches {f.pct(c['accuracy'])} (macro-F1 "
                                                f"{f.pct(c['macro_f1'])}, macro-AUC {c['macro_auc']:.3f})"
                                                for c in ran]) + f"; {best['model']} is the most accurate.")
     missing = [c["model"] for c in cards if not card_ran(c)]
     if missing:
-        out.append(f"Not trained on this data yet: {_join(missing)} (its row gives the architecture's size and "
+        out.append(f"Not trained on this data yet: {join(missing)} (its row gives the architecture's size and "
                    f"latency only).")
     out.append(f"The paper reports {f.pct(PAPER_ACCURACY, 0)} eight-class accuracy for its best network and about "
                f"{PAPER_FPS} faces a second on an iPhone 6S; it trained on AffectNet's full training set (some "
@@ -514,7 +414,7 @@ _REGION_NAMES = {"border": "the outer border ring", "eyes_band": "the eye band",
 def cam_findings(regions: dict | None, fmt: str = "md", tol: float = REGION_TOL) -> str:
     """Where the Grad-CAM mass lies (border, eyes, mouth) against the share of the image each region covers, with
     the standard error of each mean over the faces where it was saved."""
-    f = _Fmt(fmt)
+    f = Fmt(fmt)
     if not regions or "border" not in regions:
         return "The class activation maps have not been measured yet: the part (d) notebook measures them."
     parts = []
@@ -538,7 +438,7 @@ def cam_findings(regions: dict | None, fmt: str = "md", tol: float = REGION_TOL)
     return " ".join(out)
 
 
-def _where(f: _Fmt, regions: dict | None, area: dict, tol: float = REGION_TOL) -> str:
+def _where(f: Fmt, regions: dict | None, area: dict, tol: float = REGION_TOL) -> str:
     """Where one face's map lies: the region most above its area share ('mouth 49%'), or 'spread'."""
     if not regions:
         return "not measured"
@@ -557,7 +457,7 @@ def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dic
     """One or two sentences per class on its right and wrong faces of the CAM grids (cam_samples.json): their
     confidence, where each map lies, and the class's main confusion; then the wrong faces called happy with
     high confidence and a map on the mouth, which a smile explains and a label may not."""
-    f = _Fmt(fmt)
+    f = Fmt(fmt)
     if not picks:
         return "The maps of single faces have not been drawn yet: the part (d) notebook draws them."
     area = area or {}
@@ -573,7 +473,7 @@ def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dic
         text = f"{f.code(name)}: " + (f"right ({'; '.join(_face(f, p, area) for p in right)})" if right else
                                       "no right face")
         if wrong:
-            text += "; wrong, called " + _join([f"{f.code(classes[p['pred']])} ({_face(f, p, area)})" for p in wrong])
+            text += "; wrong, called " + join([f"{f.code(classes[p['pred']])} ({_face(f, p, area)})" for p in wrong])
         main = confusions.get(name)
         if main:
             hits = sum(classes[p["pred"]] == main["predicted"] for p in wrong)
@@ -586,7 +486,7 @@ def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dic
     tail = ""
     if smile:
         tail = (f"{'One wrong face' if len(smile) == 1 else f'{len(smile)} wrong faces'} ("
-                + _join([f"labelled {f.code(classes[p['true']])}" for p in smile])
+                + join([f"labelled {f.code(classes[p['true']])}" for p in smile])
                 + f") {'is' if len(smile) == 1 else 'are'} called {f.code('happy')} with a confidence of at least "
                   f"{sure:g} and a map on the mouth: the network sees a smile there, and a smiling face under that "
                   f"label is as likely a wrong label as a wrong prediction.")
@@ -596,7 +496,7 @@ def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dic
     return "\n".join(f"- {t}" for t in items) + ("\n\n" + tail.strip() if tail else "")
 
 
-def _face(f: _Fmt, p: dict, area: dict) -> str:
+def _face(f: Fmt, p: dict, area: dict) -> str:
     """One face of the grids: its confidence and where its map lies ('0.96, mouth 49%')."""
     return f"{p['confidence']:.2f}, {_where(f, p.get('regions'), area)}"
 
@@ -606,7 +506,7 @@ def _interval(a: float, n_a: int, b: float, n_b: int) -> float:
     return 1.96 * math.sqrt(a * (1 - a) / max(n_a, 1) + b * (1 - b) / max(n_b, 1))
 
 
-def _effect(f: _Fmt, d: float, half: float) -> str:
+def _effect(f: Fmt, d: float, half: float) -> str:
     """'+32.0 points (95 % interval +17.1 to +46.9)', or the same with 'no clear effect' where it covers 0."""
     unit = r"\,\%" if f.tex else "%"
     text = f"{f.pts(d)} points (95{unit} interval {f.pts(d - half)} to {f.pts(d + half)})"
@@ -617,7 +517,7 @@ def photo_style_findings(summary: dict | None, fp: dict | None, fmt: str = "md",
                          style: list[dict] | None = None) -> str:
     """Whether FFHQ photo style pulls faces towards happy/neutral, with the 95 % interval of the difference, and
     how the portraits fare overall (photo_style.json's rows); "" for data without FFHQ portraits."""
-    f = _Fmt(fmt)
+    f = Fmt(fmt)
     if not has_photo_marker(fp):
         return ""
     hn = f"{f.code('happy')} or {f.code('neutral')}"
@@ -658,7 +558,7 @@ def _table(t):
 def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | None = None, fmt: str = "md",
                        baseline: str = "plain") -> str:
     """Which changes cleared the tune bar in the screening, which are within noise, which lost."""
-    f = _Fmt(fmt)
+    f = Fmt(fmt)
     t = _table(screen_table)
     if t is None or len(t) == 0 or TUNE_GAIN not in t.columns or baseline not in t.index:
         return "The screening has not been run on these data yet: the part (d) notebook runs it."
@@ -670,15 +570,11 @@ def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | N
     out = [f"The screening tried {len(rows)} changes against the plain model's {f.pct(p)} tune accuracy."]
     if passed:
         out.append(("Only " if len(passed) == 1 else "The changes ")
-                   + _join([f"{_row(f, r)} ({f.pts(gains[r])} points on tune, {f.pts(float(rows.loc[r, VAL_GAIN]))} "
+                   + join([f"{_row(f, r)} ({f.pts(gains[r])} points on tune, {f.pts(float(rows.loc[r, VAL_GAIN]))} "
                             f"on validation)" for r in passed])
-                   + f" cleared the bar of {_points(min_gain)} of tune accuracy"
-                   + (" and went on to the full schedule." if f.tex else
-                      ", so the improved model combines them." if len(passed) > 1 else
-                      ", so the improved model is the plain one with this change."))
+                   + f" cleared the bar of {_points(min_gain)} of tune accuracy and went on to the full schedule.")
     else:
-        out.append(f"No change cleared the bar of {_points(min_gain)} of tune accuracy, so the improved model is "
-                   f"the plain one.")
+        out.append(f"No change cleared the bar of {_points(min_gain)} of tune accuracy.")
     rest = {r: g for r, g in gains.items() if r not in passed}
     weak = [r for r in passed if se is not None and abs(gains[r]) <= se]
     if weak:
@@ -695,7 +591,7 @@ def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | N
     else:
         lost = sorted((r for r, g in rest.items() if g < 0), key=lambda r: rest[r])
     if lost:
-        out.append("Lost accuracy on tune: " + _join([f"{_row(f, r)} ({f.pts(rest[r])})" for r in lost]) + ".")
+        out.append("Lost accuracy on tune: " + join([f"{_row(f, r)} ({f.pts(rest[r])})" for r in lost]) + ".")
     if "tune acc. +flip" in t.columns and not f.tex:  # the report's table has no tune-flip column
         d = (t["tune acc. +flip"].astype(float) - t["tune acc."].astype(float)).dropna()
         if len(d):
@@ -726,7 +622,7 @@ CAM_ROWS = ("face_mask", "photometric", "gap_head")  # the screening's changes a
 def cam_fix_findings(screen_table, min_gain: float = MIN_GAIN, fmt: str = "md") -> str:
     """Whether the screening's changes aimed at the maps' findings (frame, photo style, position) raised tune
     accuracy; "" before the screening."""
-    f, t = _Fmt(fmt), _table(screen_table)
+    f, t = Fmt(fmt), _table(screen_table)
     if t is None or TUNE_GAIN not in getattr(t, "columns", ()):
         return ""
     gains = {r: float(t.loc[r, TUNE_GAIN]) for r in CAM_ROWS if r in t.index}
@@ -736,75 +632,25 @@ def cam_fix_findings(screen_table, min_gain: float = MIN_GAIN, fmt: str = "md") 
     rest = [f"{_row(f, r)} ({f.pts(g)} points)" for r, g in gains.items() if g <= min_gain]
     text = "In the screening, of the changes aimed at what the maps show, "
     if helped:
-        text += _join([f"{_row(f, r)} ({f.pts(gains[r])} points)" for r in helped]) + " raised tune accuracy"
-        text += f", while {_join(rest)} did not." if rest else "."
+        text += join([f"{_row(f, r)} ({f.pts(gains[r])} points)" for r in helped]) + " raised tune accuracy"
+        text += f", while {join(rest)} did not." if rest else "."
     else:
-        text += _join(rest) + " did not raise tune accuracy."
+        text += join(rest) + " did not raise tune accuracy."
     return text
 
 
-def _row(f: _Fmt, name: str) -> str:
+def _row(f: Fmt, name: str) -> str:
     """A study row's name: as code in Markdown (what the CLI and the folders call it), as prose in the report."""
     return f.t(row_name(name)) if f.tex else f.code(name)
 
 
-def _rows(f: _Fmt, names) -> str:
-    return _join([_row(f, n) for n in names])
+def _rows(f: Fmt, names) -> str:
+    return join([_row(f, n) for n in names])
 
 
 def _points(v: float) -> str:
     """'1 point', '2.5 points' for an accuracy difference v."""
     return f"{100 * v:g} point" + ("" if round(100 * v, 6) == 1 else "s")
-
-
-def _mean_std(row, col: str) -> tuple[float, float | None]:
-    """Mean and standard deviation of a seeds-table cell ('0.5950 ± 0.0150' or a '<col> mean' column)."""
-    cell = str(row.get(col, ""))
-    mean_col = f"{col} mean"
-    parts = cell.split("\u00b1")
-    mean = float(row[mean_col]) if mean_col in row.index else float(parts[0])
-    std = float(parts[1]) if len(parts) == 2 else None
-    return mean, std
-
-
-def final_findings(final_table, chosen: list[str] | None = None, fmt: str = "md",
-                   targets: tuple[float, float] | None = None) -> str:
-    """The improved model against the plain one on the full schedule: gain, its sign and the seed spread."""
-    f = _Fmt(fmt)
-    t = _table(final_table)
-    plain_row = next((i for i in (t.index if t is not None else []) if str(i).startswith("plain")), None)
-    imp_row = next((i for i in (t.index if t is not None else []) if str(i).startswith("improved")), None)
-    if plain_row is None or imp_row is None:
-        return (f"The full-schedule comparison has not been run on this data yet ({f.code('P5_d')} with "
-                f"{f.code('run_ablation = True')}).")
-    plain, imp = t.loc[plain_row], t.loc[imp_row]
-    (pm, ps), (im, is_) = _mean_std(plain, "val. acc."), _mean_std(imp, "val. acc.")
-    gain = im - pm
-    what = (f"plain + {f.codes(chosen)}" if chosen else "the plain model, as no change cleared the bar")
-    params = f", {f.num(str(imp['parameters']).replace(',', ''))} parameters" if "parameters" in imp.index else ""
-    spread = max(s for s in (ps, is_, 0.0) if s is not None)
-    seeds = f" over seeds {_join(str(imp['seeds']).split(', '))}" if "seeds" in imp.index else ""
-    text = (f"On the full schedule{seeds}, the improved model ({what}{params}) reaches {f.pct(im)} validation "
-            f"accuracy against {f.pct(pm)} for the plain model, a gain of {f.pts(gain)} points")
-    if gain <= 0:
-        text += (", which is not positive: what won the short screening does not carry over to the full "
-                 "schedule on this data.")
-    elif spread and gain <= spread:
-        text += (f", positive but no larger than the spread between seeds ({100 * spread:.1f} points), so the "
-                 f"improvement is not established.")
-    else:
-        text += (f", positive and larger than the spread between seeds ({100 * spread:.1f} points)." if spread else
-                 ", positive (one seed, so its spread is unknown).")
-    out = [text]
-    if "val. macro-F1" in imp.index or "val. macro-F1 mean" in imp.index:
-        (pf, _), (imf, _) = _mean_std(plain, "val. macro-F1"), _mean_std(imp, "val. macro-F1")
-        out.append(f"Macro-F1 moves from {f.pct(pf)} to {f.pct(imf)}.")
-    if targets:
-        absolute, relative = targets
-        out.append(f"Of the study's two targets, {f.pct(absolute, 0)} validation accuracy is "
-                   f"{'met' if im >= absolute else 'missed'} and a gain of {100 * relative:g} points is "
-                   f"{'met' if gain >= relative else 'missed'}.")
-    return " ".join(out)
 
 
 def passed_changes(screen_table, min_gain: float = MIN_GAIN, baseline: str = "plain") -> list[str] | None:
@@ -816,27 +662,17 @@ def passed_changes(screen_table, min_gain: float = MIN_GAIN, baseline: str = "pl
     return [r for r, g in gains.items() if r != baseline and float(g) > min_gain]
 
 
-def ablation_findings(screen_table, final_table, min_gain: float = MIN_GAIN, n_tune: int | None = None,
-                      fmt: str = "md") -> str:
-    """The screening and the full-schedule comparison, two paragraphs."""
-    t = _table(screen_table)
-    return (screening_findings(t, min_gain, n_tune, fmt) + "\n\n"
-            + final_findings(final_table, passed_changes(t, min_gain), fmt))
-
-
-def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: dict | None = None,
-                        f1_change: dict | None = None, fmt: str = "md", tol: float = REGION_TOL,
-                        model: str = "improved") -> str:
-    """How the maps (and photo-style pull) of `model` (its key in `shortcuts`: "improved", "delivered") differ
-    from the plain model's, and F1 per class."""
-    f = _Fmt(fmt)
+def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: dict | None = None, fmt: str = "md",
+                        tol: float = REGION_TOL, model: str = "delivered") -> str:
+    """How the maps (and photo-style pull) of `model` (its key in `shortcuts`) differ from the plain model's."""
+    f = Fmt(fmt)
     if not shortcuts or "plain" not in shortcuts or model not in shortcuts:
         return f"The maps of the {model} model have not been measured yet ({f.code('P5_d')}, after the ablation)."
     p, i = shortcuts["plain"], shortcuts[model]
     keys = [k for k in ("border", "eyes_band", "mouth_band") if k in p and k in i]
     parts = [f"{f.pct(i[k], 0)} on {_REGION_NAMES[k]} (plain model {f.pct(p[k], 0)}"
              + (f", area {f.pct(area[k], 0)})" if area and k in area else ")") for k in keys]
-    out = [f"Over the whole validation split the {model} model's maps put " + _join(parts) + "." if parts else ""]
+    out = [f"Over the whole validation split the {model} model's maps put " + join(parts) + "." if parts else ""]
     b = _compare(i.get("border", 0), p.get("border", 0), tol)
     if "border" in p and "border" in i:
         out.append({"less than": f"The {model} model puts clearly less of its map on the border.",
@@ -850,17 +686,13 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
         out.append(f"FFHQ portraits of the other classes are predicted {f.code('happy')} or {f.code('neutral')} "
                    f"{f.pct(a, 0)} of the time by the plain model and {f.pct(c, 0)} by the {model} one: the pull "
                    f"of photo style {trend}.")
-    if f1_change:
-        top = sorted(f1_change.items(), key=lambda kv: -abs(kv[1]))[:3]
-        out.append("Per class (validation F1, mean over the seeds) the largest changes are "
-                   + _join([f"{f.code(c)} {f.pts(v)}" for c, v in top]) + " points.")
     return " ".join(s for s in out if s)
 
 
 def study_findings(study, fmt: str = "md") -> str:
     """Where the second study of part (d) (a `study.Study`) stands: nothing run, partly run (what is left, in plain
     30-epoch runs, and the --budget that fits it), or done, with its final comparison (`improvement_findings`)."""
-    f, rows = _Fmt(fmt), study.todo()
+    f, rows = Fmt(fmt), study.todo()
     todo, left, spent, budget = [r.folder for r in rows], sum(r.cost() for r in rows), study.spent(), study.budget
     final = study.final_comparison()
     over = spent + left > budget + 1e-9
@@ -891,7 +723,7 @@ def _diff(a: float, b: float) -> float:
 def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
     """The final comparison (`study.Study.final_comparison`): the improved model against the plain one at
     the same schedule and seeds, the gain of each seed and whether it is clear, then against part (c)'s model."""
-    f = _Fmt(fmt)
+    f = Fmt(fmt)
     if final is None or len(final) < 2:
         return ("The proposal has not been tested on the full schedule yet: the second study of the part (d) "
                 "notebook tests it.")
@@ -921,7 +753,7 @@ def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
         out.append(f"At the same schedule and seeds, {f.t(names[-1])} reaches {f.pct(best['mean'])} (± "
                    f"{f.pt(best['std'])}, mean ± std over seeds 0 and 1) validation accuracy against "
                    f"{f.pct(plain['mean'])} (± {f.pt(plain['std'])}) for {f.t(names[-2])}: a gain of {f.pts(gain)} "
-                   f"points ({_join([f.pts(g) for g in per_seed])} for the two seeds)"
+                   f"points ({join([f.pts(g) for g in per_seed])} for the two seeds)"
                    + (f", positive for both seeds but within the {f.pt(spread)}-point spread between the two seeds "
                       f"of one model, so a small effect at best." if clear and gain > 0 and abs(gain) < spread else
                       ", the same sign for both seeds." if clear else
@@ -943,7 +775,7 @@ def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
 def gpu_findings(bench: dict, fmt: str = "md") -> str:
     """What a GPU benchmark (results/benchmarks/<gpu>.json) measured about augmentation and the second study's
     `--workers`, as prose ("" when it measured neither)."""
-    f, aug = _Fmt(fmt), bench.get("augment_backend_same_run")
+    f, aug = Fmt(fmt), bench.get("augment_backend_same_run")
     if not aug:
         return ""
     v2, batched, x = aug["v2_epoch_s"][-1], aug["batched_epoch_s"][-1], f.times()
@@ -961,7 +793,7 @@ def gpu_findings(bench: dict, fmt: str = "md") -> str:
 def delivery_findings(study, fmt: str = "md") -> str:
     """The model that part (d)'s second study delivers (`study.Study.deliver`): its source, validation accuracy
     and the paper's budget, with the latency measured in the same call as the plain model's."""
-    f, m, folder = _Fmt(fmt), study.delivered.result, f"{study.delivered.path.name}/"
+    f, m, folder = Fmt(fmt), study.delivered.result, f"{study.delivered.path.name}/"
     where = "" if f.tex else f" in {f.code(folder)}"
     if m is None:
         return f"No model is delivered yet: it is written{where} once the study's final comparison exists."

@@ -12,14 +12,14 @@ import pandas as pd
 from .config import PROJ_ROOT, RESULTS_DIR
 from .findings import delivery_findings, gpu_findings, replace_block, study_findings
 from .runs import Run, is_training_result
-from .study import CHANGES, Study, final_summary, screening_summary, study_dirs
+from .study import Study, screening_summary, study_dirs
+from .text import markdown_table
 
 README = PROJ_ROOT / "README.md"
 BENCHMARKS = PROJ_ROOT / "results" / "benchmarks"
 
-PART_D = ("Part (d), the ablation (`ablation/`, `light_vgg_improved/`): the plain and the improved model on the "
-          "full schedule, mean ± std over seeds 0 and 1, when both have run; then the screening, each change alone "
-          "on the plain model (seed 0, sorted by the tune gain that selects them):")
+PART_D = ("Part (d), the screening (`ablation/screen10/`): each change alone on the plain model for 10 epochs "
+          "(seed 0, sorted by the tune gain that selects them):")
 
 
 PART_D_SECOND = ("Part (d), the second study (`ablation/long60/`, `light_vgg_final/`): each finished run, its tune "
@@ -29,31 +29,26 @@ PART_D_SECOND = ("Part (d), the second study (`ablation/long60/`, `light_vgg_fin
 
 def results_markdown(results_dir: str | Path = RESULTS_DIR) -> str:
     """The results table, generated from results/*/metrics.json (validation split)."""
-    lines = ["| experiment | model | epochs run (best) | val. accuracy | val. macro-F1 | val. macro-AUC | "
-             "parameters | wall time | device |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = {}
     for path in sorted(Path(results_dir).glob("*/metrics.json")):
         m = json.loads(path.read_text())
         if not is_training_result(m):
             continue  # evaluations and smoke runs are not results
-        epochs = f"{m['epochs_run']} ({m['best_epoch']}){'' if Run(path.parent).finished else ', interrupted'}"
-        lines.append(f"| `{path.parent.name}` | {m['model']} | {epochs} | "
-                     f"{m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m['macro_auc']:.4f} | "
-                     f"{m['parameters']['total']:,} | {m['wall_seconds'] / 60:.1f} min | {m['device']} |")
-    return "\n".join(lines)
-
-
-def _markdown(df: pd.DataFrame) -> str:
-    cols = [df.index.name or ""] + [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join([f"`{i}`" if i in CHANGES else str(i)] + [str(v) for v in row]) + " |"
-              for i, row in df.iterrows()]
-    return "\n".join(lines)
+        state = "" if Run(path.parent).finished else ", interrupted"
+        rows[path.parent.name] = {
+            "model": m["model"], "epochs run (best)": f"{m['epochs_run']} ({m['best_epoch']}){state}",
+            "val. accuracy": f"{m['accuracy']:.4f}", "val. macro-F1": f"{m['macro_f1']:.4f}",
+            "val. macro-AUC": f"{m['macro_auc']:.4f}", "parameters": m["parameters"]["total"],
+            "wall time": f"{m['wall_seconds'] / 60:.1f} min", "device": m["device"]}
+    columns = ["model", "epochs run (best)", "val. accuracy", "val. macro-F1", "val. macro-AUC", "parameters",
+               "wall time", "device"]
+    return markdown_table(pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("experiment"))
 
 
 def ablation_markdown(results: str | Path) -> str:
-    """Part (d)'s tables: the seeds comparison and the screening, from the saved runs ("" before any)."""
-    tables = (final_summary(results), screening_summary(study_dirs(results)["screen"]))
-    return "\n\n".join(_markdown(t) for t in tables if t is not None)
+    """Part (d)'s screening table, from the saved runs ("" before any)."""
+    table = screening_summary(study_dirs(results)["screen"])
+    return "" if table is None else markdown_table(table)
 
 
 def second_study_markdown(results: str | Path) -> str:
@@ -63,8 +58,7 @@ def second_study_markdown(results: str | Path) -> str:
     if not study.spent():
         return ""
     table = study.table_text()
-    table["row"] = table["row"].map("`{}`".format)
-    return "\n\n".join([PART_D_SECOND, _markdown(table.set_index("row")), study_findings(study),
+    return "\n\n".join([PART_D_SECOND, markdown_table(table.set_index("row")), study_findings(study),
                         delivery_findings(study)])
 
 

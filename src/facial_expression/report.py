@@ -16,7 +16,6 @@ import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from . import findings
@@ -26,42 +25,15 @@ from .config import REPORT_DIR, RESULTS_DIR, TrainConfig, light_vgg_config, vgg1
 from .data import statistics_table
 from .data.fingerprint import dataset_fingerprint, mismatch, results_dataset, run_fingerprint
 from .errors import FERError
-from .findings import settings_table, tex_escape
+from .findings import settings_table
 from .models import architecture_table, build_model, count_parameters
 from .plots import draw_run_figures, save_figure
 from .runs import is_smoke_run
 from .study import DELIVERED, EMA_DECAY, Study, best_variant, screening_summary, screening_table, study_dirs
+from .text import join, latex_table, tex_escape
 from .training import History
 
 NOT_RUN = "not run"
-
-
-def _table(df: pd.DataFrame, path: Path, colspec: str | None = None, index: bool = True) -> None:
-    """A booktabs tabular of a DataFrame (cells escaped), written to `path`."""
-    cols = ([df.index.name or ""] if index else []) + [str(c) for c in df.columns]
-    colspec = (colspec or ("l" * len(cols))).replace("p{", r">{\raggedright\arraybackslash}p{")
-    lines = [rf"\begin{{tabular}}{{{colspec}}}", r"\toprule", " & ".join(tex_escape(c) for c in cols) + r" \\",
-             r"\midrule"]
-    for idx, row in df.iterrows():
-        cells = ([idx] if index else []) + list(row.values)
-        if str(idx) in ("total", "all"):
-            lines.append(r"\midrule")
-        lines.append(" & ".join(tex_escape(_fmt(c)) for c in cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _fmt(v) -> str:
-    """Integers with thousands separators, other floats with 4 significant digits, NaN as --."""
-    if isinstance(v, np.generic):  # numpy scalars format like Python's
-        v = v.item()
-    if isinstance(v, float) and v != v:
-        return "--"
-    if isinstance(v, (int, float)) and not isinstance(v, bool) and float(v).is_integer() and abs(v) >= 1:
-        return f"{int(v):,}"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
 
 
 def _load(path: Path) -> dict | list | None:
@@ -95,12 +67,6 @@ def experiment_macros(prefix: str, out_dir: Path) -> list[str]:
     ]
 
 
-def analysis_macros(m: dict) -> list[str]:
-    """Per-class validation F1 of (c) as macros, e.g. \\LightFoneAngry (alphabetic class names only)."""
-    return [_macro(f"LightFone{c.capitalize()}", f"{v['f1']:.3f}") for c, v in m["per_class"].items()
-            if c.isalpha()]
-
-
 def _raw(name: str, tex: str) -> str:
     """A macro whose body is already LaTeX (generated prose)."""
     return rf"\newcommand{{\{name}}}{{{tex}}}"
@@ -130,7 +96,7 @@ def settings_tex(results: Path, path: Path) -> None:
     df.index.name = "setting"
     b, c = df.columns
     df.loc[df[b] == df[c], c] = "as (b)"
-    _table(df.fillna("--"), path, "p{0.22\\linewidth}p{0.37\\linewidth}p{0.33\\linewidth}")
+    latex_table(df.fillna("--"), path, "p{0.22\\linewidth}p{0.37\\linewidth}p{0.33\\linewidth}")
 
 
 # Figures that write_report_inputs copies into report/figures: removed first, so that nothing of an
@@ -144,7 +110,7 @@ def screening_inputs(results: Path, gen: Path, n_tune: int | None = None) -> lis
     screen = screening_summary(screen_dir)
     t = None
     if screen is not None:
-        _table(screen, gen / "ablation_screen.tex", "p{0.24\\linewidth}rrrrrrrrr", index=False)
+        latex_table(screen, gen / "ablation_screen.tex", "p{0.24\\linewidth}rrrrrrrrr", index=False)
         t = screening_table(screen_dir)
         epochs = json.loads((screen_dir / "plain_seed0" / "config.json").read_text())["epochs"]
     intro = (f"Each candidate change was first added alone to the plain light VGG and trained for a short "
@@ -169,17 +135,18 @@ def second_study_inputs(results: Path, gen: Path, n_train: int | None = None, ar
             "epochs": "ep.", **{c: c.removeprefix("tune, ").replace(" + flip", " +flip") for c in df.columns
                                 if c.startswith("tune, ")},
             "validation, raw": "val. raw", "validation, EMA": "val. EMA"})
-        _table(df, gen / "second_study.tex", "p{0.14\\linewidth}" + "r" * (len(df.columns) - 4) + "lrr", index=False)
+        latex_table(df, gen / "second_study.tex", "p{0.14\\linewidth}" + "r" * (len(df.columns) - 4) + "lrr",
+                    index=False)
     final = study.final_comparison()
     if final is not None:
         shown = final.drop(columns=["gain"]).copy()
         for col in ("seed 0", "seed 1", "mean", "std", "macro-F1"):
             shown[col] = shown[col].map(lambda v: "–" if pd.isna(v) else f"{100 * v:.1f}")  # a seed not run
-        _table(shown, gen / "improvement.tex", "lrrrrr")
+        latex_table(shown, gen / "improvement.tex", "lrrrrr")
     screen_dir = study_dirs(results)["screen"]
     screen = screening_table(screen_dir) if screening_summary(screen_dir) is not None else None  # None: not run
     shortcuts = _load(results / DELIVERED / "cam" / "shortcuts.json")
-    maps = (findings.map_change_findings(shortcuts, results_dataset(results), area, None, "tex", model="delivered")
+    maps = (findings.map_change_findings(shortcuts, results_dataset(results), area, "tex")
             if shortcuts and "delivered" in shortcuts else "")
     intro = ""
     if ran:
@@ -195,7 +162,7 @@ def second_study_inputs(results: Path, gen: Path, n_train: int | None = None, ar
             tune = {r.name: best_variant(study.path(r))[1]["tune"] for r in study.long_rows() if study.done(r)}
             better = [n for n in sorted(tune, key=tune.get, reverse=True)
                       if n != "plain_long" and tune[n] > tune.get(last.name, 1.0)]
-            others = (f"; {findings._join([findings.row_name(b) for b in better])} did better on tune, but "
+            others = (f"; {join([findings.row_name(b) for b in better])} did better on tune, but "
                       f"{'its' if len(better) == 1 else 'their'} second seed did not fit" if better else "")
             intro += (f" The final row is {findings.row_name(last.name)}, the best row on tune whose second seed "
                       f"fitted in the budget left{others}.")
@@ -248,7 +215,7 @@ def _cards_table(cards: list[dict], path: Path, column: str, state: dict[str, tu
             df.loc[key] = [f"{100 * v:.1f}" if isinstance(v, float) else v for v in df.loc[key]]
     df = df.rename(index=findings.label)
     df.index.name = ""
-    _table(df.fillna("--"), path, "p{0.3\\linewidth}" + column * len(df.columns))
+    latex_table(df.fillna("--"), path, "p{0.3\\linewidth}" + column * len(df.columns))
 
 
 def _dataset(results: Path, stats: dict | None = None) -> dict | None:
@@ -269,7 +236,7 @@ def architecture_inputs(gen: Path, n_classes: int) -> list[str]:
     model = build_model("light-vgg", n_classes)
     arch = architecture_table(model)
     arch.index.name = "block"
-    _table(arch, gen / "architecture_light_vgg.tex", "lllrr")
+    latex_table(arch, gen / "architecture_light_vgg.tex", "lllrr")
     return [_macro("ArchNumClasses", n_classes), _macro("ArchParams", f"{count_parameters(model)['total']:,}"),
             _macro("ArchParamsPaper", f"{count_parameters(build_model('light-vgg', 8))['total']:,}")]
 
@@ -308,7 +275,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     fp = _dataset(results, stats)
     macros += [_flag("HasFfhq", findings.has_photo_marker(fp)), _raw("DataSentence", findings.data_sentence(fp, "tex"))]
     if stats:
-        _table(split_table(stats), gen / "split_stats.tex", "lllrl", index=False)
+        latex_table(split_table(stats), gen / "split_stats.tex", "lllrl", index=False)
         macros += [_macro("NumClasses", len(stats["classes"])), _macro("NumTrain", f"{stats['totals']['train']:,}"),
                    _macro("NumTune", f"{stats['totals']['tune']:,}"),
                    _macro("NumValidation", f"{stats['totals']['validation']:,}")]
@@ -321,7 +288,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
                  "epochs": counts["epochs"]}
         df = pd.DataFrame({"samples": {row.format(**words): counts[key] for key, row in AUGMENTATION_ROWS.items()}})
         df.index.name = ""
-        _table(df, gen / "augmentation_counts.tex", "p{0.62\\linewidth}r")
+        latex_table(df, gen / "augmentation_counts.tex", "p{0.62\\linewidth}r")
     settings_tex(results, gen / "settings.tex")
     m, v = _load(light / "metrics.json"), _load(vgg / "metrics.json")
     macros += [_raw("LightFindings", findings.training_findings(m, _load(light / "history.json"), "tex")),
@@ -333,7 +300,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
         per = per.drop(columns="support").map("{:.3f}".format).assign(faces=per["support"].astype(int))
         per = per.rename(columns={"f1": "F1", "auc": "AUC"})
         per.index.name = "class"
-        _table(per, gen / "per_class_light_vgg.tex", "lrrrrr")
+        latex_table(per, gen / "per_class_light_vgg.tex", "lrrrrr")
     comparison = _load(results / "comparison.json")
     if comparison:
         _cards_table(comparison, gen / "comparison.tex", "p{0.3\\linewidth}",
@@ -346,7 +313,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
         df = (100 * pd.DataFrame(regions).rename(columns=findings.label)).T.rename(
             columns={findings.SE: "s.e.", findings.AREA: "area"}).map("{:.1f}".format)
         df.index.name = "region"
-        _table(df, gen / "cam_regions.tex", "l" + "r" * len(df.columns))
+        latex_table(df, gen / "cam_regions.tex", "l" + "r" * len(df.columns))
     n_classes = len(m["classes"]) if m else len(fp["classes"]) if fp else len(stats["classes"]) if stats else 8
     area = {k: r[findings.AREA] for k, r in regions.items() if findings.AREA in r} if regions else None
     classes = m["classes"] if m else (fp or {}).get("classes", [])

@@ -11,15 +11,18 @@ sources; they do not prove a shortcut, and a region's share is only meaningful n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .cam import compute_cams, region_shares
+from .cam import comparison_grid, compute_cams, region_shares, select_samples
 from .config import AREA, SE
 from .data import ImageSet, to_unit_float
 from .data.fingerprint import is_ffhq
-from .evaluation import predict
+from .evaluation import predict, save_json
+from .plots import save_figure
 
 
 def ffhq_mask(paths: list[str]) -> np.ndarray:
@@ -98,3 +101,18 @@ class SplitMaps:
     def summary(self) -> dict:
         """Where the maps lie over all faces, and the photo-style summary where there is a second source."""
         return {**region_shares(self.cams), **(self.photo_style()[1] if self.has_second_source() else {})}
+
+    def compare(self, model, other, name: str, data: ImageSet, out: str | Path,
+                max_batches: int | None = None) -> tuple[Path, pd.DataFrame]:
+        """`other` against `model` (whose maps these are): each class's most confident right and wrong face of
+        `model`, with each model's Grad-CAM for the class it predicts (out/cam_comparison.jpg), and where both
+        models' maps lie over the whole split (out/shortcuts.json, the table returned)."""
+        picks = select_samples(self.labels, self.probs, per_class=1)
+        picks.sort(key=lambda p: (p["true"], not p["correct"]))
+        fig = comparison_grid({"plain": model, name: other}, data, picks, groups=2, title="Grad-CAM of the "
+                              "predicted class, same validation faces (left: correct, right: wrong)")
+        image = save_figure(fig, Path(out) / "cam_comparison", photo=True)[-1]
+        plt.close(fig)
+        table = pd.DataFrame({"plain": self.summary(), name: SplitMaps.compute(other, data, max_batches).summary()})
+        save_json(table.to_dict(), Path(out) / "shortcuts.json")
+        return image, table
