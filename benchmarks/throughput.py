@@ -31,7 +31,7 @@ from torch import nn
 
 from facial_expression.config import AugmentConfig, RESULTS_DIR
 from facial_expression.data import BatchLoader, find_data_root, load_folder, resolve_layout
-from facial_expression.evaluation import measure_latency
+from facial_expression.evaluation import measure_latencies
 from facial_expression.models import build_model
 from facial_expression.runtime import (amp_dtype, autocast, configure_backends, device_name, make_grad_scaler,
                                        pick_device, seed_everything, set_threads)
@@ -264,7 +264,7 @@ def model_speed(num_classes: int, quick: bool, device_choice: str = "auto") -> d
                     m(xi)
                 synchronize(device)
                 res[f"{tag}_eval_images_per_s"] = reps * batch / (time.perf_counter() - t0)
-        lat = measure_latency(model, size, device, repeats=10 if quick else 50)
+        lat = measure_latencies({"m": (model, size)}, device, repeats=10 if quick else 50)["m"]
         res["latency_fp32_median_ms"], res["latency_fp32_p90_ms"] = lat["median_ms"], lat["p90_ms"]
         out[name] = res
     return out

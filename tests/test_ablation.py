@@ -52,21 +52,24 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     assert list(table.index) == ["plain", "label_smoothing"] and table.loc["plain", "tune Δ"] == 0
     assert table.loc["label_smoothing", "tune Δ"] == pytest.approx(
         table.loc["label_smoothing", "tune acc."] - table.loc["plain", "tune acc."])
-    # latencies measured together (latency.json): one architecture, one measurement, which the table then shows
+    own = [json.loads((d / "metrics.json").read_text())["cpu_latency_ms"] for d in done[:2]]
+    assert table["CPU ms"].tolist() == own  # nothing timed together yet: each run's own measurement
+    # latencies timed together (RESULTS/latency.json): one architecture, one measurement, which the table then shows
+    cache = tmp_path / "results" / "latency.json"
     latency = study.measure_row_latencies(screen, {**rows, "improved": ["label_smoothing"], "bn": ["batch_norm"]},
-                                          3, smoke=True)
+                                          3, smoke=True, input_size=32)
     assert latency["plain"] == latency["label_smoothing"] == latency["improved"] and latency["bn"] > 0
     assert study.screening_table(screen)["CPU ms"].tolist() == [latency["plain"]] * 2
-    saved = (screen / study.LATENCY_FILE).stat().st_mtime_ns
-    assert study.measure_row_latencies(screen, rows, 3, smoke=True) == {n: latency[n] for n in rows}
-    assert (screen / study.LATENCY_FILE).stat().st_mtime_ns == saved  # a measurement covering the rows is kept
-    # another `improved` (a rerun screening chose other changes) is another architecture: all measured again
-    again = study.measure_row_latencies(screen, {**rows, "improved": ["batch_norm"]}, 3, smoke=True)
-    assert (screen / study.LATENCY_FILE).stat().st_mtime_ns != saved
-    assert study.row_latencies(screen) == again and again["plain"] == again["label_smoothing"] != again["improved"]
-    (screen / study.LATENCY_FILE).write_text(json.dumps({n: 5.0 for n in again}))  # an older commit's format
-    assert study.row_latencies(screen) == {n: 5.0 for n in again}
-    assert study.measure_row_latencies(screen, rows, 3, smoke=True)["plain"] != 5.0  # no architecture: measured
+    saved = cache.stat().st_mtime_ns
+    assert study.measure_row_latencies(screen, rows, 3, True, input_size=32) == {n: latency[n] for n in rows}
+    assert cache.stat().st_mtime_ns == saved  # a group covering the rows is read, not timed again
+    bn = study.measure_row_latencies(screen, {**rows, "improved": ["batch_norm"]}, 3, True, input_size=32)
+    assert bn["improved"] == latency["bn"] and cache.stat().st_mtime_ns == saved  # an architecture of the group
+    # an `improved` of an architecture not in the group (a rerun screening chose other changes): all timed again
+    again = study.measure_row_latencies(screen, {**rows, "improved": ["gap_head"]}, 3, True, input_size=32)
+    assert cache.stat().st_mtime_ns != saved and again["plain"] == again["label_smoothing"] != again["improved"]
+    assert study.screening_table(screen)["CPU ms"].tolist() == [again["plain"]] * 2  # the latest group
+    assert study.latency_cache(tmp_path / "screen") == tmp_path / "screen" / "latency.json"  # not in a results folder
     gain = table.loc["label_smoothing", "tune Δ"]
     assert study.helpful_changes(table, min_gain=gain - 0.5) == ["label_smoothing"]
     assert study.helpful_changes(table, min_gain=gain) == []  # strictly more than min_gain

@@ -283,9 +283,15 @@ def test_the_outputs_of_four_kaggle_notebooks_are_merged(tmp_path, capsys):
     _run(outputs["c"] / "ablation" / "screen10" / "gap_head_seed0", OTHER_FP)
     (outputs["a"] / "preprocessing").mkdir(parents=True)
     (outputs["a"] / "preprocessing" / "dataset.json").write_text(json.dumps(OTHER_FP))
+    group = {"device": "cpu", "threads": 2, "repeats": 50}
+    timed = {n: [group | {"ms": {"light-vgg": 7.0}}, group | {"ms": {n: 1.0}}] for n in ("c", "d")}
     for n, r in outputs.items():
         (r / RESULTS_ID).write_text(f"id{n}\n")
+        if n in timed:
+            (r / "latency.json").write_text(json.dumps({"groups": timed[n]}))
     merged, _ = find_run([tmp_path / "d", tmp_path / "a", tmp_path / "c"], tmp_path / "tmp")
+    # each notebook's timed groups are kept, the one both timed once
+    assert json.loads((merged / "latency.json").read_text())["groups"] == timed["d"] + timed["c"][1:]
     assert sorted(p.relative_to(merged).as_posix() for p in merged.rglob("config.json")) == [
         "ablation/screen10/gap_head_seed0/config.json", "ablation/screen10/plain_seed0/config.json",
         "light_vgg/config.json"]

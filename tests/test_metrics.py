@@ -1,10 +1,13 @@
+import json
 import time
 
 import numpy as np
 import pytest
 import torch
 
-from facial_expression.evaluation import compute_metrics, measure_latencies, measure_latency, roc_curves
+from facial_expression import evaluation
+from facial_expression.evaluation import (compute_metrics, measure_latencies, roc_curves,
+                                         saved_latencies, timed)
 
 CLASSES = ["a", "b", "c"]
 
@@ -64,4 +67,38 @@ def test_latencies_of_several_models_are_measured_interleaved():
     assert calls == ["fast", "slow"] * 6
     assert t["fast"]["repeats"] == t["slow"]["repeats"] == 5
     assert 1 <= t["fast"]["median_ms"] < t["slow"]["median_ms"] and t["slow"]["median_ms"] >= 4
-    assert measure_latency(slow, 16, "cpu", repeats=2, warmup=0)["median_ms"] >= 4
+
+
+def test_a_group_of_architectures_is_timed_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    """`timed` times a group together once, one model per architecture, and reads it back while the same
+    architectures are asked for with as many threads and no more passes; another architecture is timed again."""
+    cache = tmp_path / "latency.json"
+    fast, slow = _Sleep(0.001), _Sleep(0.004)
+    fast.architecture, slow.architecture = "fast net", "slow net"
+    calls = []
+    slow.register_forward_hook(lambda *a: calls.append("slow"))
+    first = timed({"a": (fast, 8), "b": (slow, 8), "b again": (slow, 8)}, cache, repeats=3, warmup=0)
+    assert len(calls) == 3 and first["b"] == first["b again"] > first["a"] >= 1  # one architecture, timed once
+    group = json.loads(cache.read_text())["groups"]
+    assert group == [{"device": "cpu", "threads": torch.get_num_threads(), "repeats": 3,
+                      "ms": {"fast net": first["a"], "slow net": first["b"]}}]
+
+    def no_timing(*a):
+        raise AssertionError("timed again")
+
+    monkeypatch.setattr(evaluation, "measure_latencies", no_timing)
+    assert timed({"x": (slow, 8), "y": (fast, 8)}, cache, repeats=3) == {"x": first["b"], "y": first["a"]}
+    assert timed({"x": (slow, 8)}, cache, repeats=2) == {"x": first["b"]}  # a subset of the group, fewer passes
+    assert saved_latencies(cache, {"x": "slow net"}, threads=None) == {"x": first["b"]}  # what the tables read
+    assert saved_latencies(cache, {"x": "slow net"}, threads=torch.get_num_threads() + 1) is None
+    other = _Sleep(0.002)
+    other.architecture = "other net"
+    for models, repeats in ({"x": (slow, 8)}, 4), ({"x": (slow, 8), "z": (other, 8)}, 3):  # more passes; a new net
+        with pytest.raises(AssertionError, match="timed again"):
+            timed(models, cache, repeats=repeats)
+
+    monkeypatch.undo()
+    again = timed({"x": (slow, 8), "z": (other, 8)}, cache, repeats=3, warmup=0)
+    assert len(calls) == 6 and [set(g["ms"]) for g in json.loads(cache.read_text())["groups"]] == [
+        {"fast net", "slow net"}, {"slow net", "other net"}]
+    assert saved_latencies(cache, {"x": "slow net"}) == {"x": again["x"]}  # the latest group that timed it

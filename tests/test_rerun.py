@@ -1,12 +1,12 @@
 """Rerunning over finished runs changes none of their numbers: a finished run's evaluation comes from the
-predictions it saved, and saved latency comparisons are kept while they hold the same models."""
+predictions it saved, and latencies are read from the group that timed the same architectures."""
 
 import json
 import warnings
 
 import numpy as np
 
-from facial_expression import experiment
+from facial_expression import evaluation
 from facial_expression.config import TrainConfig
 from facial_expression.data import SkippedFilesWarning
 from facial_expression.experiment import model_cards, run_experiment
@@ -29,14 +29,15 @@ def test_a_finished_run_is_not_evaluated_again(tiny_dataset, tmp_path, capsys):
     assert (tmp_path / "run" / "metrics.json").exists()
 
 
-def test_model_cards_keep_saved_latencies_of_the_same_models(tiny_dataset, tmp_path, monkeypatch):
+def test_model_cards_keep_the_latencies_of_the_same_architectures(tmp_path, monkeypatch):
     runs = [(tmp_path / "none", "LightVGG", ("light-vgg", 3, {"input_size": 32}))]
-    path = tmp_path / "cards.json"
-    path.write_text(json.dumps(model_cards(runs, smoke=True)))
-    measured = json.loads(path.read_text())[0]["cpu_latency_ms"]
+    cache = tmp_path / "latency.json"
+    measured = model_cards(runs, cache, smoke=True)[0]["cpu_latency_ms"]
     calls = []
-    monkeypatch.setattr(experiment, "measure_latencies",
+    monkeypatch.setattr(evaluation, "measure_latencies",
                         lambda models, *a: calls.append(1) or {i: {"median_ms": 99.0} for i in models})
-    assert model_cards(runs, smoke=True, saved=path)[0]["cpu_latency_ms"] == measured and not calls
+    renamed = [(tmp_path / "none", "LightVGG, renamed", runs[0][2])]  # a card's name is not what is timed
+    assert model_cards(renamed, cache, smoke=True)[0]["cpu_latency_ms"] == measured and not calls
     other = [(tmp_path / "none", "LightVGG, 4 classes", ("light-vgg", 4, {"input_size": 32}))]
-    assert model_cards(other, smoke=True, saved=path)[0]["cpu_latency_ms"] == 99.0 and calls  # other cards
+    assert model_cards(other, cache, smoke=True)[0]["cpu_latency_ms"] == 99.0 and calls  # another architecture
+    assert len(json.loads(cache.read_text())["groups"]) == 2

@@ -40,7 +40,8 @@ def test_a_run_is_finished_interrupted_or_not_run_by_one_rule(tmp_path):
     assert Run(tmp_path / "not_evaluated").trained and not Run(tmp_path / "killed").trained
     # the ablation's tables leave an interrupted run out, and say so
     assert same_data_runs([tmp_path / "done", tmp_path / "ctrl_c"]) == [tmp_path / "done"]
-    card = model_cards([(tmp_path / "ctrl_c", "LightVGG", None), (tmp_path / "nothing", "VGG16", None)])
+    card = model_cards([(tmp_path / "ctrl_c", "LightVGG", None), (tmp_path / "nothing", "VGG16", None)],
+                       tmp_path / "latency.json")
     assert [c["status"] for c in card] == ["interrupted", "not trained yet"]
 
 

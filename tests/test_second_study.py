@@ -172,6 +172,11 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)
         assert study.deliver(str(tiny_dataset)) == out and not (out / "cam").exists()  # replaced whole
+    # the budget's latencies were read from the group timed for the first delivery (RESULTS/latency.json)
+    assert json.loads((out / "metrics.json").read_text())["budget"] == b
+    assert len(json.loads((tmp_path / "latency.json").read_text())["groups"]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkippedFilesWarning)
         (tmp_path / "light_vgg" / "best.pt").unlink()
         history.write_text(history.read_text() + "\n")
         with pytest.raises(FERError, match="light_vgg/best.pt is missing"):

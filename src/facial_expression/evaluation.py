@@ -22,6 +22,7 @@ class FlipTTA(torch.nn.Module):
     def __init__(self, model: torch.nn.Module):
         super().__init__()
         self.model, self.input_size = model, getattr(model, "input_size", None)
+        self.architecture = f"flip TTA of {getattr(model, 'architecture', None)}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (torch.softmax(self.model(x).float(), 1) + torch.softmax(self.model(x.flip(-1)).float(), 1)) / 2
@@ -107,11 +108,6 @@ def save_json(obj, path: Path) -> Path:
 LATENCY_REPEATS = {"run": (50, 10), "smoke": (3, 1)}  # (timed, warm-up) passes; a smoke run's numbers mean nothing
 
 
-def measure_latency(model, input_size: int, device=None, repeats: int = 50, warmup: int = 10) -> dict:
-    """Single-image inference latency in ms (median and p90) on `device`."""
-    return measure_latencies({"model": (model, input_size)}, device, repeats, warmup)["model"]
-
-
 def measure_latencies(models: dict[str, tuple], device=None, repeats: int = 50, warmup: int = 10) -> dict[str, dict]:
     """Single-image latency of several models (name -> (model, input size)), interleaved: each round times one
     pass of every model in turn, so that a machine whose load drifts slows them alike and their ratios hold."""
@@ -131,3 +127,37 @@ def measure_latencies(models: dict[str, tuple], device=None, repeats: int = 50, 
                     times[k].append((time.perf_counter() - t0) * 1000)
     return {k: {"device": str(device), "median_ms": float(np.median(t)), "p90_ms": float(np.percentile(t, 90)),
                 "repeats": repeats} for k, t in times.items()}
+
+
+LATENCY_FILE = "latency.json"  # in a results folder: the groups of models `timed` timed together
+
+
+def saved_latencies(cache: str | Path, architectures: dict, device: str = "cpu", threads: int | None = None,
+                    repeats: int = 0) -> dict[str, float] | None:
+    """Median ms of models (name -> architecture) from the latest group in `cache` that timed all their architectures
+    together on `device` with `threads` CPU threads (None: any) and at least `repeats` passes; None if none did."""
+    for g in reversed(_groups(cache)):
+        if g["device"] == device and threads in (None, g["threads"]) and g["repeats"] >= repeats \
+                and set(architectures.values()) <= set(g["ms"]):
+            return {name: g["ms"][a] for name, a in architectures.items()}
+    return None
+
+
+def _groups(cache: str | Path) -> list[dict]:
+    return json.loads(Path(cache).read_text())["groups"] if Path(cache).exists() else []
+
+
+def timed(models: dict[str, tuple], cache: str | Path, device: str = "cpu", repeats: int = 50,
+          warmup: int = 10) -> dict[str, float]:
+    """Median single-image latency in ms of models (name -> (model, input size)): read from `cache` (a results
+    folder's LATENCY_FILE) where their architectures (`build_model`'s) were timed together with as many CPU threads
+    as now, else timed in one `measure_latencies` call, one model per architecture, and saved there as a group. So
+    every table takes its ratios from one interleaved measurement; delete the file to time again."""
+    names = {name: m.architecture for name, (m, _) in models.items()}
+    if (ms := saved_latencies(cache, names, device, torch.get_num_threads(), repeats)) is not None:
+        return ms
+    t = measure_latencies({a: models[name] for name, a in names.items()}, device, repeats, warmup)
+    group = {"device": device, "threads": torch.get_num_threads(), "repeats": repeats,
+             "ms": {a: v["median_ms"] for a, v in t.items()}}
+    save_json({"groups": _groups(cache) + [group]}, cache)
+    return {name: group["ms"][a] for name, a in names.items()}

@@ -20,8 +20,8 @@ from .data import (ImageSet, Splits, load_split_for_checkpoint, load_splits, res
 from .data.fingerprint import check_same_dataset, dataset_fingerprint, describe
 from .data.folders import canonical_class
 from .errors import DataError, FERError
-from .evaluation import (LATENCY_REPEATS, compute_metrics, measure_latencies, measure_latency, predict, report_text,
-                         save_json)
+from .evaluation import (LATENCY_FILE, LATENCY_REPEATS, compute_metrics, measure_latencies, predict, report_text,
+                         save_json, timed)
 from .models import build_model, count_parameters, model_options
 from .plots import draw_run_figures
 from .runs import Run
@@ -152,8 +152,8 @@ def run_experiment(cfg: TrainConfig, resume: bool = True, progress: bool = True,
         print(f"{out_dir} was evaluated when it finished: its saved predictions are used "
               "(delete its metrics.json to evaluate it again)")
         return ExperimentResult(cfg, out_dir, splits, model, history, *saved)
-    latency = measure_latency(copy.deepcopy(model).float().cpu(), size, "cpu",
-                              *LATENCY_REPEATS["smoke" if cfg.max_batches else "run"])
+    latency = measure_latencies({"run": (copy.deepcopy(model).float().cpu(), size)}, "cpu",
+                                *LATENCY_REPEATS["smoke" if cfg.max_batches else "run"])["run"]
     extra = {"model": cfg.model, "parameters": count_parameters(model), "best_epoch": history.best_epoch,
              "epochs_run": len(history.epochs), "wall_seconds": history.wall_seconds,
              "device": history.hardware, "amp": history.precision, "data": cfg.data,
@@ -228,13 +228,11 @@ def trained_model(cfg: TrainConfig, what: str = "the model", progress: bool = Tr
     return model, ckpt
 
 
-def model_cards(runs: list[tuple], smoke: bool = False, saved: str | Path | None = None) -> list[dict]:
+def model_cards(runs: list[tuple], cache: str | Path, smoke: bool = False) -> list[dict]:
     """Cards of saved runs (out_dir, name, architecture or None): parameters, size on disk, validation metrics, and
-    latencies measured together, interleaved (`measure_latencies`), so that their ratios hold on a machine whose load
-    drifts (on a few passes for a smoke run, or any with `smoke`). A run not finished is "not trained yet" (or
-    "interrupted"), measured on random weights of its `architecture` (model name, classes, options) where given. The
-    latencies of a `saved` card file are kept where it holds these very cards (models, metrics and devices), so that
-    rerunning a notebook on another machine leaves the committed ratios; delete it to measure again."""
+    latencies timed together through `cache` (`timed`; a few passes for a smoke run, or any with `smoke`). A run not
+    finished is "not trained yet" (or "interrupted"), measured on random weights of its `architecture` (model name,
+    classes, options) where given."""
     cards, models, smoke_run = [], {}, smoke
     for i, (out_dir, name, architecture) in enumerate(runs):
         run = Run(out_dir)
@@ -262,34 +260,14 @@ def model_cards(runs: list[tuple], smoke: bool = False, saved: str | Path | None
             card.update({k: "not run" for k in HEADLINE})
         models[i] = (model, model.input_size)
         cards.append(card)
-    if models and _keep_latencies(cards, saved):
-        return cards
-    if models:
-        repeats = LATENCY_REPEATS["smoke" if smoke_run else "run"]
-        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-        for device in devices:
-            for i, t in measure_latencies(models, device, *repeats).items():
-                cards[i][f"{device if device == 'cpu' else 'gpu'}_latency_ms"] = round(t["median_ms"], 2)
+    for device in (["cpu"] + (["cuda"] if torch.cuda.is_available() else [])) if models else []:
+        for i, ms in timed(models, cache, device, *LATENCY_REPEATS["smoke" if smoke_run else "run"]).items():
+            cards[i][f"{device if device == 'cpu' else 'gpu'}_latency_ms"] = round(ms, 2)
     return cards
 
 
-def _keep_latencies(cards: list[dict], saved: str | Path | None) -> bool:
-    """Fill in the latencies of `saved` (a card file) if it holds the same cards otherwise; whether it did."""
-    old = json.loads(Path(saved).read_text()) if saved and Path(saved).exists() else []
-
-    def untimed(card: dict) -> dict:
-        return {k: v for k, v in card.items() if not k.endswith("_latency_ms")}
-
-    if [untimed(c) for c in old] != [untimed(c) for c in cards] or any(set(c) - set(o) for c, o in zip(cards, old)):
-        return False
-    for card, o in zip(cards, old):
-        card.update({k: o[k] for k in card if k.endswith("_latency_ms")})
-    return True
-
-
 def paper_models_comparison(results: str | Path, n_classes: int, smoke: bool = False) -> list[dict]:
-    """Model cards of the paper's three light networks, their CPU latencies measured together, interleaved (kept
-    from paper_models.json where it holds the same cards); a network without a finished run is measured on its
-    architecture and marked not trained."""
+    """Model cards of the paper's three light networks, their CPU latencies timed together (RESULTS/latency.json);
+    a network without a finished run is measured on its architecture and marked not trained."""
     return model_cards([(Path(results) / folder, label, (model, n_classes, {}))
-                        for model, (folder, label) in PAPER_MODELS.items()], smoke, Path(results) / "paper_models.json")
+                        for model, (folder, label) in PAPER_MODELS.items()], Path(results) / LATENCY_FILE, smoke)

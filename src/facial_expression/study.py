@@ -19,7 +19,6 @@ interrupted study resumes where it stopped. The tables are built from the saved 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import multiprocessing
 import os
@@ -36,14 +35,13 @@ from .config import MIN_GAIN, TrainConfig
 from .data.fingerprint import check_same_dataset, dataset_fingerprint, mismatch
 from .data.splits import load_splits
 from .errors import FERError
-from .evaluation import LATENCY_REPEATS, FlipTTA, measure_latencies, save_json
+from .evaluation import LATENCY_FILE, LATENCY_REPEATS, FlipTTA, saved_latencies, timed
 from .experiment import by_tta, evaluate_splits, run_experiment
-from .models import build_model, count_parameters, model_options
+from .models import architecture, build_model, count_parameters, model_options
 from .runs import Run
 from .runtime import amp_dtype, pick_device
 
 PARAM_BUDGET = 3_750_000  # the paper's LightVGG budget (Hewitt & Gunes 2018)
-LATENCY_FILE = "latency.json"  # in the screening folder: each row's CPU latency, all measured in one call
 # `load_run`'s metrics as the screening's and the seeds' tables name them, in their order
 METRICS = {"tune_accuracy": "tune acc.", "tune_accuracy_flip_tta": "tune acc. +flip", "val_accuracy": "val. acc.",
            "val_accuracy_flip_tta": "val. acc. +flip", "val_macro_f1": "val. macro-F1",
@@ -181,44 +179,28 @@ def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0
                        for name, changes in rows.items()], root, data, progress, dirs, **settings)
 
 
-def measure_row_latencies(root: str | Path, rows: dict[str, list[str]], n_classes: int,
-                          smoke: bool = False) -> dict[str, float]:
-    """Single-image CPU latency (ms) of each row's architecture (name -> changes), measured in one call,
-    interleaved, on random weights (speed does not depend on them); rows of one architecture share one
-    measurement. Saved as root/latency.json, from which the tables take their ratios: each run's own
-    measurement, taken at the end of its training, compares runs timed at different moments. A saved
-    measurement is kept while it covers every row with the architecture it timed, so that rerunning a
-    notebook on another machine leaves the committed ratios as they were; a row whose architecture
-    changed (a new `improved`) has everything measured again. Delete latency.json to measure again."""
-    cfgs = {name: row_config(changes) for name, changes in rows.items()}
-    arch = {name: architecture(cfg, n_classes) for name, cfg in cfgs.items()}
-    saved = _load_latency(root)
-    if any(saved.get(name, {}).get("architecture") != a for name, a in arch.items()):
-        models = {a: build_model("light-vgg", n_classes, **model_options(cfgs[name])).eval()
-                  for name, a in arch.items()}
-        ms = measure_latencies({a: (m, m.input_size) for a, m in models.items()}, "cpu",
-                               *LATENCY_REPEATS["smoke" if smoke else "run"])
-        saved = {name: {"ms": ms[a]["median_ms"], "architecture": a} for name, a in arch.items()}
-        save_json(saved, Path(root) / LATENCY_FILE)
-    return {name: saved[name]["ms"] for name in rows}
+def measure_row_latencies(root: str | Path, rows: dict[str, list[str]], n_classes: int, smoke: bool = False,
+                          **settings) -> dict[str, float]:
+    """Single-image CPU latency (ms) of each row's architecture (name -> changes, with `settings`), on random
+    weights, timed together through `latency_cache(root)` (`timed`), where the tables take their ratios from: each
+    run's own measurement, taken after its training, compares runs timed at different moments."""
+    models = {name: build_model("light-vgg", n_classes, **model_options(row_config(changes, **settings))).eval()
+              for name, changes in rows.items()}
+    return timed({name: (m, m.input_size) for name, m in models.items()}, latency_cache(root), "cpu",
+                 *LATENCY_REPEATS["smoke" if smoke else "run"])
 
 
-def architecture(cfg: TrainConfig, n_classes: int) -> str:
-    """The model a config builds, as one line ("batch_norm=False, ..., classes=7"): what latency depends on."""
-    return ", ".join(f"{k}={v}" for k, v in sorted(model_options(cfg).items())) + f", classes={n_classes}"
+def latency_cache(root: str | Path) -> Path:
+    """The screening's latency cache: its results folder's where `study_dirs` puts it, else its own folder's."""
+    results = Path(root).parent.parent
+    return (results if study_dirs(results)["screen"] == Path(root) else Path(root)) / LATENCY_FILE
 
 
-def _load_latency(root: str | Path) -> dict[str, dict]:
-    """latency.json as {row: {"ms", "architecture"}}; a file of an older commit ({row: ms}) has no architecture,
-    so that `measure_row_latencies` measures it again."""
-    path = Path(root) / LATENCY_FILE
-    saved = json.loads(path.read_text()) if path.exists() else {}
-    return {name: row if isinstance(row, dict) else {"ms": row, "architecture": None} for name, row in saved.items()}
-
-
-def row_latencies(root: str | Path) -> dict[str, float]:
-    """Each row's CPU ms that `measure_row_latencies` saved under root ({} before it ran)."""
-    return {name: row["ms"] for name, row in _load_latency(root).items()}
+def run_architecture(run_dir: str | Path) -> str:
+    """The `architecture` of the model a finished run trained, from its settings and classes."""
+    run = Run(run_dir)
+    cfg = TrainConfig.from_dict(run.config)
+    return architecture(cfg.model, len(run.metrics["classes"]), model_options(cfg))
 
 
 def load_run(run_dir: str | Path, variant: str = "raw") -> dict:
@@ -299,16 +281,15 @@ def screening_table(root: str | Path, baseline: str = "plain", reference: dict |
     """One row per change (seed 0 runs under root), with its tune and validation effect against the
     plain row; 'tune Δ' is what the selection uses. Runs on other data than `reference` (by default the
     plain row's) are left out."""
-    rows, latency = [], row_latencies(root)
     dirs = sorted(Path(root).glob("*_seed0"), key=lambda d: (d.name != f"{baseline}_seed0", d.name))
     dirs = same_data_runs(dirs, reference)
-    if not all(d.name.removesuffix("_seed0") in latency for d in dirs):
-        latency = {}  # one call must have timed every row shown, or each run's own measurement is used
+    # one call must have timed every row shown, or each run's own measurement is used
+    rows, latency = [], saved_latencies(latency_cache(root), {d: run_architecture(d) for d in dirs}) or {}
     for run_dir in dirs:
         name = run_dir.name.removesuffix("_seed0")
         r = load_run(run_dir)
         rows.append({"row": name, "change": CHANGES[name][0] if name in CHANGES else name,
-                     "parameters": r["parameters"], "CPU ms": latency.get(name, r["cpu_latency_ms"]),
+                     "parameters": r["parameters"], "CPU ms": latency.get(run_dir, r["cpu_latency_ms"]),
                      "best epoch": r["best_epoch"], **{label: r[key] for key, label in METRICS.items()},
                      "minutes": r["wall_minutes"]})
     if not rows:
@@ -384,13 +365,13 @@ def _sha1(path: Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def budget_check(model, plain, parameters: int, smoke: bool = False) -> tuple[dict, float]:
+def budget_check(model, plain, parameters: int, cache: str | Path, smoke: bool = False) -> tuple[dict, float]:
     """The paper's budget for a delivered model: its parameters, and its single-image CPU latency (alone and with
-    flip TTA) against the plain model's, measured interleaved in one call. The check and the model's ms."""
-    size = model.input_size
-    timed = {"plain": (plain, plain.input_size), "delivered": (model, size), "delivered + flip": (FlipTTA(model), size)}
-    ms = {k: v["median_ms"] for k, v in measure_latencies(timed, "cpu",
-                                                          *LATENCY_REPEATS["smoke" if smoke else "run"]).items()}
+    flip TTA) against the plain model's, timed together, interleaved, through `cache` (`timed`). The check and the
+    model's ms."""
+    size, repeats = model.input_size, LATENCY_REPEATS["smoke" if smoke else "run"]
+    ms = timed({"plain": (plain, plain.input_size), "delivered": (model, size),
+                "delivered + flip": (FlipTTA(model), size)}, cache, "cpu", *repeats)
     budget = {"parameters": parameters, "max_parameters": PARAM_BUDGET, "input_size": size,
               "latency_ratio": ms["delivered"] / ms["plain"], "max_latency_ratio": MAX_LATENCY,
               "flip_latency_ratio": ms["delivered + flip"] / ms["plain"], "plain_cpu_latency_ms": ms["plain"]}
@@ -587,7 +568,7 @@ class Study:
             shutil.copyfile(src / name, tmp / name)
         model, _ = load_checkpoint(tmp / "best.pt", "cpu")
         budget, ms = budget_check(model, load_checkpoint(plain_weights, "cpu")[0], trained["parameters"]["total"],
-                                  smoke=bool(cfg.max_batches))
+                                  self.results / LATENCY_FILE, bool(cfg.max_batches))
         extra = {k: trained[k] for k in ("model", "parameters", "best_epoch", "epochs_run", "wall_seconds", "device",
                                          "amp", "interrupted", "max_batches", "dataset") if k in trained}
         if variant == "EMA":

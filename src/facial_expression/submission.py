@@ -20,6 +20,7 @@ from pathlib import Path
 from .config import PROJ_ROOT, RESULTS_DIR
 from .data.fingerprint import describe, group_by_data, mixed_data, results_fingerprints, same_data
 from .errors import DataError, FERError
+from .evaluation import LATENCY_FILE
 from .findings import DEV_SAMPLE_NAME, is_development_sample
 from .notebooks import NOTEBOOKS, RESULTS_ID, notebook_record
 from .runs import Run, is_training_result
@@ -406,6 +407,10 @@ def _merge(src: Path, dst: Path, said: list[str]) -> None:
             continue
         if not target.exists():
             (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, target)
+        elif entry.name == LATENCY_FILE:  # the groups each notebook timed, all kept
+            groups = json.loads(target.read_text())["groups"]
+            new = [g for g in json.loads(entry.read_text())["groups"] if g not in groups]
+            target.write_text(json.dumps({"groups": groups + new}, indent=2))
         elif entry.is_dir() and not (entry / "config.json").exists():
             _merge(entry, target, said)  # a folder of runs (ablation/): run by run
         elif entry.is_dir() and not _same_tree(entry, target):

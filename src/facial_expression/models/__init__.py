@@ -16,17 +16,20 @@ from .vgg16 import VGG16Transfer, load_imagenet_state_dict
 
 
 def build_model(name: str, num_classes: int, **options) -> nn.Module:
-    """A model by name; `options` are the constructor's keyword arguments."""
+    """A model by name; `options` are the constructor's keyword arguments. Its `architecture` names what its
+    speed depends on (`evaluation.timed` keeps latencies by it)."""
     check_choice("model", name, MODEL_NAMES)
     if num_classes < 2:
         raise ConfigError(f"need at least 2 classes, got {num_classes}")
-    if name == "light-vgg":
-        return LightVGG(num_classes, **options)
-    if name == "vgg16":
-        return VGG16Transfer(num_classes, **options)
-    if name == "alexnet-var":
-        return AlexNetVar(num_classes, **options)
-    return MobileNetVar(num_classes, **options)
+    builder = {"light-vgg": LightVGG, "vgg16": VGG16Transfer, "alexnet-var": AlexNetVar}.get(name, MobileNetVar)
+    model = builder(num_classes, **options)
+    model.architecture = architecture(name, num_classes, options)
+    return model
+
+
+def architecture(name: str, num_classes: int, options: dict) -> str:
+    """The model `build_model` builds, as one line ("light-vgg: batch_norm=False, ..., classes=7")."""
+    return f"{name}: " + "".join(f"{k}={v}, " for k, v in sorted(options.items())) + f"classes={num_classes}"
 
 
 def model_options(cfg) -> dict:
