@@ -36,11 +36,11 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     kw = dict(input_size=32, batch_size=8, amp="off", tune_fraction=0.25, max_batches=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)
-        done = study.run_rows(rows, screen, 1, seeds=(0, 1), data=str(tiny_dataset), progress=False, **kw)
+        done = study.screening(rows, screen, 1, seeds=(0, 1)).run(str(tiny_dataset), **kw)
         assert [d.name for d in done] == ["plain_seed0", "label_smoothing_seed0", "plain_seed1",
                                           "label_smoothing_seed1"]
         before = (done[0] / "metrics.json").stat().st_mtime_ns
-        study.run_rows(rows, screen, 1, seeds=(0,), data=str(tiny_dataset), progress=False, **kw)
+        study.screening(rows, screen, 1, seeds=(0,)).run(str(tiny_dataset), **kw)
     assert (done[0] / "metrics.json").stat().st_mtime_ns == before  # finished rows are not retrained
     assert "finished earlier, skipped" in capsys.readouterr().out
 

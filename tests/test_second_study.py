@@ -11,7 +11,7 @@ from test_findings import metrics
 from facial_expression.data import SkippedFilesWarning
 from facial_expression.errors import FERError
 from facial_expression.findings import delivery_findings, study_findings
-from facial_expression.study import BUDGET, SWEEP_LRS, Row, Study, best_variant, row_config, variants
+from facial_expression.study import BUDGET, SWEEP_LRS, Row, SecondStudy, best_variant, row_config, variants
 
 CLASSES = ["angry", "happy", "sad"]
 
@@ -40,7 +40,7 @@ def test_a_variant_is_chosen_on_tune_and_reports_its_validation(tmp_path):
 
 
 def test_the_plan_grows_as_rows_finish_and_confirms_the_winner_on_a_second_seed(tmp_path):
-    study = Study(tmp_path, long_epochs=60, sweep_epochs=10, budget=20)  # room for bn_long's seed 1
+    study = SecondStudy(tmp_path, long_epochs=60, sweep_epochs=10, budget=20)  # room for bn_long's seed 1
     assert [r.folder for r in study.plan()] == ["plain_long_seed0", "smoothing_long_seed0", "bn_lr0.001_seed0",
                                                 "bn_lr0.003_seed0"]
     # the screening's batch-norm row (10 epochs at the plain rate, seed 0) stands in for the first sweep point
@@ -78,7 +78,7 @@ def test_the_plan_grows_as_rows_finish_and_confirms_the_winner_on_a_second_seed(
 
 
 def test_an_interrupted_run_is_not_done(tmp_path):
-    study = Study(tmp_path)
+    study = SecondStudy(tmp_path)
     write_run(study.root / "plain_long_seed0", 0.55)
     assert study.done(Row("plain_long"))
     path = study.root / "plain_long_seed0" / "metrics.json"
@@ -87,7 +87,7 @@ def test_an_interrupted_run_is_not_done(tmp_path):
 
 
 def test_two_winners_are_combined_where_the_budget_can_confirm_it(tmp_path):
-    study = Study(tmp_path, long_epochs=60, sweep_epochs=10, budget=100)
+    study = SecondStudy(tmp_path, long_epochs=60, sweep_epochs=10, budget=100)
     for lr in SWEEP_LRS:
         write_run(study.root / f"bn_lr{lr:g}_seed0", 0.4 + lr, changes=["batch_norm"], epochs=10, lr=lr)
     write_run(study.root / "plain_long_seed0", 0.50)
@@ -103,7 +103,7 @@ def test_two_winners_are_combined_where_the_budget_can_confirm_it(tmp_path):
 
 
 def test_a_row_that_would_overrun_the_budget_is_not_started(tmp_path):
-    study = Study(tmp_path, budget=1.0)
+    study = SecondStudy(tmp_path, budget=1.0)
     assert study.run(data="/nowhere") == []  # plain_long alone costs 2 plain 30-epoch runs
     assert study_findings(study) == (  # the rows known: 2 + 2 + 2 * 10/30 * 1.4 (no screening row to reuse here)
         "No run of the second study exists for this data yet. `fer ablation --study long --budget 5` runs it; "
@@ -120,7 +120,7 @@ def test_a_row_that_would_overrun_the_budget_is_not_started(tmp_path):
 def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_path, capsys):
     """Every step for real at a tiny size: rows, EMA and TTA measured in each long run, selection, seed 1."""
     kw = dict(input_size=32, batch_size=8, amp="off", tune_fraction=0.25)
-    study = Study(tmp_path, long_epochs=1, sweep_epochs=1, budget=100, part_c_epochs=1)
+    study = SecondStudy(tmp_path, long_epochs=1, sweep_epochs=1, budget=100, part_c_epochs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SkippedFilesWarning)
         done = study.run(str(tiny_dataset), max_batches=1, **kw)
@@ -135,7 +135,7 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
         before = {p: (p / "metrics.json").stat().st_mtime_ns for p in done}
         assert study.run(str(tiny_dataset), max_batches=1, **kw) == done  # nothing left: nothing retrained
         # workers=2 (a large GPU): rows side by side in their own processes, the same plan and the same numbers
-        twin = Study(tmp_path / "twin", long_epochs=1, sweep_epochs=1, budget=100, part_c_epochs=1)
+        twin = SecondStudy(tmp_path / "twin", long_epochs=1, sweep_epochs=1, budget=100, part_c_epochs=1)
         twin.run(str(tiny_dataset), max_batches=1, workers=2, **kw)
     assert {p: (p / "metrics.json").stat().st_mtime_ns for p in done} == before
     table = study.table()

@@ -313,7 +313,7 @@ def cmd_summary(args) -> None:
 
 
 def cmd_ablation(args) -> None:
-    from .study import CHANGES, run_rows, screening_table, seeds_table
+    from .study import CHANGES, screening, screening_table, seeds_table
     if args.study == "long":
         return _second_study(args)
     if not args.out:
@@ -330,20 +330,19 @@ def cmd_ablation(args) -> None:
         if unknown:
             raise FERError(f"unknown rows {', '.join(unknown)}; choose from {', '.join(CHANGES)}")
         rows = {n: [] if n == "plain" else [n] for n in names}
+    study = screening(rows, args.out, args.epochs, tuple(args.seeds), dirs)
     if not args.table:
-        run_rows(rows, args.out, args.epochs, tuple(args.seeds), args.data, dirs=dirs, max_batches=args.max_batches,
-                 batch_size=args.batch_size)
+        study.run(args.data, max_batches=args.max_batches, batch_size=args.batch_size)
     if args.combine:
-        runs = [Path(dirs.get(f"{name}_seed{s}", Path(args.out) / f"{name}_seed{s}")) for s in args.seeds]
-        print(seeds_table({name: runs}).to_string())
+        print(seeds_table({name: [study.path(r) for r in study.plan()]}).to_string())
     else:
         print(screening_table(args.out).to_string(float_format=lambda v: f"{v:.4f}"))
 
 
 def _second_study(args) -> None:
     from .findings import study_findings
-    from .study import BUDGET, Study
-    study = Study(_results_dir(args), args.out, BUDGET if args.budget is None else args.budget)
+    from .study import BUDGET, SecondStudy
+    study = SecondStudy(_results_dir(args), args.out, BUDGET if args.budget is None else args.budget)
     if not args.table:
         study.run(args.data, max_batches=args.max_batches, workers=args.workers, batch_size=args.batch_size)
     print(study.table().to_string(float_format=lambda v: f"{v:.4f}"))

@@ -690,7 +690,7 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
 
 
 def study_findings(study, fmt: str = "md") -> str:
-    """Where the second study of part (d) (a `study.Study`) stands: nothing run, partly run (what is left, in plain
+    """Where part (d)'s second study (a `study.SecondStudy`) stands: nothing run, partly run (what is left, in plain
     30-epoch runs, and the --budget that fits it), or done, with its final comparison (`improvement_findings`)."""
     f, rows = Fmt(fmt), study.todo()
     todo, left, spent, budget = [r.folder for r in rows], sum(r.cost() for r in rows), study.spent(), study.budget
@@ -721,7 +721,7 @@ def _diff(a: float, b: float) -> float:
 
 
 def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
-    """The final comparison (`study.Study.final_comparison`): the improved model against the plain one at
+    """The final comparison (`study.SecondStudy.final_comparison`): the improved model against the plain one at
     the same schedule and seeds, the gain of each seed and whether it is clear, then against part (c)'s model."""
     f = Fmt(fmt)
     if final is None or len(final) < 2:
@@ -791,7 +791,7 @@ def gpu_findings(bench: dict, fmt: str = "md") -> str:
 
 
 def delivery_findings(study, fmt: str = "md") -> str:
-    """The model that part (d)'s second study delivers (`study.Study.deliver`): its source, validation accuracy
+    """The model that part (d)'s second study delivers (`study.SecondStudy.deliver`): its source, validation accuracy
     and the paper's budget, with the latency measured in the same call as the plain model's."""
     f, m, folder = Fmt(fmt), study.delivered.result, f"{study.delivered.path.name}/"
     where = "" if f.tex else f" in {f.code(folder)}"

@@ -12,7 +12,7 @@ import pandas as pd
 from .config import PROJ_ROOT, RESULTS_DIR
 from .findings import delivery_findings, gpu_findings, replace_block, study_findings
 from .runs import Run, is_training_result
-from .study import Study, screening_summary, study_dirs
+from .study import SecondStudy, screening_summary, study_dirs
 from .text import markdown_table
 
 README = PROJ_ROOT / "README.md"
@@ -54,7 +54,7 @@ def ablation_markdown(results: str | Path) -> str:
 def second_study_markdown(results: str | Path) -> str:
     """Part (d)'s second study: its finished runs (accuracies in %), where it stands and the delivered model ("" before
     any run)."""
-    study = Study(results)
+    study = SecondStudy(results)
     if not study.spent():
         return ""
     table = study.table_text()

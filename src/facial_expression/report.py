@@ -29,7 +29,7 @@ from .findings import settings_table
 from .models import architecture_table, build_model, count_parameters
 from .plots import draw_run_figures, save_figure
 from .runs import is_smoke_run
-from .study import DELIVERED, EMA_DECAY, Study, best_variant, screening_summary, screening_table, study_dirs
+from .study import DELIVERED, EMA_DECAY, SecondStudy, best_variant, screening_summary, screening_table, study_dirs
 from .text import join, latex_table, tex_escape
 from .training import History
 
@@ -125,7 +125,7 @@ def screening_inputs(results: Path, gen: Path, n_tune: int | None = None) -> lis
 def second_study_inputs(results: Path, gen: Path, n_train: int | None = None, area: dict | None = None) -> list[str]:
     """Part (d)'s test of the proposal on the full schedule: the comparison at the same schedule and seeds (body),
     and every run of the study (appendix)."""
-    study = Study(results)
+    study = SecondStudy(results)
     ran = study.spent() > 0  # not only the screening row it reuses
     if ran:
         df = study.table_text()

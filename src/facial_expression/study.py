@@ -2,12 +2,13 @@
 validation over seeds.
 
 A row is a name, its changes (CHANGES), its schedule and seed (`Row`); every row is a full run (`run_experiment`)
-on the whole training split, within the paper's parameter budget. Two studies use the same rows, runs, selection
-rule (`beat`) and comparison over seeds (`seed_runs`):
+on the whole training split, within the paper's parameter budget. A `Study` is rows under a folder, run until done
+or out of budget; two studies use the same rows, runs, selection rule (`beat`) and comparison over seeds
+(`seed_runs`):
 
-- the screening (ablation/screen10): each change alone for 10 epochs, seed 0 (`screening_table`); the changes that
-  gain on tune are `helpful_changes`;
-- the second study (ablation/long60, `Study`): full-schedule rows with an EMA of their weights, within a budget of
+- the screening (ablation/screen10, `screening`): each change alone for 10 epochs, seed 0 (`screening_table`);
+  the changes that gain on tune are `helpful_changes`;
+- the second study (ablation/long60, `SecondStudy`): full-schedule rows with an EMA of their weights, within a budget of
   training fixed beforehand (PROTOCOL), the final row confirmed on a second seed, compared with part (c)'s plain
   model on seeds 0 and 1 (light_vgg, ablation/final30/plain_seed1) and delivered (light_vgg_final).
 
@@ -171,12 +172,12 @@ def train_rows(rows: list[Row], root: str | Path, data: str | None = None, progr
     return done
 
 
-def run_rows(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0,), data: str | None = None,
-             progress: bool = True, dirs: dict[str, str | Path] | None = None, **settings) -> list[Path]:
-    """The screening's `train_rows`: every row (name -> list of changes) for every seed, without EMA, into
-    root/<name>_seed<seed>/ or dirs["<name>_seed<seed>"]."""
-    return train_rows([Row(name, tuple(changes), epochs, ema=False, seed=seed) for seed in seeds
-                       for name, changes in rows.items()], root, data, progress, dirs, **settings)
+def screening(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0,),
+              dirs: dict[str, str | Path] | None = None) -> Study:
+    """The screening as a study: every row (name -> list of changes) for every seed, without EMA, into
+    root/<name>_seed<seed>/ or dirs["<name>_seed<seed>"]; no budget."""
+    return Study(root, [Row(name, tuple(changes), epochs, ema=False, seed=seed) for seed in seeds
+                        for name, changes in rows.items()], dirs=dirs)
 
 
 def measure_row_latencies(root: str | Path, rows: dict[str, list[str]], n_classes: int, smoke: bool = False,
@@ -380,7 +381,116 @@ def budget_check(model, plain, parameters: int, cache: str | Path, smoke: bool =
 
 
 class Study:
-    """The second study under `root` (results/ablation/long60): its rows, what is done, what comes next.
+    """Rows of changes on the plain LightVGG, run per seed under `root`: what is planned, what is done, what comes
+    next and what it costs in plain 30-epoch runs (`Row.cost`). A study of fixed rows is the screening
+    (`screening`); `SecondStudy` plans its rows as earlier ones finish. Finished rows are not trained again, an
+    interrupted one resumes, and a row that would overrun the budget is not started."""
+
+    def __init__(self, root: str | Path, rows=(), budget: float = math.inf,
+                 dirs: dict[str, str | Path] | None = None):
+        self.root, self.rows, self.budget, self.dirs = Path(root), list(rows), budget, dict(dirs or {})
+
+    def plan(self) -> list[Row]:
+        """Every row known so far, in the order they run."""
+        return list(self.rows)
+
+    def extra(self) -> list[Row]:
+        """The rows run beyond the budget."""
+        return []
+
+    def path(self, row: Row) -> Path:
+        return Path(self.dirs.get(row.folder, self.root / row.folder))
+
+    def done(self, row: Row) -> bool:
+        return Run(self.path(row)).finished
+
+    def spent(self) -> float:
+        """The budget used by the runs this study trained (runs reused from elsewhere, and the extra rows, cost
+        nothing)."""
+        return self._spent([r for r in self.plan() if r not in self.extra()])
+
+    def _spent(self, rows: list[Row]) -> float:
+        return sum(r.cost() for r in rows if self.done(r) and self.path(r).parent == self.root)
+
+    def todo(self) -> list[Row]:
+        return [r for r in self.plan() if not self.done(r)]
+
+    def run(self, data=None, max_batches: int | None = None, workers: int = 1, **settings) -> list[Path]:
+        """Train the missing rows until the study is complete or the next row would overrun the budget; returns
+        the finished run folders (`findings.study_findings` says what is left).
+
+        With workers > 1 (a large GPU), the rows whose settings are already known train at the same time, each
+        in its own process; a row that depends on others (the second study's bn_long and final rows) starts
+        once they finish.
+        """
+        if done := [self.path(r).name for r in self.plan() if self.done(r)]:
+            print(f"finished earlier, skipped: {', '.join(done)}")
+        if workers == 1:
+            while rows := self._startable([], 1):
+                self._train(rows[0], data, max_batches, True, settings)
+                if not self.done(rows[0]):
+                    break  # interrupted (Ctrl-C): it resumes on the next call
+        else:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                running: dict[Future, Row] = {}
+                while True:
+                    for row in self._startable(list(running.values()), workers - len(running)):
+                        running[pool.submit(self._train, row, data, max_batches, False, settings)] = row
+                    if not running:
+                        break
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        del running[future]
+                        future.result()  # a row that failed stops the study with its error
+        return [self.path(r) for r in self.plan() if self.done(r)]
+
+    def _startable(self, running: list[Row], slots: int) -> list[Row]:
+        """Up to `slots` missing rows, in plan order, that fit the budget beside the rows running."""
+        committed, rows = self.spent() + sum(r.cost() for r in running), []
+        for row in (r for r in self.todo() if r not in running):
+            extra = row in self.extra()
+            if len(rows) == slots or (not extra and committed + row.cost() > self.budget + 1e-9):
+                break
+            rows.append(row)
+            committed += 0 if extra else row.cost()
+        return rows
+
+    def _train(self, row: Row, data, max_batches: int | None, progress: bool, settings: dict) -> list[Path]:
+        return train_rows([row], self.root, data, progress, {row.folder: self.path(row)}, max_batches=max_batches,
+                          **settings)
+
+    def table(self, rows: list[Row] | None = None) -> pd.DataFrame:
+        """One line per finished run: schedule, cost, tune accuracy of each variant, the variant tune selects
+        and its validation accuracy, wall time and machine."""
+        lines = []
+        for r in self.plan() if rows is None else rows:
+            if not self.done(r):
+                continue
+            m, v = Run(self.path(r)).result, variants(self.path(r))
+            chosen, _ = best_variant(self.path(r))
+            lines.append({"row": r.name, "seed": r.seed, "changes": ", ".join(r.changes) or "none",
+                          "epochs": r.epochs, "lr": r.lr if r.lr is not None else TrainConfig.lr,
+                          "cost": 0.0 if self.path(r).parent != self.root or r in self.extra() else r.cost(),
+                          **{f"tune, {k}": v[k]["tune"] for k in VARIANTS if k in v},
+                          "selected": chosen, **{f"validation, {k}": v[k]["validation"] for k in SELECTABLE if k in v},
+                          "minutes": m["wall_seconds"] / 60, "machine": m.get("device", "")})
+        return pd.DataFrame(lines)
+
+    def table_text(self) -> pd.DataFrame:
+        """`table` as the README and the report print it: accuracies in %, "–" where a variant was not measured,
+        cost, minutes and learning rate as short text; without the changes column."""
+        t = self.table()
+        if t.empty:
+            return t
+        pct = [c for c in t.columns if c.startswith(("tune, ", "validation, "))]
+        return t.drop(columns=["changes"]).assign(**{c: t[c].map(_pct) for c in pct},
+                                                  cost=t["cost"].map("{:.2f}".format),
+                                                  minutes=t["minutes"].map("{:.0f}".format),
+                                                  lr=t["lr"].map("{:g}".format))
+
+
+class SecondStudy(Study):
+    """The second study under `root` (results/ablation/long60), a `Study` whose rows follow from earlier results.
 
     1. `plain_long`, `smoothing_long`: the plain LightVGG and label smoothing 0.1 for LONG_EPOCHS epochs, each
        recording an EMA of its weights; flip TTA is measured on every finished run, so one run answers the longer
@@ -390,7 +500,6 @@ class Study:
     3. `final_row`, chosen on tune, is trained again with seed 1 and compared (`final_comparison`) with part (c)'s
        plain model, and `deliver` writes it as a run of its own (light_vgg_final), the paper's budget checked.
 
-    Every run is counted in plain 30-epoch runs (`Row.cost`); a row that would overrun the budget is not started.
     `fer ablation --study long` finishes the study from where it stopped, on any machine; `--workers N` trains the
     rows whose settings are known side by side. `findings.study_findings` says where it stands.
     """
@@ -401,9 +510,8 @@ class Study:
                  long_epochs: int = LONG_EPOCHS, sweep_epochs: int = SWEEP_EPOCHS,
                  part_c_epochs: int = TrainConfig.epochs):
         self.results = Path(results)
-        self.root = Path(root) if root else self.results / "ablation" / f"long{long_epochs}"
-        self.budget, self.long_epochs, self.sweep_epochs = budget, long_epochs, sweep_epochs
-        self.part_c_epochs = part_c_epochs
+        super().__init__(root or self.results / "ablation" / f"long{long_epochs}", budget=budget)
+        self.long_epochs, self.sweep_epochs, self.part_c_epochs = long_epochs, sweep_epochs, part_c_epochs
 
     delivered = property(lambda self: Run(self.results / DELIVERED), doc="the delivered model's run folder")
 
@@ -417,7 +525,7 @@ class Study:
             return study_dirs(self.results)["plain_seed1"]
         if row.name == f"bn_lr{SWEEP_LRS[0]:g}" and self._reusable_screen_row():
             return study_dirs(self.results)["screen"] / "batch_norm_seed0"
-        return self.root / row.folder
+        return super().path(row)
 
     def _reusable_screen_row(self) -> bool:
         """Whether the screening's batch-norm row is the sweep's first row (same settings, where it ran aside)."""
@@ -426,9 +534,6 @@ class Study:
             return False
         expected = row_config(["batch_norm"], lr=SWEEP_LRS[0], epochs=self.sweep_epochs, seed=run.config["seed"])
         return not expected.differences(run.config, ignore={"data", "out", "max_batches", "amp", "device"})
-
-    def done(self, row: Row) -> bool:
-        return Run(self.path(row)).finished
 
     def first_rows(self) -> list[Row]:
         long = [Row("plain_long", (), self.long_epochs), Row("smoothing_long", ("label_smoothing",), self.long_epochs)]
@@ -471,6 +576,10 @@ class Study:
         final = self.final_row()
         return None if final is None or not final.changes else Row("plain_long", (), self.long_epochs, seed=1)
 
+    def extra(self) -> list[Row]:
+        """The plain row's second seed (`baseline`) and part (c)'s (`part_c_seed1`), for the final comparison."""
+        return [r for r in (self.baseline(), self.part_c_seed1) if r is not None]
+
     def plan(self) -> list[Row]:
         """Every row known so far, in the order they run; later rows appear once earlier ones have finished."""
         rows = self.first_rows()
@@ -480,59 +589,6 @@ class Study:
             rows += [r for r in (final, replace(final, seed=1), self.baseline(), self.part_c_seed1)
                      if r is not None and r not in rows]
         return rows
-
-    def spent(self) -> float:
-        """The budget used by the runs this study trained (runs reused from the screening, and the baseline's
-        second seed, cost nothing)."""
-        baseline = self.baseline()
-        return self._spent([r for r in self.plan() if r != baseline])
-
-    def _spent(self, rows: list[Row]) -> float:
-        return sum(r.cost() for r in rows if self.done(r) and self.path(r).parent == self.root)
-
-    def todo(self) -> list[Row]:
-        return [r for r in self.plan() if not self.done(r)]
-
-    def run(self, data=None, max_batches: int | None = None, workers: int = 1, **settings) -> list[Path]:
-        """Train the missing rows until the study is complete or the next row would overrun the budget; returns
-        the finished run folders (`findings.study_findings` says what is left).
-
-        With workers > 1 (a large GPU), the rows whose settings are already known train at the same time, each
-        in its own process; a row that depends on others (bn_long, the final rows) starts once they finish.
-        """
-        if workers == 1:
-            while rows := self._startable([], 1):
-                self._train(rows[0], data, max_batches, True, settings)
-                if not self.done(rows[0]):
-                    break  # interrupted (Ctrl-C): it resumes on the next call
-        else:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                running: dict[Future, Row] = {}
-                while True:
-                    for row in self._startable(list(running.values()), workers - len(running)):
-                        running[pool.submit(self._train, row, data, max_batches, False, settings)] = row
-                    if not running:
-                        break
-                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        del running[future]
-                        future.result()  # a row that failed stops the study with its error
-        return [self.path(r) for r in self.plan() if self.done(r)]
-
-    def _startable(self, running: list[Row], slots: int) -> list[Row]:
-        """Up to `slots` missing rows, in plan order, that fit the budget beside the rows running."""
-        committed, rows = self.spent() + sum(r.cost() for r in running), []
-        for row in (r for r in self.todo() if r not in running):
-            extra = row in (self.baseline(), self.part_c_seed1)  # beyond the budget
-            if len(rows) == slots or (not extra and committed + row.cost() > self.budget + 1e-9):
-                break
-            rows.append(row)
-            committed += 0 if extra else row.cost()
-        return rows
-
-    def _train(self, row: Row, data, max_batches: int | None, progress: bool, settings: dict) -> list[Path]:
-        return train_rows([row], self.root, data, progress, {row.folder: self.path(row)}, max_batches=max_batches,
-                          **settings)
 
     def deliver(self, data=None, device: str = "auto") -> Path | None:
         """The final row's seed-0 model, in the variant tune selected (raw or EMA weights), as a run folder of its
@@ -582,33 +638,8 @@ class Study:
         return out
 
     def table(self) -> pd.DataFrame:
-        """One line per finished run: schedule, cost, tune accuracy of each variant, the variant tune selects
-        and its validation accuracy, wall time and machine."""
-        lines, baseline = [], self.baseline()
-        for r in self.plan():
-            if not self.done(r) or r == self.part_c_seed1:
-                continue
-            m, v = Run(self.path(r)).result, variants(self.path(r))
-            chosen, _ = best_variant(self.path(r))
-            lines.append({"row": r.name, "seed": r.seed, "changes": ", ".join(r.changes) or "none",
-                          "epochs": r.epochs, "lr": r.lr if r.lr is not None else TrainConfig.lr,
-                          "cost": 0.0 if self.path(r).parent != self.root or r == baseline else r.cost(),
-                          **{f"tune, {k}": v[k]["tune"] for k in VARIANTS if k in v},
-                          "selected": chosen, **{f"validation, {k}": v[k]["validation"] for k in SELECTABLE if k in v},
-                          "minutes": m["wall_seconds"] / 60, "machine": m.get("device", "")})
-        return pd.DataFrame(lines)
-
-    def table_text(self) -> pd.DataFrame:
-        """`table` as the README and the report print it: accuracies in %, "–" where a variant was not measured,
-        cost, minutes and learning rate as short text; without the changes column."""
-        t = self.table()
-        if t.empty:
-            return t
-        pct = [c for c in t.columns if c.startswith(("tune, ", "validation, "))]
-        return t.drop(columns=["changes"]).assign(**{c: t[c].map(_pct) for c in pct},
-                                                  cost=t["cost"].map("{:.2f}".format),
-                                                  minutes=t["minutes"].map("{:.0f}".format),
-                                                  lr=t["lr"].map("{:g}".format))
+        """`Study.table` without part (c)'s second seed, which is the comparison's, not a row of this study."""
+        return super().table([r for r in self.plan() if r != self.part_c_seed1])
 
     def final_comparison(self) -> pd.DataFrame | None:
         """Validation accuracy of seeds 0 and 1, their mean and std, and the mean macro-F1: the plain LightVGG of
