@@ -215,3 +215,19 @@ def test_the_readme_gpu_paragraph_is_generated_from_the_benchmark_file(tmp_path)
     assert "2 second-study rows (each also evaluating its EMA every epoch) trained side by side at about 36 s" \
         in paragraph
     assert paragraph.endswith("Source: `results/benchmarks/tesla-t4.json`.") and "cpu.json" not in paragraph
+
+
+def test_the_readme_tradeoff_table_is_written_from_tradeoff_json(tmp_path):
+    from facial_expression.config import SAMPLE_RESULTS_DIR
+    saved = json.loads((SAMPLE_RESULTS_DIR / "export" / "tradeoff.json").read_text())
+    write(tmp_path / "results" / "export" / "tradeoff.json", saved)
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results:start -->\n<!-- results:end -->\n<!-- tradeoff:start -->\nold\n"
+                      "<!-- tradeoff:end -->\n<!-- gpu:start -->\n<!-- gpu:end -->\n")
+    write_results(tmp_path / "results", readme, tmp_path / "results" / "benchmarks")
+    rows = [line.split(" | ") for line in readme.read_text().splitlines() if " | ONNX int8 | " in line]
+    measured = [r for r in saved["rows"] if r.get("form") == "ONNX int8"]
+    assert "old" not in readme.read_text() and len(rows) == len(measured) > 0
+    for row, r in zip(rows, measured):  # each number is the file's, as a ratio to fp32 PyTorch of the same call
+        assert row[0] == "| " + r["network"] and row[3] == f"{r['accuracy']:.4f}"
+        assert row[5] == f"{r['latency_ms_1_thread']:.1f} ms ({r['ratio_1_thread']:.2f}×)"

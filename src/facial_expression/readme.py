@@ -10,10 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from .config import PROJ_ROOT, RESULTS_DIR
-from .findings import delivery_findings, gpu_findings, replace_block, study_findings
+from .export import tradeoff_table
+from .findings import delivery_findings, gpu_findings, mib, study_findings, tradeoff_findings
 from .runs import Run, is_training_result
 from .study import SecondStudy, screening_summary, study_dirs
-from .text import markdown_table
+from .text import markdown_table, markers, replace_block
 
 README = PROJ_ROOT / "README.md"
 BENCHMARKS = PROJ_ROOT / "results" / "benchmarks"
@@ -78,7 +79,30 @@ def gpu_markdown(benchmarks: Path = BENCHMARKS) -> str:
     return "\n\n".join(paragraphs)
 
 
+def tradeoff_markdown(results: str | Path) -> str:
+    """The ONNX/int8 trade-off as P5_c last measured it (RESULTS/export/tradeoff.json): each measured form's size,
+    validation accuracy and macro-F1, and single-face latency with 1 and all threads, as a ratio to fp32 PyTorch
+    timed in the same call; then the int8 finding and where it was timed ("" before P5_c has run)."""
+    path = Path(results) / "export" / "tradeoff.json"
+    if not path.exists():
+        return ""
+    saved, t = json.loads(path.read_text()), tradeoff_table(results).dropna(subset=["accuracy"]).reset_index("form")
+    threads = {n: "1 thread" if n == 1 else f"{n} threads" for n in saved["threads"]}
+    df = pd.DataFrame({"form": t["form"], "size": t["size_MB"].map(lambda mb: f"{mib(mb):.1f} MiB"),
+                       "val. accuracy": t["accuracy"].map("{:.4f}".format),
+                       "val. macro-F1": t["macro_f1"].map("{:.4f}".format),
+                       **{f"latency, {words}": [f"{ms:.1f} ms ({r:.2f}×)" for ms, r in zip(t[f"latency_ms_{key}"],
+                                                                                       t[f"ratio_{key}"])]
+                          for n, words in threads.items() for key in ["1_thread" if n == 1 else "all_threads"]}})
+    return "\n\n".join([markdown_table(df, code=False), f"{tradeoff_findings(saved['rows'])} Timed on {saved['cpu']} "
+                         f"with a 1-minute load average of {saved['load_average_1min']:.1f}."])
+
+
 def write_results(results: str | Path, readme: Path = README, benchmarks: Path = BENCHMARKS) -> Path:
+    """README's generated blocks from a results folder: the results tables, the GPU benchmarks and, where README
+    has its markers, the ONNX/int8 trade-off."""
     text = replace_block(readme.read_text(), "results", results_section(results))
+    if markers("tradeoff")[0] in text:
+        text = replace_block(text, "tradeoff", tradeoff_markdown(results))
     readme.write_text(replace_block(text, "gpu", gpu_markdown(benchmarks)))
     return readme
