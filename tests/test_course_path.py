@@ -115,7 +115,7 @@ def test_from_a_cloud_run_to_the_hand_in_with_no_dataset(course_run, course_data
     with pytest.raises(FERError, match=r"smoke runs \(.*--allow-smoke"):  # the course run is a smoke run
         submission_from([cloud_zip], project, allow=ci, out_dir=tmp_path / "dist", rerun=False)
     text = " ".join(" ".join(pdf_text(project / "report" / "report.pdf")).split())  # built before the refusal
-    for word in ("FFHQ", "affectnet7", "development sample"):
+    for word in ("FFHQ", "ffhq", "Flickr", "affectnet7", "development sample"):  # test_report.SAMPLE_WORDS
         assert word not in text, word
     assert "Smoke run" in text and states(text, 8, "classes", *CLASSES)  # every class, in order
     assert "has no internet" not in text and "Settings of the VGG16 transfer run" in text  # (b)'s table caption
