@@ -12,6 +12,7 @@ import pytest
 import torch
 from course_fixture import CourseRun, make_course_dataset, random_vgg16
 from PIL import Image
+from project_fixture import IDENTITY, build_pdf, copy_project, set_identity
 
 PROJ_ROOT = Path(__file__).resolve().parents[1]
 # The development sample, found by its own path (or $FER_SAMPLE), never through $FER_DATA: that is the student's
@@ -106,6 +107,19 @@ def course_run(request) -> tuple[Path, dict[str, Path]]:
 def course_run_threads(request, course_run) -> int:
     """The torch threads the course run had: a run that must give its numbers bit for bit needs as many."""
     return request.config.stash[COURSE]["child"]
+
+
+@pytest.fixture(scope="session")
+def sample_project(tmp_path_factory) -> Path:
+    """A copy of the project on the development sample's runs whose report is built with a test identity
+    (tests/project_fixture.py): the one PDF build of the suite besides the cloud-run path's (test_course_path.py),
+    read by test_report.py and copied by test_submission.py."""
+    if shutil.which("latexmk") is None or shutil.which("pdftotext") is None:
+        pytest.skip("latexmk/pdftotext not installed (.ci/run installs them)")
+    root = copy_project(tmp_path_factory.mktemp("project"))
+    set_identity(root, *IDENTITY)
+    build_pdf(root)
+    return root
 
 
 @pytest.fixture(autouse=True, scope="session")

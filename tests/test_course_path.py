@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from course_fixture import CLASSES
+from prose import stating, states
 from facial_expression.cli import main
 from facial_expression.config import PROJ_ROOT, SAMPLE_RESULTS_DIR
 from facial_expression.errors import FERError
@@ -31,6 +32,11 @@ def _text(path) -> str:
     return "\n".join(o.get("text", "") + json.dumps({k: v for k, v in o.get("data", {}).items()
                                                      if not k.startswith("image/")})
                      for c in code for o in c.outputs)
+
+
+def _pct(fraction: float) -> float:
+    """A fraction as the report prints it in per cent, to one decimal."""
+    return float(f"{100 * fraction:.1f}")
 
 
 def test_cli_path_on_course_shaped_data(course_data, course_vgg16, tmp_path, capsys):
@@ -109,9 +115,24 @@ def test_from_a_cloud_run_to_the_hand_in_with_no_dataset(course_run, course_data
     with pytest.raises(FERError, match=r"smoke runs \(.*--allow-smoke"):  # the course run is a smoke run
         submission_from([cloud_zip], project, allow=ci, out_dir=tmp_path / "dist", rerun=False)
     text = " ".join(" ".join(pdf_text(project / "report" / "report.pdf")).split())  # built before the refusal
-    for word in ("FFHQ", "affectnet7", "development sample"):
+    for word in ("FFHQ", "ffhq", "Flickr", "affectnet7", "development sample"):  # test_report.SAMPLE_WORDS
         assert word not in text, word
-    assert "Smoke run" in text and "8 classes (angry, contempt, disgust" in text
+    assert "Smoke run" in text and states(text, 8, "classes", *CLASSES)  # every class, in order
+    assert "has no internet" not in text and "Settings of the VGG16 transfer run" in text  # (b)'s table caption
+    # the numbers the text states are the run's: each accuracy with its standard error over the validation faces,
+    # and (part (b) ran) the comparison with both accuracies, the gap and its 95 % interval (report.py builds the
+    # PDF once here; test_report.py checks the same facts on fixed numbers in the generated inputs)
+    light, vgg = (json.loads((results / run / "metrics.json").read_text()) for run in ("light_vgg", "vgg16_transfer"))
+    for run, m in (("light_vgg", light), ("vgg16_transfer", vgg)):
+        se = (m["accuracy"] * (1 - m["accuracy"]) / m["n"]) ** 0.5
+        assert states(text, "validation accuracy", _pct(m["accuracy"]), "±", _pct(se), m["n"]), run
+    assert "cannot be compared" not in text and "not been trained on these data" not in text
+    diff, half = vgg["accuracy"] - light["accuracy"], 1.96 * ((light["accuracy"] * (1 - light["accuracy"]) + vgg[
+        "accuracy"] * (1 - vgg["accuracy"])) / light["n"]) ** 0.5
+    said = [s for gap in (diff, abs(diff)) for s in stating(  # the gap signed (VGG16 minus light VGG) or its size
+        text, "VGG16", _pct(vgg["accuracy"]), _pct(light["accuracy"]), "light VGG", _pct(gap), "±", _pct(half))]
+    assert said, "no comparison of the two accuracies"
+    assert ("no clear effect" in said[0]) == (abs(diff) <= half), said[0]  # the claim follows the interval
     for fig in ("vgg_history.pdf", "vgg_roc_validation.pdf", "vgg_confusion.pdf", "light_history.pdf",
                 "q2_guided.pdf"):
         assert (project / "report" / "figures" / fig).exists(), fig

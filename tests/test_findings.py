@@ -4,6 +4,7 @@ import re
 
 import pandas as pd
 import pytest
+from prose import states
 
 from facial_expression import findings as F
 
@@ -144,21 +145,22 @@ def test_the_development_sample_is_named_as_such():
     assert not F.is_development_sample(dict(fp, ffhq_files=0))
     assert not F.is_development_sample(dict(fp, name="my_affectnet"))  # FFHQ files elsewhere: not the sample
     text = F.data_sentence(fp)
-    assert "development sample" in text and "Flickr-Faces-HQ" in text and "7 classes" in text
-    assert "48×48" in text and "6,300 train, 700 tune and 1,400 validation" in text
+    assert "development sample" in text and "Flickr-Faces-HQ" in text and states(text, 7, "classes"), text
+    assert "48×48" in text and states(text, 6300, "train", 700, "tune", 1400, "validation"), text
     pulled = {"ffhq_other_classes": 38, "ffhq_other_predicted_happy_neutral": 0.34, "nonffhq_other_classes": 962,
               "nonffhq_other_predicted_happy_neutral": 0.04}
     rows = [{"class": "angry", "ffhq_images": 10, "other_images": 190, "accuracy_ffhq": 0.5, "accuracy_other": 0.4},
             {"class": "happy", "ffhq_images": 150, "other_images": 50, "accuracy_ffhq": 0.9, "accuracy_other": 0.7}]
     style = F.photo_style_findings(pulled, fp, style=rows)
     # the rates, the difference and its 95% interval (Wald), with the direction it shows
-    assert "34.0% of the time (38 faces)" in style and "4.0% (962 faces)" in style
-    assert "+30.0 points (95% interval +14.9 to +45.1)" in style and "no clear effect" not in style
-    assert "pulled towards those two classes" in style
-    # over all classes the portraits are classified better: (10 * 0.5 + 150 * 0.9) / 160 against (76 + 35) / 240
-    assert "correctly 87.5% of the time (160 faces) against 46.2%" in style and "94% of them are" in style
+    assert states(style, 34.0, 38, "faces", 4.0, 962, "faces"), style
+    assert states(style, +30.0, 95, "interval", +14.9, +45.1), style  # +30: the sign is the direction
+    assert "no clear effect" not in style and "pulled towards" in style  # the claim the interval allows
+    # over all classes the portraits are classified better: (10 * 0.5 + 150 * 0.9) / 160 against (76 + 35) / 240,
+    # and 150 of those 160 portraits (94 %) are happy
+    assert states(style, 87.5, 160, "faces", 46.2) and states(style, 94, "%"), style
     same = F.photo_style_findings(dict(pulled, ffhq_other_predicted_happy_neutral=0.05), fp)
-    assert "+1.0 points (95% interval" in same and "no clear effect" in same and "pulled" not in same
+    assert states(same, +1.0, 95, "interval") and "no clear effect" in same and "pulled" not in same, same
 
 
 def test_tex_output_is_escaped():
@@ -171,34 +173,34 @@ def test_tex_output_is_escaped():
 def test_preprocessing_balance_and_resizing_follow_the_counts():
     balanced = F.preprocessing_findings(split_stats(CLASSES7, sizes={"48x48": 8400}))
     assert "exactly balanced" in balanced and "not needed" in balanced
-    assert "both models (128×128 and 224×224) upsample all of them" in balanced and "downsample" not in balanced
+    assert states(balanced, "128×128", "224×224", "upsample", "all") and "downsample" not in balanced, balanced
     train = {c: 1000 for c in CLASSES8} | {"contempt": 400}
     skewed = F.preprocessing_findings(split_stats(CLASSES8, train, sizes={"256x256": 9000}, modes={"RGB": 8000,
                                                                                                  "L": 1000}))
-    assert "between 400 (`contempt`) and 1,000" in skewed and "ratio of 2.50" in skewed
-    assert "class weights" in skewed and "above 1.5" in skewed
-    assert "both models (128×128 and 224×224) downsample all of them" in skewed
-    assert "1,000 L" in skewed
+    assert states(skewed, 400, "contempt", 1000) and states(skewed, "ratio", 2.5), skewed  # 1,000 / 400
+    assert "class weights" in skewed and states(skewed, "above", 1.5), skewed
+    assert states(skewed, "128×128", "224×224", "downsample", "all") and "upsample" not in skewed, skewed
+    assert states(skewed, 1000, "L"), skewed  # the grayscale images counted
     mixed = F.preprocessing_findings(split_stats(CLASSES8, sizes={"224x224": 850, "160x160": 150}))
-    assert "VGG16's 224×224 upsamples 15% and keeps 85% at their size" in mixed
-    assert "128×128 downsamples all of them" in mixed and "Downsampling keeps" in mixed
+    assert states(mixed, "VGG16", "224×224", "upsamples", 15, 85), mixed  # the 150 of 1,000 at 160x160
+    assert states(mixed, "128×128", "downsamples", "all") and "Downsampling keeps" in mixed, mixed
     mild = F.preprocessing_findings(split_stats(CLASSES8, {c: 1000 for c in CLASSES8} | {"contempt": 800}))
-    assert "within 1.5" in mild and "no re-weighting" in mild
+    assert states(mild, "within", 1.5) and "no re-weighting" in mild, mild
     assert "not been computed" in F.preprocessing_findings(None)
 
 
 def test_training_claims_follow_the_gaps_and_the_curve():
     over = F.training_findings(metrics(CLASSES8, train=0.85, tune=0.61, val=0.60), history(10))
-    assert "overfits" in over and "gap of 25.0 points" in over
-    assert "peaked at epoch 10 of 30" in over and "tune loss rose" in over
+    assert "overfits" in over and states(over, "gap", 25.0), over  # 85 % train against 60 % validation
+    assert states(over, "epoch", 10, 30) and "tune loss rose" in over, over
     fit = F.training_findings(metrics(CLASSES8, train=0.62, tune=0.61, val=0.60, best=30), history(30))
     assert "overfits" not in fit and "no material overfitting" in fit
     assert "still improving at the last epoch" in fit and "tune loss rose" not in fit
     late = F.training_findings(metrics(CLASSES8), history(29))
-    assert "peaked at epoch 29 of 30" in late and "still improving" not in late
+    assert states(late, "epoch", 29, 30) and "still improving" not in late, late
     assert "levelled off" in late or "tune loss rose" in late  # the curve after the peak is described
     apart = F.training_findings(metrics(CLASSES8, tune=0.66, val=0.60))
-    assert "differ by 6.0 points (tune higher)" in apart and "fair stand-in" not in apart
+    assert states(apart, 6.0, "tune higher") and "fair stand-in" not in apart, apart
     assert "fair stand-in" in F.training_findings(metrics(CLASSES8))
     assert "has not been run" in F.training_findings(None)
     assert "smoke run" in F.training_findings(dict(metrics(CLASSES8), max_batches=2))
@@ -208,42 +210,45 @@ def test_training_names_the_easiest_hardest_classes_and_top_confusions():
     f1 = {c: 0.5 for c in CLASSES8} | {"happy": 0.9, "surprise": 0.8, "contempt": 0.1, "disgust": 0.3}
     pairs = {("contempt", "neutral"): 30, ("disgust", "angry"): 20, ("fear", "surprise"): 10}
     text = F.training_findings(metrics(CLASSES8, f1=f1, pairs=pairs))
-    assert "easiest classes are `happy` (0.900) and `surprise` (0.800)" in text
-    assert "hardest `contempt` (0.100) and `disgust` (0.300)" in text
-    assert ("`contempt` → `neutral` (30 of 200 `contempt` faces), `disgust` → `angry` (20 of 200 `disgust` "
-            "faces) and `fear` → `surprise` (10 of 200") in text
-    assert "these three account for 60 of the 113 validation errors" in text
-    assert "12.5% for guessing among 8 balanced classes" in text
+    # each class with its F1, and the three largest confusions with their counts, in order
+    assert states(text, "easiest", "happy", 0.9, "surprise", 0.8), text
+    assert states(text, "hardest", "contempt", 0.1, "disgust", 0.3), text
+    assert states(text, "contempt", "→", "neutral", 30, 200, "disgust", "→", "angry", 20, 200,
+                  "fear", "→", "surprise", 10, 200), text
+    assert states(text, 60, 113, "errors"), text  # 30 + 20 + 10 of the matrix's off-diagonal sum
+    assert states(text, 12.5, "guessing", 8, "classes"), text  # 1 / 8
 
 
 def test_comparison_states_cost_always_and_accuracy_only_when_both_ran():
     cost_only = F.comparison_findings(cards())
-    assert "36 times as many" in cost_only and "30 times as long" in cost_only
-    assert "about 8.3 faces a second against 250" in cost_only  # 1000 / 120 ms and 1000 / 4 ms
+    assert states(cost_only, 36, "times") and states(cost_only, 120, 4, 30, "times"), cost_only  # params, latency
+    assert states(cost_only, 8.3, "faces a second", 250), cost_only  # 1000 / 120 ms and 1000 / 4 ms
     assert "accuracy cannot be compared" in cost_only and "On accuracy" not in cost_only
     vgg_better = F.comparison_findings(cards(0.60, 0.70))
-    assert "VGG16 transfer reaches 70.0% on validation against 60.0%" in vgg_better
-    assert "gives up 10.0 points" in vgg_better and "cannot be compared" not in vgg_better
-    assert "both smaller and more accurate" in F.comparison_findings(cards(0.65, 0.60))
+    assert states(vgg_better, "VGG16", 70.0, 60.0, "light VGG", 10.0), vgg_better
+    assert "more accurate" not in vgg_better and "cannot be compared" not in vgg_better  # VGG16 is the better
+    light_better = F.comparison_findings(cards(0.65, 0.60))
+    assert states(light_better, "VGG16", 60.0, 65.0, "light VGG", 5.0) and "more accurate" in light_better
     # 1,600 faces: the 95% interval of the difference is 1.96 * sqrt(.6 * .4 / 1600 + .61 * .39 / 1600) = 3.4 points
     close = F.comparison_findings(cards(0.60, 0.61), n_validation=1600)
-    assert "a difference of +1.0 points (± 3.4 at 95% confidence), no clear effect" in close
+    assert states(close, +1.0, "±", 3.4, 95) and "no clear effect" in close, close  # +1: VGG16 minus light VGG
     clear = F.comparison_findings(cards(0.60, 0.70), n_validation=1600)
-    assert "gives up 10.0 points (± 3.3 at 95% confidence)" in clear and "no clear effect" not in clear
+    assert states(clear, 10.0, "±", 3.3, 95) and "no clear effect" not in clear, clear
     assert "not been compared yet" in F.comparison_findings(None)
 
 
 def test_cam_directions_against_the_area_share():
     text = F.cam_findings(regions(CLASSES8, border=0.30, eyes=0.26, mouth=0.40))
-    assert "border ring holds 30.0% of the map of the predicted class, 13.8 points below its 43.8% share" in text
-    assert "eye band holds 26.0%, close to its 25.0% share" in text
-    assert "mouth band holds 40.0%, 15.0 points above its 25.0% share" in text
+    # each region's share of the map against its share of the area, with the direction of the difference
+    assert states(text, "border", 30.0, 13.8, "below", 43.8), text
+    assert states(text, "eye", 26.0, "close", 25.0) and not states(text, "eye", 26.0, 1.0), text
+    assert states(text, "mouth", 40.0, 15.0, "above", 25.0), text
     assert "favour the face clearly" in text
     spread = F.cam_findings(regions(CLASSES7, border=0.42, mouth=0.14))
-    assert "favour the face only slightly" in spread and "mouth band holds 14.0%, 11.0 points below" in spread
+    assert "only slightly" in spread and states(spread, "mouth", 14.0, 11.0, "below", 25.0), spread
     with_se = regions(CLASSES7)
     with_se["border"][F.SE] = 0.004
-    assert "border ring holds 30.0% (± 0.4)" in F.cam_findings(with_se)
+    assert states(F.cam_findings(with_se), "border", 30.0, "±", 0.4)
     assert "not been measured" in F.cam_findings(None)
 
 
@@ -258,12 +263,14 @@ def test_each_class_of_the_cam_grids_is_described():
     text = F.cam_face_findings(picks, classes, m, AREA)
     lines = text.split("\n")
     angry = next(line for line in lines if line.startswith("- `angry`"))
-    assert angry.startswith("- `angry`: right (0.95, mouth 40%); wrong, called `happy` (0.97, mouth 40%) and `sad` "
-                            "(0.60, spread)")
-    assert "Main confusion `angry` → `happy` (30 of 200), shown by one of the wrong faces" in angry
-    assert any(line.startswith("- `sad`: right (0.80, spread)") for line in lines)
+    # one line a class: its right face, then each wrong face's class, confidence and where its map lies
+    assert states(angry, "angry", "right", 0.95, "mouth", 40, "%", "wrong", "happy", 0.97, "mouth", 40, "%", "sad",
+                  0.60, "spread"), angry
+    assert states(angry, "angry", "→", "happy", 30, 200, "shown"), angry  # its main confusion, among the faces
+    sad = next(line for line in lines if line.startswith("- `sad`"))
+    assert states(sad, "sad", "right", 0.8, "spread") and "wrong" not in sad, sad
     assert not any(line.startswith("- `happy`") for line in lines)  # no face of that class in the grids
-    assert "One wrong face (labelled `angry`) is called `happy` with a confidence of at least 0.9" in text
+    assert states(text, "One", "wrong", "angry", "happy", 0.9), text  # 0.97: one face above 0.9
     assert "wrong faces shown" not in text  # they were picked as the most confident: no finding
     assert "have not been drawn" in F.cam_face_findings(None, classes, m, AREA)
 
@@ -271,9 +278,12 @@ def test_each_class_of_the_cam_grids_is_described():
 def test_screening_findings_come_from_the_table():
     screen = screen_table({"change_a": 0.03, "change_b": 0.005, "change_c": -0.06})
     text = F.screening_findings(screen, 0.01, n_tune=700)
-    assert "tried 3 changes" in text and "`change_a` (+3.0 points on tune, +1.5 on validation) cleared" in text
-    assert "`change_b` is within the noise" in text and "Lost accuracy on tune: `change_c` (−6.0)" in text
-    assert "change a ($+3.0$ points on tune" in F.screening_findings(screen, 0.01, n_tune=700, fmt="tex")  # prose
+    assert states(text, 3, "changes"), text
+    assert states(text, "change_a", +3.0, "tune", +1.5, "validation", "cleared"), text
+    assert states(text, "change_b", "noise") and states(text, "change_c", -6.0), text
+    assert not states(text, "change_b", "cleared") and not states(text, "change_c", "cleared"), text
+    tex = F.screening_findings(screen, 0.01, n_tune=700, fmt="tex")
+    assert states(tex, "change a", +3.0, "tune") and "change_a" not in tex  # the name as prose, not an identifier
     assert "helps every row" in text
     assert F.passed_changes(screen, 0.01) == ["change_a"]
     assert "No change cleared" in F.screening_findings(screen_table({"change_a": 0.005}), 0.01)
@@ -288,7 +298,7 @@ def test_class_weights_and_map_changes():
                  "delivered": {"border": 0.30, "ffhq_other_predicted_happy_neutral": 0.42}}
     sample = F.map_change_findings(shortcuts, sample_fingerprint(), AREA)
     assert "clearly less of its map on the border" in sample and "pull of photo style grew" in sample
-    assert "30% on the outer border ring (plain model 43%, area 44%)" in sample
+    assert states(sample, 30, "border", 43, 44), sample  # delivered, plain model, area
     course = F.map_change_findings(shortcuts, fingerprint(CLASSES8))
     assert "FFHQ" not in course and "photo style" not in course
     assert "not been measured" in F.map_change_findings(None)
@@ -309,18 +319,18 @@ def test_the_improvement_is_stated_with_its_seeds_and_never_beyond_them():
     table["std"] = table[["seed 0", "seed 1"]].std(axis=1)
     text = F.improvement_findings(table)
     # +2.0 and -1.0 points on the two seeds: the signs differ, so no clear effect whatever the mean
-    assert "a gain of +0.5 points (+2.0 and −1.0 for the two seeds)" in text and "no clear effect" in text
-    assert "the longer schedule alone gives +2.0 points and the whole proposal +2.5" in text and "short of" in text
+    assert states(text, "gain", +0.5, +2.0, -1.0, "seeds") and "no clear effect" in text, text
+    assert states(text, "longer schedule", +2.0, "proposal", +2.5) and "short of" in text, text
     consistent = table.assign(**{"seed 1": [0.58, 0.61, 0.63]})
     consistent["mean"] = consistent[["seed 0", "seed 1"]].mean(axis=1)
     text = F.improvement_findings(consistent)  # +2.0 points on both seeds, whose results differ by 1.0
     assert "the same sign for both seeds." in text and "small effect" not in text
     noisy = table.assign(**{"seed 1": [0.58, 0.57, 0.60]})  # +2.0 and +3.0, but seeds 3.0 points apart
     noisy["mean"] = noisy[["seed 0", "seed 1"]].mean(axis=1)
-    assert "within the 3.0-point spread between the two seeds of one model" in F.improvement_findings(noisy)
+    assert states(F.improvement_findings(noisy), "within", 3.0, "spread", "seeds")
     one_seed = table.assign(**{"seed 1": [0.58, float("nan"), 0.60]})
     one_seed["mean"] = one_seed[["seed 0", "seed 1"]].mean(axis=1)
     text = F.improvement_findings(one_seed)
-    assert "on seed 0" in text and "+2.0 points, one seed, so no spread can be given" in text
+    assert "on seed 0" in text and states(text, +2.0, "one seed", "no spread"), text
     assert "has not been tested" in F.improvement_findings(None)
 

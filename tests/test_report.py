@@ -8,21 +8,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from project_fixture import IDENTITY, pdf_pages
+from prose import numbers, plain, states
 from test_findings import CLASSES8, cards, fingerprint, history, metrics, regions, split_stats
 
 from facial_expression.config import REPORT_DIR, RESULTS_DIR, SAMPLE_RESULTS_DIR, TrainConfig
 from facial_expression.report import check_captions, check_latex_log, check_pdf, tex_escape, write_report_inputs
-from facial_expression.submission import read_identity
+from facial_expression.submission import Identity, read_identity
 
 needs_tex = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
                                reason="latexmk/pdftotext not installed (.ci/run installs them)")
 SAMPLE_WORDS = ("FFHQ", "ffhq", "affectnet7", "development sample", "Flickr")
-
-
-def pdf_pages(pdf):
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
-                          check=True).stdout
-    return [p for p in text.split("\f") if p.strip()]
 
 
 def copy_report(tmp_path):
@@ -33,23 +29,14 @@ def copy_report(tmp_path):
     return work
 
 
-def build(work):
-    r = subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
-                       cwd=work, capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout[-2000:]
-    assert check_latex_log(work / "report.log") == []
-    return pdf_pages(work / "report.pdf")
-
-
 def macro(gen, name):
     """The body of one generated macro, or None."""
     m = re.search(r"^\\newcommand\{\\" + name + r"\}\{(.*)\}$", (gen / "macros.tex").read_text(), re.M)
     return m.group(1) if m else None
 
 
-def header_pattern():
+def header_pattern(who: Identity) -> str:
     """The student's name and ID as the page header shows them (report/student.tex)."""
-    who = read_identity(REPORT_DIR.parent)
     return re.escape(who.first) + r"\s+" + re.escape(who.last) + r"\s+.\s+" + re.escape(who.student_id)
 
 
@@ -96,19 +83,38 @@ def test_make_setup_reads_the_tex_packages_that_report_names():
     assert "src/facial_expression/report.py" in (REPORT_DIR.parent / "Makefile").read_text()
 
 
-def test_report_inputs_of_course_data_say_nothing_of_the_sample(tmp_path):
+@pytest.mark.parametrize("vgg", [False, True])
+def test_report_inputs_of_course_data_say_nothing_of_the_sample(tmp_path, vgg):
+    """The report's inputs from course-shaped results, with part (b) run and without: the facts its text states
+    (the PDFs that show them are built from the sample's runs, conftest.py's `sample_project`, and from the cloud
+    run's, test_course_path.py)."""
     work = copy_report(tmp_path)
-    write_report_inputs(course_results(tmp_path / "results"), work)
+    write_report_inputs(course_results(tmp_path / "results", vgg), work)
     gen = work / "generated"
     text = (gen / "macros.tex").read_text()
     for word in SAMPLE_WORDS:
         assert word not in text, word
-    assert macro(gen, "HasFfhq") == "0" and macro(gen, "VggRan") == "0"
+    assert "has no internet" not in text
+    assert macro(gen, "HasFfhq") == "0" and macro(gen, "VggRan") == ("1" if vgg else "0")
     assert macro(gen, "ArchNumClasses") == "8" and macro(gen, "ArchParams") == "3,744,664"
+    # 60 % of 1,600 validation faces: one standard error is sqrt(.6 * .4 / 1600) = 1.2 points
+    assert states(macro(gen, "LightAccuracy"), 60.0, "±", 1.2, 1600), macro(gen, "LightAccuracy")
     assert r"\emph{contempt}" in macro(gen, "DataSentence")
+    assert states(macro(gen, "DataSentence"), 8, *CLASSES8), macro(gen, "DataSentence")  # all 8, in order
     assert "imbalance ratio" in macro(gen, "PreprocessingFindings")
-    assert "VGG16 has not been trained on these data: it needs the ImageNet weights" in macro(gen, "VggFindings")
     assert "screening has not been run" in macro(gen, "ScreenFindings")
+    findings, comparison = plain(macro(gen, "VggFindings")), plain(macro(gen, "ComparisonFindings"))
+    if vgg:  # (b) with its result; the comparison quotes both accuracies, the gap and its 95 % interval:
+        # 1.96 * sqrt((.65 * .35 + .6 * .4) / 1600) = 3.4 points over the 1,600 validation faces
+        assert states(macro(gen, "VggAccuracy"), 65.0, "±", 1.2, 1600), macro(gen, "VggAccuracy")
+        assert states(findings, "VGG16", 65.0), findings
+        assert states(comparison, "VGG16", 65.0, 60.0, "light VGG", 5.0, "±", 3.4), comparison
+        assert "no clear effect" not in comparison and "more accurate" not in comparison  # VGG16 is, clearly
+        assert "not been trained" not in findings + comparison and "cannot be compared" not in comparison
+    else:  # one line, which names what (b) needs, and the comparison of size and speed only
+        assert states(findings, "VGG16", "not been trained", "ImageNet weights"), findings
+        assert "cannot be compared" in comparison and "On accuracy" not in comparison
+        assert not states(comparison, 60.0), comparison  # no accuracy quoted against a model that has none
     rows = [line for line in (gen / "per_class_light_vgg.tex").read_text().splitlines()
             if line.split(" & ")[0] in CLASSES8]
     assert len(rows) == 8
@@ -141,46 +147,41 @@ def test_the_pdf_check_finds_footers_identifiers_and_floats_without_caption(tmp_
     assert check_pdf(tmp_path / "good" / "report.pdf") + check_captions(tmp_path / "good") == []
 
 
-@needs_tex
-@pytest.mark.parametrize("vgg", [False, True])
-def test_report_of_course_data_builds_and_reads_right(tmp_path, vgg):
-    work = copy_report(tmp_path)
-    write_report_inputs(course_results(tmp_path / "results", vgg), work)
-    pages = build(work)
-    text = " ".join(" ".join(pages).split())
-    for word in SAMPLE_WORDS:
-        assert word not in text, word
-    assert "validation accuracy of 60.0 % (± 1.2, one standard error over 1,600 images)" in text
-    assert "8 classes (angry, contempt, disgust" in text
-    assert "has no internet" not in text
-    assert "Settings of the VGG16 transfer run" in text
-    if vgg:  # (b) with its result and analysis; the comparison quotes both accuracies and the interval
-        assert "validation accuracy of 65.0 %" in text
-        assert "VGG16 transfer reaches 65.0 % on validation against 60.0 % for the light VGG" in text
-        assert "gives up 5.0 points (± 3.4 at 95 % confidence)" in text  # 1,600 validation faces
-        assert "not been trained on these data yet" not in text and "cannot be compared" not in text
-    else:  # one line, and the comparison of size and speed only
-        assert "VGG16 has not been trained on these data: it needs the ImageNet weights" in text
-        assert "so accuracy cannot be compared" in text
-    assert check_pdf(work / "report.pdf") == []
+HEADINGS = ("Question 1", "Question 2", "Question 3", "Question 4", "Question 5", "(a) Number of parameters",
+            "(b) Derivatives", "(a) Receptive field", "(b) Output size", "(c) Equivalence", "(a) Preprocessing",
+            "(b) Transfer learning", "(c) The light VGG", "(d) Class activation maps")
 
 
-@needs_tex
-def test_report_builds_cleanly_and_shows_the_saved_results(tmp_path):
-    work = copy_report(tmp_path)
-    pages = build(work)
+def check_pages(pages: list[str], gen: Path, who: Identity) -> str:
+    """Contents, every heading, the identity in the header of every page and the light VGG's accuracy as the
+    macros give it; the text, whitespace runs made one space."""
     text = "\n".join(pages)
     assert "Contents" in pages[0] or "Contents" in pages[1]
-    for heading in ("Question 1", "Question 2", "Question 3", "Question 4", "Question 5",
-                    "(a) Number of parameters", "(b) Derivatives", "(a) Receptive field", "(b) Output size",
-                    "(c) Equivalence", "(a) Preprocessing", "(b) Transfer learning", "(c) The light VGG",
-                    "(d) Class activation maps"):
+    for heading in HEADINGS:
         assert heading in text, heading
     for i, page in enumerate(pages):  # the student's name and ID in the header of every page
-        assert re.search(header_pattern(), page.splitlines()[0] if page.strip() else ""), i
-    if macro(work / "generated", "LightRan") == "1":
-        acc = macro(work / "generated", "LightAccuracy").replace("\\%", "%")
-        assert f"validation accuracy of {acc}" in " ".join(text.split())
+        assert re.search(header_pattern(who), page.splitlines()[0] if page.strip() else ""), i
+    flat = " ".join(text.split())
+    if macro(gen, "LightRan") == "1":  # the accuracy, its standard error and the number of faces, as the macro has them
+        assert states(flat, "validation accuracy", *numbers(macro(gen, "LightAccuracy"))), macro(gen, "LightAccuracy")
+    return flat
+
+
+@needs_tex
+def test_report_builds_cleanly_and_shows_the_saved_results(sample_project):
+    """The suite's one build of report/ (conftest.py's `sample_project`: the sample's runs, a test identity) has a
+    clean log, captions, a print-ready PDF and every heading; part (b) is not run there, so its text takes the
+    branch without VGG16's accuracy (the branch with it: test_course_path.py's cloud run)."""
+    report = sample_project / "report"
+    assert check_latex_log(report / "report.log") == []
+    assert check_captions(report) == [] and check_pdf(report / "report.pdf") == []
+    text = check_pages(pdf_pages(report / "report.pdf"), report / "generated", Identity(*IDENTITY))
+    for word in ("Settings of the VGG16 transfer run", "light VGG"):
+        assert word in text, word
+    assert "has no internet" not in text
+    assert macro(report / "generated", "VggRan") == "0", "the sample now has a (b) run: build the branch without it"
+    assert states(text, "VGG16", "not been trained", "ImageNet weights"), "no line on the missing (b) run"
+    assert states(text, "VGG16", "not been trained", "cannot be compared"), "the comparison quotes accuracy"
 
 
 @needs_tex
@@ -188,10 +189,9 @@ def test_committed_pdf_matches_the_results():
     pdf, gen = REPORT_DIR / "report.pdf", REPORT_DIR / "generated"
     if not pdf.exists() or not (gen / "macros.tex").exists() or macro(gen, "LightRan") != "1":
         pytest.skip("no committed report of a light VGG run")
-    acc = macro(gen, "LightAccuracy").replace("\\%", "%")
-    saved = [f"{100 * json.loads(p.read_text())['accuracy']:.1f} %"
+    saved = [float(f"{100 * json.loads(p.read_text())['accuracy']:.1f}")
              for p in (RESULTS_DIR / "light_vgg" / "metrics.json", SAMPLE_RESULTS_DIR / "light_vgg" / "metrics.json")
              if p.exists()]
-    assert acc.split(" (")[0] in saved  # the report was generated from one of the results folders
-    assert f"validation accuracy of {acc}" in " ".join("\n".join(pdf_pages(pdf)).split())
+    assert numbers(macro(gen, "LightAccuracy"))[0] in saved  # the report was generated from one of the results
+    check_pages(pdf_pages(pdf), gen, read_identity(REPORT_DIR.parent))  # shows it, with every heading and header
     assert check_pdf(pdf) == []  # the committed PDF too: no text under 8 pt, no footer text, no identifiers

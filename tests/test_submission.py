@@ -3,80 +3,29 @@
 import json
 import os
 import shutil
-import subprocess
 import zipfile
 from pathlib import Path
 
-import nbformat
 import pytest
+from project_fixture import IDENTITY, set_identity
 
-from facial_expression.config import PROJ_ROOT, SAMPLE_RESULTS_DIR
-from facial_expression.data.fingerprint import results_dataset
+from facial_expression.config import PROJ_ROOT
 from facial_expression.errors import FERError
-from facial_expression.notebooks import RECORD_KEY
-from facial_expression.report import write_report_inputs
 from facial_expression.submission import Allow, build_submission, read_identity
 
 pytestmark = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
                                 reason="latexmk/pdftotext not installed (.ci/run installs them)")
-IDENTITY = ("Ada", "Lovelace", "98765432")
 
 
 SAMPLE = Allow(sample=True)  # these tests hand in the development sample's committed runs
 
 
-def _executed_on(src: Path, dst: Path, record: dict) -> None:
-    """A notebook's source as if executed (every code cell numbered, no outputs) on the data of `record`: the
-    tests never read the student's executed notebooks, which may hold any dataset."""
-    nb = nbformat.read(src, as_version=4)
-    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
-        cell.execution_count, cell.outputs = i + 1, []
-    nb.metadata[RECORD_KEY] = record
-    nbformat.write(nb, dst)
-
-
-def _copy_project(dst: Path) -> Path:
-    """A copy of the project whose results/ holds the development sample's committed runs, its notebooks executed
-    on them and its report's tables made from them (not from the student's results/)."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pt", "*.aux", "*.log", "*.fls", "*.fdb_latexmk", "*.toc",
-                                    "*.out", "affectnet*")
-    for name in ("src", "report", "data"):
-        shutil.copytree(PROJ_ROOT / name, dst / name, ignore=ignore)
-    shutil.copytree(SAMPLE_RESULTS_DIR, dst / "results", ignore=ignore)
-    (dst / "notebooks").mkdir()
-    record = {"dataset": results_dataset(dst / "results")}
-    for nb in sorted((PROJ_ROOT / "notebooks").glob("P5_*.ipynb")):
-        _executed_on(nb, dst / "notebooks" / nb.name, record)
-    for name in ("pyproject.toml", "requirements.txt", "README.md"):
-        shutil.copy(PROJ_ROOT / name, dst / name)
-    write_report_inputs(dst / "results", dst / "report")
-    return dst
-
-
-def _set_identity(root: Path, first: str, last: str, sid: str) -> None:
-    (root / "report" / "student.tex").write_text(
-        f"\\newcommand{{\\StudentFirstName}}{{{first}}}\n\\newcommand{{\\StudentLastName}}{{{last}}}\n"
-        f"\\newcommand{{\\StudentID}}{{{sid}}}\n")
-
-
-def _build_pdf(root: Path) -> None:
-    subprocess.run(["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
-                   cwd=root / "report", capture_output=True, check=True)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    """A copy of the project whose report was built with a test identity."""
-    root = _copy_project(tmp_path_factory.mktemp("project"))
-    _set_identity(root, *IDENTITY)
-    _build_pdf(root)
-    return root
-
-
 @pytest.fixture
-def project(built, tmp_path) -> Path:
+def project(sample_project, tmp_path) -> Path:
+    """A copy of conftest.py's `sample_project` (its report built once per run with the test identity), for one
+    test to change."""
     root = tmp_path / "p"
-    shutil.copytree(built, root)
+    shutil.copytree(sample_project, root)
     return root
 
 
@@ -107,7 +56,7 @@ def test_submission_has_exactly_the_expected_files(project, capsys):
 
 
 def test_placeholder_identity_is_refused(project):
-    _set_identity(project, "FIRSTNAME", "LASTNAME", "STUDENTID")
+    set_identity(project, "FIRSTNAME", "LASTNAME", "STUDENTID")
     with pytest.raises(FERError, match="still holds placeholders"):
         build_submission(project, rerun=False)
 
