@@ -56,18 +56,18 @@ def test_rows_run_resume_and_tabulate(tiny_dataset, tmp_path, capsys):
     assert table["CPU ms"].tolist() == own  # nothing timed together yet: each run's own measurement
     # latencies timed together (RESULTS/latency.json): one architecture, one measurement, which the table then shows
     cache = tmp_path / "results" / "latency.json"
-    latency = study.measure_row_latencies(screen, {**rows, "improved": ["label_smoothing"], "bn": ["batch_norm"]},
+    latency = study.measure_row_latencies(screen, {**rows, "combined": ["label_smoothing"], "bn": ["batch_norm"]},
                                           3, smoke=True, input_size=32)
-    assert latency["plain"] == latency["label_smoothing"] == latency["improved"] and latency["bn"] > 0
+    assert latency["plain"] == latency["label_smoothing"] == latency["combined"] and latency["bn"] > 0
     assert study.screening_table(screen)["CPU ms"].tolist() == [latency["plain"]] * 2
     saved = cache.stat().st_mtime_ns
     assert study.measure_row_latencies(screen, rows, 3, True, input_size=32) == {n: latency[n] for n in rows}
     assert cache.stat().st_mtime_ns == saved  # a group covering the rows is read, not timed again
-    bn = study.measure_row_latencies(screen, {**rows, "improved": ["batch_norm"]}, 3, True, input_size=32)
-    assert bn["improved"] == latency["bn"] and cache.stat().st_mtime_ns == saved  # an architecture of the group
-    # an `improved` of an architecture not in the group (a rerun screening chose other changes): all timed again
-    again = study.measure_row_latencies(screen, {**rows, "improved": ["gap_head"]}, 3, True, input_size=32)
-    assert cache.stat().st_mtime_ns != saved and again["plain"] == again["label_smoothing"] != again["improved"]
+    bn = study.measure_row_latencies(screen, {**rows, "combined": ["batch_norm"]}, 3, True, input_size=32)
+    assert bn["combined"] == latency["bn"] and cache.stat().st_mtime_ns == saved  # an architecture of the group
+    # a `combined` of an architecture not in the group (a rerun screening chose other changes): all timed again
+    again = study.measure_row_latencies(screen, {**rows, "combined": ["gap_head"]}, 3, True, input_size=32)
+    assert cache.stat().st_mtime_ns != saved and again["plain"] == again["label_smoothing"] != again["combined"]
     assert study.screening_table(screen)["CPU ms"].tolist() == [again["plain"]] * 2  # the latest group
     assert study.latency_cache(tmp_path / "screen") == tmp_path / "screen" / "latency.json"  # not in a results folder
     gain = table.loc["label_smoothing", "tune Δ"]

@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=None,
                    help="--study long: plain 30-epoch runs it may spend (default: 10)")
     p.add_argument("--workers", type=int, default=1,
-                   help="--study long: rows trained at the same time, each in its own process (a large GPU)")
+                   help="rows trained at the same time, each in its own process (a large GPU)")
     p.add_argument("--rows", nargs="*", default=None,
                    help="changes to try one at a time on the plain model (default: all; 'plain' is the baseline)")
     p.add_argument("--combine", nargs=2, metavar=("NAME", "CHANGES"), default=None,
@@ -332,7 +332,7 @@ def cmd_ablation(args) -> None:
         rows = {n: [] if n == "plain" else [n] for n in names}
     study = screening(rows, args.out, args.epochs, tuple(args.seeds), dirs)
     if not args.table:
-        study.run(args.data, max_batches=args.max_batches, batch_size=args.batch_size)
+        study.run(args.data, max_batches=args.max_batches, workers=args.workers, batch_size=args.batch_size)
     if args.combine:
         print(seeds_table({name: [study.path(r) for r in study.plan()]}).to_string())
     else:
