@@ -11,6 +11,7 @@ import re
 
 # a number as prose writes it: 1,600 / 0.900 / +3.0 / −6.0 (U+2212) / -6.0; not the digits inside a word
 NUMBER = re.compile(r"(?<![\w.])[+\-−]?\d[\d,]*(?:\.\d+)?(?![\d])")
+SIGNED = re.compile(r"[+-]\d[\d,]*(?:\.\d+)?")  # a fact written "+3.0" or "-6.0" must carry that sign
 
 
 def plain(text: str) -> str:
@@ -35,7 +36,14 @@ def sentences(text: str) -> list[str]:
 def _in_order(sentence: str, facts) -> bool:
     pos = 0
     for fact in facts:
-        if isinstance(fact, str):
+        if isinstance(fact, str) and SIGNED.fullmatch(fact):  # "+3.0": a number with this sign and value
+            for m in NUMBER.finditer(sentence, pos):
+                if m.group()[0] == fact[0] and abs(value(m.group()[1:]) - value(fact[1:])) < 1e-9:
+                    pos = m.end()
+                    break
+            else:
+                return False
+        elif isinstance(fact, str):
             i = sentence.find(fact, pos)
             if i < 0:
                 return False
@@ -52,7 +60,8 @@ def _in_order(sentence: str, facts) -> bool:
 
 def stating(text: str, *facts: str | float) -> list[str]:
     """The sentences of `text` (plain) that hold every fact in this order: a str is found as it is, a number as
-    any number of the same value (0.9 matches 0.900, 1600 matches 1,600, -6 matches −6.0; +3 does not match -3)."""
+    any number of the same value (0.9 matches 0.900, 1600 matches 1,600, -6 matches −6.0; +3 does not match -3,
+    but matches an unsigned 3), and a signed str ("+3.0") as a number of that sign and value only."""
     return [s for s in sentences(text) if _in_order(s, facts)]
 
 

@@ -154,7 +154,7 @@ def test_the_development_sample_is_named_as_such():
     style = F.photo_style_findings(pulled, fp, style=rows)
     # the rates, the difference and its 95% interval (Wald), with the direction it shows
     assert states(style, 34.0, 38, "faces", 4.0, 962, "faces"), style
-    assert states(style, +30.0, 95, "interval", +14.9, +45.1), style  # +30: the sign is the direction
+    assert states(style, "+30.0", 95, "interval", "+14.9", "+45.1"), style  # the sign is the direction
     assert "no clear effect" not in style and "pulled towards" in style  # the claim the interval allows
     # over all classes the portraits are classified better: (10 * 0.5 + 150 * 0.9) / 160 against (76 + 35) / 240,
     # and 150 of those 160 portraits (94 %) are happy

@@ -289,9 +289,12 @@ def test_the_outputs_of_four_kaggle_notebooks_are_merged(tmp_path, capsys):
         (r / RESULTS_ID).write_text(f"id{n}\n")
         if n in timed:
             (r / "latency.json").write_text(json.dumps({"groups": timed[n]}))
+            # an older commit's screening file of the same name ({row: ms}), in both: the first is kept, no crash
+            (r / "ablation" / "screen10" / "latency.json").write_text(json.dumps({"plain": float(len(n))}))
     merged, _ = find_run([tmp_path / "d", tmp_path / "a", tmp_path / "c"], tmp_path / "tmp")
     # each notebook's timed groups are kept, the one both timed once
     assert json.loads((merged / "latency.json").read_text())["groups"] == timed["d"] + timed["c"][1:]
+    assert json.loads((merged / "ablation" / "screen10" / "latency.json").read_text()) == {"plain": 1.0}
     assert sorted(p.relative_to(merged).as_posix() for p in merged.rglob("config.json")) == [
         "ablation/screen10/gap_head_seed0/config.json", "ablation/screen10/plain_seed0/config.json",
         "light_vgg/config.json"]

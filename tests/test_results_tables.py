@@ -34,7 +34,7 @@ def write(path, value):
 
 
 def results_folder(root, smoke=True):
-    """light_vgg finished; vgg16_transfer and light_vgg_improved missing; with `smoke`, a smoke run
+    """light_vgg finished; vgg16_transfer missing; with `smoke`, a smoke run
     (smoke_check) and a checkpoint's evaluation (eval_best) beside them."""
     fp = fingerprint(CLASSES8)
     stats = split_stats(CLASSES8)
@@ -94,7 +94,7 @@ def test_results_markdown_lists_finished_runs_only(tmp_path):
         "| `alexnet_var` | alexnet-var | 24 (17) | 0.6543 | 0.7111 | 0.9432 | 1,234,567 | 25.2 min | cuda |",
         "| `light_vgg` | light-vgg | 24 (17) | 0.7340 | 0.7111 | 0.9432 | 3,744,664 | 25.2 min | cuda |"]
     text = "\n".join(lines)
-    for left_out in ("smoke_check", "0.0917", "eval_best", "0.4321", "vgg16_transfer", "light_vgg_improved"):
+    for left_out in ("smoke_check", "0.0917", "eval_best", "0.4321", "vgg16_transfer"):
         assert left_out not in text, left_out  # a smoke run, an evaluation and missing runs are no results
     assert not SNAKE.search(re.sub(r"`[^`]*`", "", text))  # folder names only as code
 

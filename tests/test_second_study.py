@@ -55,9 +55,15 @@ def test_the_plan_grows_as_rows_finish_and_confirms_the_winner_on_a_second_seed(
     # plain_long's best tune variant is its EMA (0.57): smoothing (0.565) does not beat it, batch-norm does
     assert study.final_row() == Row("bn_long", ("batch_norm",), 60, 3e-3)
     # its second seed, then the plain row's second seed: the comparison at the same schedule (beyond the budget)
-    # and part (c)'s second seed, where the screening did not train it
+    # and part (c)'s second seed (its schedule: 30 epochs before part (c) has run), where the screening did not train it
+    part_c_seed1 = Row("plain", (), 30, ema=False, seed=1)
     assert study.plan()[-3:] == [Row("bn_long", ("batch_norm",), 60, 3e-3, seed=1), Row("plain_long", seed=1),
-                                 study.part_c_seed1]
+                                 part_c_seed1]
+    assert study.path(part_c_seed1) == tmp_path / "ablation" / "final30" / "plain_seed1"
+    # the two seeds beyond the budget are named, and not counted in what is left of it (bn_long's seed 1: 2.8)
+    text = study_findings(study)
+    assert "Still to run: `bn_long_seed1`, about 2.8 plain" in text and "continues" in text, text
+    assert text.endswith("needs `plain_long_seed1` and `plain_seed1`, run beyond the budget."), text
     assert study.spent() == pytest.approx(2 + 2 + 10 / 30 * 1.4 + 2 * 1.4)  # the reused screening row is free
     # the comparison: part (c)'s plain model (seeds 0 and 1, raw), then the plain and the final row at 60 epochs,
     # each with the variant its seed 0 chose on tune

@@ -154,10 +154,11 @@ def timed(models: dict[str, tuple], cache: str | Path, device: str = "cpu", repe
     as now, else timed in one `measure_latencies` call, one model per architecture, and saved there as a group. So
     every table takes its ratios from one interleaved measurement; delete the file to time again."""
     names = {name: m.architecture for name, (m, _) in models.items()}
-    if (ms := saved_latencies(cache, names, device, torch.get_num_threads(), repeats)) is not None:
+    key = device if device == "cpu" else torch.cuda.get_device_name(device)  # one GPU's times are not another's
+    if (ms := saved_latencies(cache, names, key, torch.get_num_threads(), repeats)) is not None:
         return ms
     t = measure_latencies({a: models[name] for name, a in names.items()}, device, repeats, warmup)
-    group = {"device": device, "threads": torch.get_num_threads(), "repeats": repeats,
+    group = {"device": key, "threads": torch.get_num_threads(), "repeats": repeats,
              "ms": {a: v["median_ms"] for a, v in t.items()}}
     save_json({"groups": _groups(cache) + [group]}, cache)
     return {name: group["ms"][a] for name, a in names.items()}

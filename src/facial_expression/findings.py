@@ -14,7 +14,7 @@ import math
 import pandas as pd
 
 from .config import AREA, MIN_GAIN, SE, AugmentConfig, TrainConfig
-from .text import LABELS, PERCENT_KEYS, Fmt, join, label, markers, replace_block, tex_escape  # noqa: F401
+from .text import Fmt, join
 
 DEV_SAMPLE_NAME = "affectnet7"  # the development sample that ships with the project (../shared/data/affectnet7)
 OVERFIT_GAP = 0.05  # a train-validation accuracy gap above this is called overfitting
@@ -572,7 +572,7 @@ def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | N
         out.append(("Only " if len(passed) == 1 else "The changes ")
                    + join([f"{_row(f, r)} ({f.pts(gains[r])} points on tune, {f.pts(float(rows.loc[r, VAL_GAIN]))} "
                             f"on validation)" for r in passed])
-                   + f" cleared the bar of {_points(min_gain)} of tune accuracy and went on to the full schedule.")
+                   + f" cleared the bar of {_points(min_gain)} of tune accuracy.")
     else:
         out.append(f"No change cleared the bar of {_points(min_gain)} of tune accuracy.")
     rest = {r: g for r, g in gains.items() if r not in passed}
@@ -692,7 +692,8 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
 def study_findings(study, fmt: str = "md") -> str:
     """Where part (d)'s second study (a `study.SecondStudy`) stands: nothing run, partly run (what is left, in plain
     30-epoch runs, and the --budget that fits it), or done, with its final comparison (`improvement_findings`)."""
-    f, rows = Fmt(fmt), study.todo()
+    f, extra = Fmt(fmt), study.extra()  # rows run beyond the budget, for the final comparison
+    rows, beyond = [r for r in study.todo() if r not in extra], [r.folder for r in study.todo() if r in extra]
     todo, left, spent, budget = [r.folder for r in rows], sum(r.cost() for r in rows), study.spent(), study.budget
     final = study.final_comparison()
     over = spent + left > budget + 1e-9
@@ -710,6 +711,8 @@ def study_findings(study, fmt: str = "md") -> str:
                  "later rows follow from their results)")
         text += (f", beyond the budget; {command} covers them" if over else f"; {command} continues")
         text += " from where it stopped."
+    if beyond and not f.tex:
+        text += f" The final comparison also needs {_rows(f, beyond)}, run beyond the budget."
     if final is not None:
         text += " " + improvement_findings(final, study.target, fmt)
     return text
@@ -728,7 +731,7 @@ def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
         return ("The proposal has not been tested on the full schedule yet: the second study of the part (d) "
                 "notebook tests it.")
     t = _table(final)
-    part_c, names = t.iloc[0], list(t.index)
+    part_c, names, epochs = t.iloc[0], list(t.index), t.attrs.get("part_c_epochs", 30)
     plain, best = t.loc[names[-2]], t.loc[names[-1]]
     per_seed = [_diff(best[s], plain[s]) for s in ("seed 0", "seed 1") if not pd.isna(plain[s])]
     gain = _diff(best["mean"], plain["mean"])
@@ -742,7 +745,7 @@ def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
                    f"{f.pct(plain['seed 0'])} for {f.t(names[-2])}: {f.pts(per_seed[0])} points, one seed, so no "
                    f"spread can be given; its own second seed reaches {f.pct(best['seed 1'])}. Macro-F1 moves from "
                    f"{f.pct(plain['macro-F1'])} to {f.pct(best['macro-F1'])}.")
-        out.append(f"Against part (c)'s 30-epoch model ({f.pct(part_c['mean'])} ± {f.pt(part_c['std'])} over "
+        out.append(f"Against part (c)'s {epochs}-epoch model ({f.pct(part_c['mean'])} ± {f.pt(part_c['std'])} over "
                    f"two seeds), the proposal reaches {f.pct(best['mean'])} ± {f.pt(best['std'])}: "
                    f"{f.pts(_diff(best['mean'], part_c['mean']))} points, "
                    + ("which meets" if _diff(best["mean"], part_c["mean"]) >= target else "short of")
@@ -759,9 +762,9 @@ def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
                       ", the same sign for both seeds." if clear else
                       "; the seeds disagree in sign, so there is no clear effect.")
                    + f" Macro-F1 moves from {f.pct(plain['macro-F1'])} to {f.pct(best['macro-F1'])}.")
-        whole = _diff(best["mean"], part_c["mean"])
-        out.append(f"Against part (c)'s 30-epoch model ({f.pct(part_c['mean'])} ± {f.pt(part_c['std'])}, mean ± std "
-                   f"over two seeds), the longer schedule alone gives {f.pts(_diff(plain['mean'], part_c['mean']))} "
+        whole, longer = _diff(best["mean"], part_c["mean"]), _diff(plain["mean"], part_c["mean"])
+        out.append(f"Against part (c)'s {epochs}-epoch model ({f.pct(part_c['mean'])} ± {f.pt(part_c['std'])}, mean "
+                   f"± std over two seeds), the longer schedule alone gives {f.pts(longer)} "
                    f"points and the whole proposal {f.pts(whole)}"
                    + ("." if f.tex else f", {'which meets' if whole >= target else 'short of'} the "
                                         f"{f.pt(target, 0)}-point target."))

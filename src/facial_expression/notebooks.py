@@ -21,8 +21,8 @@ from .data import find_data_root, resolve_layout
 from .data.fingerprint import dataset_fingerprint
 from .errors import FERError, error_line, set_where
 from .experiment import PAPER_MODELS
-from .findings import markers, replace_block
 from .findings import settings_table  # noqa: F401 (the notebooks import it here)
+from .text import markers, replace_block
 from .models import build_model, estimate_epoch_seconds
 from .models.cost import SUSTAINED_TFLOPS
 from .plots import apply_style

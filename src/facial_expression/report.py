@@ -30,7 +30,7 @@ from .models import architecture_table, build_model, count_parameters
 from .plots import draw_run_figures, save_figure
 from .runs import is_smoke_run
 from .study import DELIVERED, EMA_DECAY, SecondStudy, best_variant, screening_summary, screening_table, study_dirs
-from .text import join, latex_table, tex_escape
+from .text import PERCENT_KEYS, join, label, latex_table, tex_escape
 from .training import History
 
 NOT_RUN = "not run"
@@ -210,10 +210,10 @@ def _cards_table(cards: list[dict], path: Path, column: str, state: dict[str, tu
     df.columns = [c.replace("LightVGG", "light VGG") for c in df.columns]  # the report's name for it
     (row, (yes, no)), = state.items()
     df.loc[row] = [yes if findings.card_ran(c) else no for c in cards]
-    for key in findings.PERCENT_KEYS:
+    for key in PERCENT_KEYS:
         if key in df.index:
             df.loc[key] = [f"{100 * v:.1f}" if isinstance(v, float) else v for v in df.loc[key]]
-    df = df.rename(index=findings.label)
+    df = df.rename(index=label)
     df.index.name = ""
     latex_table(df.fillna("--"), path, "p{0.3\\linewidth}" + column * len(df.columns))
 
@@ -310,7 +310,7 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     macros += tradeoff_inputs(results)
     regions = _load(light / "cam" / "cam_regions.json")
     if regions:
-        df = (100 * pd.DataFrame(regions).rename(columns=findings.label)).T.rename(
+        df = (100 * pd.DataFrame(regions).rename(columns=label)).T.rename(
             columns={findings.SE: "s.e.", findings.AREA: "area"}).map("{:.1f}".format)
         df.index.name = "region"
         latex_table(df, gen / "cam_regions.tex", "l" + "r" * len(df.columns))

@@ -142,36 +142,6 @@ class Row:
         return row_config(self.changes, epochs=self.epochs, seed=self.seed, **{**settings, **own})
 
 
-def train_rows(rows: list[Row], root: str | Path, data: str | None = None, progress: bool = True,
-               dirs: dict[str, str | Path] | None = None, **settings) -> list[Path]:
-    """Train each row (`Row.config` with `settings`) into root/<row.folder>/, or into dirs[row.folder] where given.
-
-    Finished rows are skipped; an interrupted one resumes from its last.pt. A row interrupted here (Ctrl-C) stops
-    the call. Returns the finished run folders.
-    """
-    root, done, splits_by_seed = Path(root), [], {}
-    for row in rows:
-        out = Path((dirs or {}).get(row.folder, root / row.folder))
-        if Run(out).finished:
-            print(f"{out.name}: finished earlier, skipped")
-            done.append(out)
-            continue
-        cfg = row.config(data=data, out=str(out), **settings)
-        if row.seed not in splits_by_seed:
-            splits_by_seed[row.seed] = load_splits(data, cfg.resolved_input_size(), cfg.tune_fraction, row.seed,
-                                                   progress=progress, classes=cfg.classes)
-        classes = len(splits_by_seed[row.seed].classes)
-        n = count_parameters(build_model("light-vgg", classes, **model_options(cfg)))["total"]
-        if n > PARAM_BUDGET:
-            raise FERError(f"{row.name}: {n:,} parameters is over the {PARAM_BUDGET:,} budget")
-        print(f"== {out.name}: {', '.join(row.changes) or 'plain'} ({row.epochs} epoch"
-              f"{'s' if row.epochs != 1 else ''}, seed {row.seed})", flush=True)
-        if run_experiment(cfg, progress=progress, splits=splits_by_seed[row.seed]).history.interrupted:
-            return done  # Ctrl-C: stop here; the next call resumes this row
-        done.append(out)
-    return done
-
-
 def screening(rows: dict[str, list[str]], root: str | Path, epochs: int, seeds=(0,),
               dirs: dict[str, str | Path] | None = None) -> Study:
     """The screening as a study: every row (name -> list of changes) for every seed, without EMA, into
@@ -446,23 +416,33 @@ class Study:
 
     def _startable(self, running: list[Row], slots: int) -> list[Row]:
         """Up to `slots` missing rows, in plan order, that fit the budget beside the rows running."""
-        committed, rows = self.spent() + sum(r.cost() for r in running), []
+        committed, rows, extras = self.spent() + sum(r.cost() for r in running), [], self.extra()
         for row in (r for r in self.todo() if r not in running):
-            extra = row in self.extra()
+            extra = row in extras
             if len(rows) == slots or (not extra and committed + row.cost() > self.budget + 1e-9):
                 break
             rows.append(row)
             committed += 0 if extra else row.cost()
         return rows
 
-    def _train(self, row: Row, data, max_batches: int | None, progress: bool, settings: dict) -> list[Path]:
-        return train_rows([row], self.root, data, progress, {row.folder: self.path(row)}, max_batches=max_batches,
-                          **settings)
+    def _train(self, row: Row, data, max_batches: int | None, progress: bool, settings: dict) -> None:
+        """Train one row (`Row.config` with `settings`) into `path(row)`, within the paper's parameter budget; an
+        interrupted run resumes from its last.pt."""
+        out = self.path(row)
+        cfg = row.config(data=data, out=str(out), max_batches=max_batches, **settings)
+        splits = load_splits(data, cfg.resolved_input_size(), cfg.tune_fraction, row.seed, progress=progress,
+                             classes=cfg.classes)
+        n = count_parameters(build_model("light-vgg", len(splits.classes), **model_options(cfg)))["total"]
+        if n > PARAM_BUDGET:
+            raise FERError(f"{row.name}: {n:,} parameters is over the {PARAM_BUDGET:,} budget")
+        print(f"== {out.name}: {', '.join(row.changes) or 'plain'} ({row.epochs} epoch{'s' if row.epochs != 1 else ''}"
+              f", seed {row.seed})", flush=True)
+        run_experiment(cfg, progress=progress, splits=splits)
 
     def table(self, rows: list[Row] | None = None) -> pd.DataFrame:
         """One line per finished run: schedule, cost, tune accuracy of each variant, the variant tune selects
         and its validation accuracy, wall time and machine."""
-        lines = []
+        lines, extras = [], self.extra()
         for r in self.plan() if rows is None else rows:
             if not self.done(r):
                 continue
@@ -470,7 +450,7 @@ class Study:
             chosen, _ = best_variant(self.path(r))
             lines.append({"row": r.name, "seed": r.seed, "changes": ", ".join(r.changes) or "none",
                           "epochs": r.epochs, "lr": r.lr if r.lr is not None else TrainConfig.lr,
-                          "cost": 0.0 if self.path(r).parent != self.root or r in self.extra() else r.cost(),
+                          "cost": 0.0 if self.path(r).parent != self.root or r in extras else r.cost(),
                           **{f"tune, {k}": v[k]["tune"] for k in VARIANTS if k in v},
                           "selected": chosen, **{f"validation, {k}": v[k]["validation"] for k in SELECTABLE if k in v},
                           "minutes": m["wall_seconds"] / 60, "machine": m.get("device", "")})
@@ -490,7 +470,8 @@ class Study:
 
 
 class SecondStudy(Study):
-    """The second study under `root` (results/ablation/long60), a `Study` whose rows follow from earlier results.
+    """The second study under `root` (results/ablation/long60), a `Study` whose later rows (batch-norm's learning
+    rate, the final row) follow from the results of earlier ones.
 
     1. `plain_long`, `smoothing_long`: the plain LightVGG and label smoothing 0.1 for LONG_EPOCHS epochs, each
        recording an EMA of its weights; flip TTA is measured on every finished run, so one run answers the longer
@@ -517,8 +498,10 @@ class SecondStudy(Study):
 
     @property
     def part_c_seed1(self) -> Row:
-        """Part (c)'s plain model with seed 1, for the final comparison (beyond the budget, where it is missing)."""
-        return Row("plain", (), self.part_c_epochs, ema=False, seed=1)
+        """Part (c)'s plain model with seed 1, at part (c)'s epochs and learning rate where it has run, for the final
+        comparison (run beyond the budget where it is missing)."""
+        saved = Run(study_dirs(self.results)["plain"]).config or {}
+        return Row("plain", (), saved.get("epochs", self.part_c_epochs), saved.get("lr"), ema=False, seed=1)
 
     def path(self, row: Row) -> Path:
         if row == self.part_c_seed1:
@@ -650,8 +633,9 @@ class SecondStudy(Study):
         final = self.final_row()
         if final is None:
             return None
-        part_c = [study_dirs(self.results)["plain"], self.path(self.part_c_seed1)]
-        groups = {"plain, 30 epochs (part c)": (part_c, "raw")}
+        part_c = self.part_c_seed1
+        groups = {f"plain, {part_c.epochs} epochs (part c)": ([study_dirs(self.results)["plain"], self.path(part_c)],
+                                                              "raw")}
         for row in ([Row("plain_long", (), self.long_epochs)] if final.changes else []) + [final]:
             dirs = [self.path(replace(row, seed=s)) for s in (0, 1)]
             if not Run(dirs[0]).result:
@@ -670,6 +654,7 @@ class SecondStudy(Study):
         table = pd.DataFrame(lines).T
         table["gain"] = table["mean"] - table["mean"].iloc[-2]
         table.index.name = "model"
+        table.attrs["part_c_epochs"] = part_c.epochs
         return table
 
 

@@ -407,9 +407,9 @@ def _merge(src: Path, dst: Path, said: list[str]) -> None:
             continue
         if not target.exists():
             (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, target)
-        elif entry.name == LATENCY_FILE:  # the groups each notebook timed, all kept
+        elif entry.name == LATENCY_FILE and "groups" in json.loads(target.read_text()):  # each notebook's, all kept
             groups = json.loads(target.read_text())["groups"]
-            new = [g for g in json.loads(entry.read_text())["groups"] if g not in groups]
+            new = [g for g in json.loads(entry.read_text()).get("groups", []) if g not in groups]
             target.write_text(json.dumps({"groups": groups + new}, indent=2))
         elif entry.is_dir() and not (entry / "config.json").exists():
             _merge(entry, target, said)  # a folder of runs (ablation/): run by run
