@@ -4,9 +4,21 @@ from torch import nn
 
 from facial_expression.config import TrainConfig
 from facial_expression.errors import WeightsUnavailableError
-from facial_expression.models import (LightVGG, build_model, count_parameters, light_vgg_param_count, summary)
+from facial_expression.models import LightVGG, build_model, count_parameters, summary
+from facial_expression.models.light_vgg import DENSE, WIDTHS
 from facial_expression.models import vgg16 as vgg16_module
 from facial_expression.training import make_optimizer
+
+
+def light_vgg_param_count(num_classes: int, input_size: int = 128) -> int:
+    """The closed-form parameter count of the plain (paper) variant."""
+    convs, c_in = 0, 3
+    for width in WIDTHS:
+        convs += (9 * c_in + 1) * width + (9 * width + 1) * width
+        c_in = width
+    flat = WIDTHS[-1] * (input_size // 32) ** 2
+    return convs + (flat + 1) * DENSE + (DENSE + 1) * DENSE + (DENSE + 1) * num_classes
+
 
 
 def test_plain_light_vgg_matches_the_paper_exactly():

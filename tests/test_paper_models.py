@@ -16,8 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from facial_expression.config import TrainConfig
-from facial_expression.models import (MODEL_NAMES, AlexNetVar, MobileNetVar, alexnet_var_keras_param_count,
-                                      build_model, forward_flops, mobilenet_var_keras_param_count, model_options)
+from facial_expression.models import MODEL_NAMES, AlexNetVar, MobileNetVar, build_model, forward_flops, model_options
+from facial_expression.models.alexnet_var import CONVS, _pooled
+from facial_expression.models.alexnet_var import DENSE as ALEX_WIDTH
+from facial_expression.models.mobilenet_var import BLOCKS, STEM
 from facial_expression.models.mobilenet_var import Conv2dSame
 
 JSON_CLASSES = 8  # dense_3 (ALEX, VGG) and dense_1 (MOB) have 8 units: AffectNet's 8 expressions
@@ -27,6 +29,33 @@ JSON_CLASSES = 8  # dense_3 (ALEX, VGG) and dense_1 (MOB) have 8 units: AffectNe
 VGG_CONV = 9 * (3 * 16 + 16 * 16 + 16 * 32 + 32 * 32 + 32 * 64 + 64 * 64 + 64 * 128 + 3 * 128 * 128)  # 587,952
 VGG_BN_CHANNELS = 2 * (16 + 32 + 64 + 128 + 128) + 2 * 1024  # 2,784
 VGG_DENSE = 2048 * 1024 + 1024 * 1024  # flatten 128 x 4 x 4
+
+
+def alexnet_var_keras_param_count(num_classes: int, input_size: int = 128) -> dict[str, int]:
+    """The closed-form parameter count as Keras reports it: BN has 2 trainable and 2 non-trainable per channel."""
+    weights, bn, c_in = 0, 0, 3
+    for width, k in CONVS:
+        weights += k * k * c_in * width
+        bn += width
+        c_in = width
+    flat = CONVS[-1][0] * _pooled(input_size, len(CONVS)) ** 2
+    weights += flat * ALEX_WIDTH + ALEX_WIDTH * ALEX_WIDTH + (ALEX_WIDTH + 1) * num_classes
+    bn += 2 * ALEX_WIDTH
+    return {"trainable": weights + 2 * bn, "non_trainable": 2 * bn, "total": weights + 4 * bn}
+
+
+def mobilenet_var_keras_param_count(num_classes: int) -> dict[str, int]:
+    """The closed-form parameter count as Keras reports it: BN has 2 trainable and 2 non-trainable per channel.
+
+    It does not depend on the input size (global average pooling)."""
+    weights, bn, c_in = 3 * 3 * 3 * STEM, STEM, STEM
+    for width, _ in BLOCKS:
+        weights += 3 * 3 * c_in + c_in * width  # depthwise 3x3, pointwise 1x1
+        bn += c_in + width
+        c_in = width
+    weights += (c_in + 1) * num_classes
+    return {"trainable": weights + 2 * bn, "non_trainable": 2 * bn, "total": weights + 4 * bn}
+
 
 
 def keras_vgg(c):

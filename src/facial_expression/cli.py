@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import fields
@@ -86,10 +87,9 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
 
 def build_parser() -> argparse.ArgumentParser:
     """The `fer` parser; every option has a help text, so --help shows every default."""
-    parser = argparse.ArgumentParser(prog="fer", description=__doc__,
-                                     formatter_class=_Help)
-    sub = parser.add_subparsers(dest="command", required=True)
-    fmt = _Help
+    parser = argparse.ArgumentParser(prog="fer", description=__doc__, formatter_class=_Help)
+    sub = parser.add_subparsers(dest="command", required=True,
+                                parser_class=functools.partial(argparse.ArgumentParser, formatter_class=_Help))
     results = argparse.ArgumentParser(add_help=False)  # --results of `results`, `report-tables` and `report`
     results.add_argument("--results", default=None,
                          help="results folder to read (default: $FER_RESULTS or results/; the development "
@@ -98,17 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--data", default=None,
                         help="dataset root for the guided-backprop faces (default: $FER_DATA)")
 
-    p = sub.add_parser("stats", help="split statistics of a dataset", formatter_class=fmt)
+    p = sub.add_parser("stats", help="split statistics of a dataset")
     p.add_argument("data", nargs="?", default=None, help="dataset root (default: $FER_DATA)")
     p.add_argument("--tune-fraction", type=float, default=TrainConfig.tune_fraction, help=TRAIN_HELP["tune_fraction"])
     p.add_argument("--seed", type=int, default=0, help="seed of the tune split")
     p.add_argument("--json", default=None, help="also write the statistics to this JSON file")
 
-    p = sub.add_parser("train", help="train a model and evaluate it on every split", formatter_class=fmt)
+    p = sub.add_parser("train", help="train a model and evaluate it on every split")
     _add_train_args(p)
 
-    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a folder of class folders",
-                       formatter_class=fmt)
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint on a folder of class folders")
     p.add_argument("--checkpoint", required=True, help="a best.pt, last.pt or ema.pt, or an .onnx from fer export")
     p.add_argument("--data", required=True, help="a dataset root (its validation split) or a class-folder dir")
     p.add_argument("--out", required=True, help="output folder")
@@ -116,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batches", type=_none_or_int, default=None, help="smoke runs: batches evaluated")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
 
-    p = sub.add_parser("cam", help="Grad-CAM grids of right and wrong validation faces", formatter_class=fmt)
+    p = sub.add_parser("cam", help="Grad-CAM grids of right and wrong validation faces")
     p.add_argument("--checkpoint", required=True, help="a best.pt, last.pt or ema.pt")
     p.add_argument("--data", default=None, help="dataset root or class-folder dir (default: $FER_DATA)")
     p.add_argument("--out", required=True, help="output folder")
@@ -124,16 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batches", type=_none_or_int, default=None, help="smoke runs: batches predicted")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
 
-    p = sub.add_parser("predict", help="find the faces in photos and classify their expressions",
-                       formatter_class=fmt)
+    p = sub.add_parser("predict", help="find the faces in photos and classify their expressions")
     p.add_argument("path", help="an image file or a folder of images")
     p.add_argument("--checkpoint", required=True, help="a best.pt, last.pt or ema.pt, or an .onnx from fer export")
     p.add_argument("--out", default="predictions", help="folder for the annotated images and predictions.json")
     p.add_argument("--cam", action="store_true", help="also write each face's Grad-CAM overlay")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
 
-    p = sub.add_parser("export", help="a checkpoint as an ONNX model (and an int8 one), checked against PyTorch",
-                       formatter_class=fmt)
+    p = sub.add_parser("export", help="a checkpoint as an ONNX model (and an int8 one), checked against PyTorch")
     p.add_argument("--checkpoint", required=True, help="a best.pt, last.pt or ema.pt")
     p.add_argument("--out", required=True, help="folder for model.onnx, model.int8.onnx and export.json")
     p.add_argument("--int8", action="store_true",
@@ -142,14 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dataset root whose tune split gives the check and calibration faces (default: $FER_DATA, "
                         "then the data the checkpoint was trained on)")
 
-    p = sub.add_parser("summary", help="torchinfo summary and parameter counts", formatter_class=fmt)
+    p = sub.add_parser("summary", help="torchinfo summary and parameter counts")
     p.add_argument("--model", choices=("light-vgg", "vgg16"), default="light-vgg", help="the network")
     p.add_argument("--num-classes", type=int, default=8, help="width of the output layer")
     p.add_argument("--input-size", type=int, default=None, help="default: the model's own")
     p.add_argument("--batch-norm", action="store_true", help="LightVGG: batch-norm after each layer")
 
-    p = sub.add_parser("ablation", help="part (d): train ablation rows of LightVGG, then print the table",
-                       formatter_class=fmt)
+    p = sub.add_parser("ablation", help="part (d): train ablation rows of LightVGG, then print the table")
     p.add_argument("--study", choices=("screen", "long"), default="screen",
                    help="screen: the first study (rows of changes, --rows or --combine); long: the second study, "
                         "full-schedule rows chosen on tune within --budget (study.py), resumable")
@@ -174,8 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batches", type=_none_or_int, default=None, help="smoke runs: batches per epoch")
     p.add_argument("--table", action="store_true", help="only print the table of the finished runs")
 
-    p = sub.add_parser("notebooks", help="execute the P5 notebooks in order with papermill",
-                       formatter_class=fmt)
+    p = sub.add_parser("notebooks", help="execute the P5 notebooks in order with papermill")
     p.add_argument("--smoke", action="store_true",
                    help="1 epoch, 2 batches, random VGG16 allowed; writes into --output-dir or a temp folder")
     p.add_argument("--demo", action="store_true",
@@ -192,20 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zip", default=None, metavar="FILE",
                    help="then zip the results folder and the executed notebooks into FILE, for download")
 
-    p = sub.add_parser("results", help="the README's results table from results/*/metrics.json",
-                       formatter_class=fmt, parents=[results])
+    p = sub.add_parser("results", help="the README's results table from results/*/metrics.json", parents=[results])
     p.add_argument("--readme", action="store_true",
                    help="also write the tables into README.md, between its results:start/end markers")
-    sub.add_parser("report-tables", help="LaTeX tables, macros and figures for report/ from results/",
-                   formatter_class=fmt, parents=[report])
+    sub.add_parser("report-tables", help="LaTeX tables, macros and figures for report/ from results/", parents=[report])
     sub.add_parser("report", help="report-tables, then build report/report.pdf with latexmk and check it",
-                   formatter_class=fmt, parents=[report])
-    p = sub.add_parser("badges", help="write the repository's Open-in-Colab badges into README and the notebooks",
-                       formatter_class=fmt)
+                   parents=[report])
+    p = sub.add_parser("badges", help="write the repository's Open-in-Colab badges into README and the notebooks")
     p.add_argument("--repo-url", default=None,
                    help="your repository, e.g. https://github.com/<user>/<repo> (default: pyproject.toml's)")
-    p = sub.add_parser("submission", help="check the project and build dist/<StudentID>_HW04.zip",
-                       formatter_class=fmt)
+    p = sub.add_parser("submission", help="check the project and build dist/<StudentID>_HW04.zip")
     p.add_argument("--from", dest="source", nargs="+", default=None, metavar="ZIP_OR_FOLDER",
                    help="a cloud run: the zip of `fer notebooks --zip`, Kaggle's Output or a results folder from "
                         "Drive (and the notebooks downloaded beside it); put in place, then the report from its "
@@ -418,7 +409,7 @@ def cmd_badges(args) -> None:
 
 def cmd_submission(args) -> None:
     from .submission import Allow, build_submission, submission_from
-    allow = Allow(**{name: getattr(args, f"allow_{name}") for name in Allow.flags().values()})
+    allow = Allow(**{f.name: getattr(args, f"allow_{f.name}") for f in fields(Allow)})
     if args.source:
         submission_from([Path(s) for s in args.source], allow=allow, out_dir=args.out, rerun=not args.skip_rerun,
                         data=args.data)

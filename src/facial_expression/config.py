@@ -17,9 +17,9 @@ RESULTS_DIR = Path(os.environ.get("FER_RESULTS") or PROJ_ROOT / "results").expan
 SAMPLE_RESULTS_DIR = PROJ_ROOT / "examples" / "affectnet7_sample"
 NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 REPORT_DIR = PROJ_ROOT / "report"
-REPORT_FIG_DIR = REPORT_DIR / "figures"
 DEFAULT_DATA_DIR = PROJ_ROOT / "data" / "affectnet"
 MIN_GAIN = 0.01  # part (d): tune accuracy a change must gain over the plain row to be kept (screening) or combined
+PAPER_FPS = 45  # Hewitt & Gunes (2018), abstract: their networks on an iPhone 6S through CoreML
 AREA = "uniform map (area share)"  # the CAM region table's row of a map spread evenly over the image
 SE = "standard error"  # the CAM region table's row of each region's standard error of the mean over all faces
 
@@ -62,30 +62,25 @@ class AugmentConfig:
     trivial: bool = False  # TrivialAugmentWide (Müller & Hutter 2021); per-image (v2) backend only
     erasing: float = 0.0  # probability of one random-erasing patch
 
-    PRESETS = ("none", "standard", "strong", "photometric", "trivial")
+    # standard: flip, small affine, brightness/contrast. strong: larger affine and random erasing. photometric:
+    # standard plus strong colour jitter and grey-scale copies, against the photo-style cue that the CAM analysis
+    # found. trivial: flip, TrivialAugmentWide and random erasing.
+    OVERRIDES = {
+        "none": dict(hflip=0.0, rotation=0.0, translate=0.0, scale=(1.0, 1.0), brightness=0.0, contrast=0.0),
+        "standard": {},
+        "strong": dict(rotation=15.0, translate=0.1, scale=(0.9, 1.1), brightness=0.3, contrast=0.3, erasing=0.25),
+        "photometric": dict(brightness=0.4, contrast=0.4, saturation=0.4, grayscale=0.2),
+        "trivial": dict(rotation=0.0, translate=0.0, scale=(1.0, 1.0), brightness=0.0, contrast=0.0, trivial=True,
+                        erasing=0.25),
+    }
+    PRESETS = tuple(OVERRIDES)
 
     @classmethod
     def preset(cls, name: str) -> "AugmentConfig":
-        """The named policies.
-
-        standard: flip, small affine, brightness/contrast. strong: larger affine and random erasing.
-        photometric: standard plus strong colour jitter and grey-scale copies, against the photo-style cue
-        that the CAM analysis found. trivial: flip, TrivialAugmentWide and random erasing.
-        """
-        if name == "none":
-            return cls(name="none", hflip=0.0, rotation=0.0, translate=0.0, scale=(1.0, 1.0),
-                       brightness=0.0, contrast=0.0, erasing=0.0)
-        if name == "standard":
-            return cls()
-        if name == "strong":
-            return cls(name="strong", rotation=15.0, translate=0.1, scale=(0.9, 1.1),
-                       brightness=0.3, contrast=0.3, erasing=0.25)
-        if name == "photometric":
-            return cls(name="photometric", brightness=0.4, contrast=0.4, saturation=0.4, grayscale=0.2)
-        if name == "trivial":
-            return cls(name="trivial", rotation=0.0, translate=0.0, scale=(1.0, 1.0), brightness=0.0,
-                       contrast=0.0, trivial=True, erasing=0.25)
-        raise ConfigError(f"unknown augmentation policy {name!r}; choose one of {', '.join(cls.PRESETS)}")
+        """The named policy (OVERRIDES)."""
+        if name not in cls.OVERRIDES:
+            raise ConfigError(f"unknown augmentation policy {name!r}; choose one of {', '.join(cls.PRESETS)}")
+        return cls(name=name, **cls.OVERRIDES[name])
 
 
 @dataclass

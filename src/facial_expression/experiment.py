@@ -58,20 +58,19 @@ def output_dir(cfg: TrainConfig) -> Path:
 
 def evaluate_splits(model, data: dict[str, ImageSet], out_dir: Path, classes, batch_size: int = 256,
                     dtype=None, max_batches: int | None = None, extra: dict | None = None,
-                    figures: bool = True, tta: bool = False,
-                    alternative_splits: tuple[str, ...] = ("tune", "validation")) -> tuple[dict, dict]:
+                    tta: bool = False) -> tuple[dict, dict]:
     """Metrics, predictions.npz, metrics.json and ROC/confusion figures for each split given.
 
     metrics.json's top level holds the validation split (the reported one), or the only split given;
     every split is under "splits". The metrics use flip test-time augmentation if `tta`; the other choice (without TTA,
-    or with it) is measured too on `alternative_splits`, under "flip_tta" or "no_tta".
+    or with it) is measured too on tune and validation, under "flip_tta" or "no_tta".
     """
     out_dir = Path(out_dir)
     metrics, preds, alternative = {}, {}, {}
     for split, images in data.items():
         probs, labels = predict(model, images, batch_size, dtype, max_batches, tta=tta)
         metrics[split], preds[split] = compute_metrics(labels, probs, classes), (probs, labels)
-        if split in alternative_splits:
+        if split in ("tune", "validation"):
             alternative[split] = headline_metrics(model, images, classes, batch_size, dtype, max_batches, not tta)
     reported = "validation" if "validation" in data else list(data)[-1]
     summary = {**metrics[reported], "evaluated_split": reported, "tta": tta, **(extra or {}),
@@ -84,8 +83,7 @@ def evaluate_splits(model, data: dict[str, ImageSet], out_dir: Path, classes, ba
                         **{f"{s}_labels": y for s, (_, y) in preds.items()})
     probs, labels = preds[reported]
     (out_dir / "classification_report.txt").write_text(report_text(labels, probs, classes))
-    if figures:
-        draw_run_figures(out_dir)
+    draw_run_figures(out_dir)
     return metrics, preds
 
 

@@ -23,6 +23,7 @@ import torch
 from .checkpoint import ONNX_METADATA, OnnxModel, load_checkpoint, load_onnx
 from .data import (ImageSet, load_folder, load_split_for_checkpoint, resolve_eval_folder, resolve_layout,
                    split_train_tune, to_unit_float)
+from .config import PAPER_FPS
 from .errors import DataError, FERError
 from .evaluation import compute_metrics, measure_latencies, predict, save_json
 from .experiment import DEFAULT_NAMES, PAPER_MODELS
@@ -37,7 +38,6 @@ FP32_TOLERANCE = 1e-4  # largest logit difference allowed, relative to the large
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 # The tradeoff table's networks: model name -> (run folder, label); VGG16 is part (b)'s transfer model
 NETWORKS = {"vgg16": (DEFAULT_NAMES["vgg16"], "VGG16 (part b)"), **PAPER_MODELS}
-PAPER_IPHONE_FPS = 45  # Hewitt & Gunes (2018), abstract: their networks on an iPhone 6S through CoreML
 
 
 def onnx_missing() -> str | None:
@@ -179,7 +179,6 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, data: str | P
     if int8:
         quantise_int8(fp32, out / FILES["int8"], faces, record)
         compare("int8", out / FILES["int8"])
-    if int8:
         say(f"calibrated on {len(faces)} of the {len(tune)} tune faces (never validation)")
     save_json(summary, out / "export.json")
     return summary
@@ -242,7 +241,7 @@ def tradeoff(results: str | Path, data: str | Path | None = None, smoke: bool = 
                 row[f"ratio_{'1_thread' if n == 1 else 'all_threads'}"] = ms / torch_ms
     save_json({"rows": rows, "threads": list(timed), "cpu": device_name(torch.device("cpu")), "smoke": smoke,
                "load_average_1min": os.getloadavg()[0],  # other work on the machine while it timed
-               "paper": {"faces_per_s": PAPER_IPHONE_FPS, "hardware": "iPhone 6S (CoreML), the paper's figure"},
+               "paper": {"faces_per_s": PAPER_FPS, "hardware": "iPhone 6S (CoreML), the paper's figure"},
                }, results / "export" / "tradeoff.json")
     return tradeoff_table(results)
 

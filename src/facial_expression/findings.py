@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from .config import AREA, MIN_GAIN, SE, AugmentConfig, TrainConfig
+from .config import AREA, MIN_GAIN, PAPER_FPS, SE, AugmentConfig, TrainConfig
 from .text import Fmt, join
 
 DEV_SAMPLE_NAME = "affectnet7"  # the development sample that ships with the project (../shared/data/affectnet7)
@@ -378,7 +378,6 @@ def tradeoff_findings(rows: list[dict], fmt: str = "md") -> str:
 # What the paper's abstract reports (Hewitt and Gunes 2018, arXiv:1807.08775); its per-model table is not
 # reproduced here.
 PAPER_ACCURACY = 0.58  # eight-class accuracy on AffectNet's own validation set, best of the three networks
-PAPER_FPS = 45  # average frames per second of the deployed networks on an iPhone 6S
 
 
 def paper_models_findings(cards: list[dict] | None, fmt: str = "md") -> str:
@@ -548,18 +547,10 @@ def photo_style_findings(summary: dict | None, fp: dict | None, fmt: str = "md",
     return text
 
 
-def _table(t):
-    """A DataFrame, or a dict of rows turned into one."""
-    if t is None or hasattr(t, "iterrows"):
-        return t
-    return pd.DataFrame(t).T if all(isinstance(v, dict) for v in t.values()) else pd.DataFrame(t)
-
-
-def screening_findings(screen_table, min_gain: float = MIN_GAIN, n_tune: int | None = None, fmt: str = "md",
+def screening_findings(t, min_gain: float = MIN_GAIN, n_tune: int | None = None, fmt: str = "md",
                        baseline: str = "plain") -> str:
     """Which changes cleared the tune bar in the screening, which are within noise, which lost."""
     f = Fmt(fmt)
-    t = _table(screen_table)
     if t is None or len(t) == 0 or TUNE_GAIN not in t.columns or baseline not in t.index:
         return "The screening has not been run on these data yet: the part (d) notebook runs it."
     rows = t.drop(index=baseline)
@@ -619,10 +610,10 @@ def row_name(name: str) -> str:
 CAM_ROWS = ("face_mask", "photometric", "gap_head")  # the screening's changes aimed at what the maps show
 
 
-def cam_fix_findings(screen_table, min_gain: float = MIN_GAIN, fmt: str = "md") -> str:
+def cam_fix_findings(t, min_gain: float = MIN_GAIN, fmt: str = "md") -> str:
     """Whether the screening's changes aimed at the maps' findings (frame, photo style, position) raised tune
     accuracy; "" before the screening."""
-    f, t = Fmt(fmt), _table(screen_table)
+    f = Fmt(fmt)
     if t is None or TUNE_GAIN not in getattr(t, "columns", ()):
         return ""
     gains = {r: float(t.loc[r, TUNE_GAIN]) for r in CAM_ROWS if r in t.index}
@@ -653,9 +644,8 @@ def _points(v: float) -> str:
     return f"{100 * v:g} point" + ("" if round(100 * v, 6) == 1 else "s")
 
 
-def passed_changes(screen_table, min_gain: float = MIN_GAIN, baseline: str = "plain") -> list[str] | None:
+def passed_changes(t, min_gain: float = MIN_GAIN, baseline: str = "plain") -> list[str] | None:
     """The rows whose tune gain over the baseline exceeds `min_gain`, largest first; None without a table."""
-    t = _table(screen_table)
     if t is None or TUNE_GAIN not in t.columns:
         return None
     gains = t[TUNE_GAIN].sort_values(ascending=False)
@@ -723,14 +713,13 @@ def _diff(a: float, b: float) -> float:
     return (round(1000 * a) - round(1000 * b)) / 1000
 
 
-def improvement_findings(final, target: float = 0.03, fmt: str = "md") -> str:
+def improvement_findings(t, target: float = 0.03, fmt: str = "md") -> str:
     """The final comparison (`study.SecondStudy.final_comparison`): the improved model against the plain one at
     the same schedule and seeds, the gain of each seed and whether it is clear, then against part (c)'s model."""
     f = Fmt(fmt)
-    if final is None or len(final) < 2:
+    if t is None or len(t) < 2:
         return ("The proposal has not been tested on the full schedule yet: the second study of the part (d) "
                 "notebook tests it.")
-    t = _table(final)
     part_c, names, epochs = t.iloc[0], list(t.index), t.attrs.get("part_c_epochs", 30)
     plain, best = t.loc[names[-2]], t.loc[names[-1]]
     per_seed = [_diff(best[s], plain[s]) for s in ("seed 0", "seed 1") if not pd.isna(plain[s])]

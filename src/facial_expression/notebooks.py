@@ -437,9 +437,6 @@ def setup_notebook(data=None, results=None, seed: int = 0, amp: str = "auto", sm
     return DATA, RESULTS
 
 
-PLACEHOLDER_REPO = "https://github.com/YOUR-USER/YOUR-REPO"
-
-
 # The environment cell of every notebook. It runs before this package can be imported (on Colab it clones
 # and installs it), so it cannot be a function of the package; it is kept here, once, as text, and
 # `write_environment_cells` (run by `fer badges`) writes it into all four notebooks.

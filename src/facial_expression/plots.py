@@ -73,7 +73,7 @@ def pick_per_class(data: ImageSet, n: int = 3, seed: int = 0) -> dict[str, list[
 
 
 @styled
-def sample_grid(data: ImageSet, n: int = 3, seed: int = 0, title: str | None = None):
+def sample_grid(data: ImageSet, n: int = 3, seed: int = 0):
     """`n` random samples of each class: one column per class."""
     picks = pick_per_class(data, n, seed)
     side = min(0.8, (TEXT_WIDTH - 0.2) / len(picks))
@@ -84,8 +84,6 @@ def sample_grid(data: ImageSet, n: int = 3, seed: int = 0, title: str | None = N
             axes[r, c].axis("off")
             if r < len(idx):
                 axes[r, c].imshow(_to_hwc(data.images[idx[r]]))
-    if title:
-        fig.suptitle(title)
     fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.1)
     return fig
 
@@ -150,38 +148,21 @@ def plot_roc(y_true: np.ndarray, probs: np.ndarray, classes, title: str = "ROC (
     return fig
 
 
-def _confusion_cells(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each cell's share of its true class: the colour, and its text in % (a whole number)."""
-    rates = cm / np.clip(cm.sum(1, keepdims=True), 1, None)
-    return rates, np.vectorize(lambda r: f"{100 * r:.0f}")(rates)
-
-
-@styled
-def plot_confusion(cm, classes, title: str = "", ax=None, ylabels: bool = True):
-    """A confusion matrix coloured by the share of each true class, with that share in % in each cell."""
-    cm = np.asarray(cm, dtype=float)
-    rates, text = _confusion_cells(cm)
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(TEXT_WIDTH / 2, TEXT_WIDTH / 2))
-    sns.heatmap(rates, annot=text, fmt="", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=ax, square=True,
-                xticklabels=classes, yticklabels=classes if ylabels else False,
-                annot_kws={"size": SMALL_FONT_SIZE})
-    ax.tick_params(axis="x", labelrotation=90)
-    ax.tick_params(axis="y", labelrotation=0)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true" if ylabels else "")
-    ax.set_title(title)
-    return fig or ax.figure
-
-
 @styled
 def plot_confusions(metrics_by_split: dict[str, dict]):
-    """The confusion matrix of each split (train, tune, validation) side by side, at print size."""
+    """The confusion matrix of each split (train, tune, validation) side by side, at print size: each cell coloured
+    by its share of the true class, with that share in %."""
     n = len(metrics_by_split)
     fig, axes = plt.subplots(1, n, figsize=(TEXT_WIDTH, 0.3 + TEXT_WIDTH / (n + 0.5)), squeeze=False)
     for i, (ax, (split, m)) in enumerate(zip(axes.flat, metrics_by_split.items())):
-        plot_confusion(m["confusion_matrix"], m["classes"], f"{split} (n = {m['n']:,})", ax, ylabels=i == 0)
+        cm = np.asarray(m["confusion_matrix"], dtype=float)
+        rates = cm / np.clip(cm.sum(1, keepdims=True), 1, None)
+        sns.heatmap(rates, annot=np.vectorize(lambda r: f"{100 * r:.0f}")(rates), fmt="", cmap="Blues", vmin=0,
+                    vmax=1, cbar=False, ax=ax, square=True, xticklabels=m["classes"],
+                    yticklabels=m["classes"] if i == 0 else False, annot_kws={"size": SMALL_FONT_SIZE})
+        ax.tick_params(axis="x", labelrotation=90)
+        ax.tick_params(axis="y", labelrotation=0)
+        ax.set(xlabel="predicted", ylabel="true" if i == 0 else "", title=f"{split} (n = {m['n']:,})")
     fig.tight_layout(pad=0.3, w_pad=0.6)
     return fig
 

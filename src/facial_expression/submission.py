@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import PROJ_ROOT, RESULTS_DIR
@@ -115,11 +115,6 @@ class Allow:
     interrupted: bool = False  # runs stopped before their last epoch
     mixed: bool = False  # a results folder whose runs saw different data
 
-    @staticmethod
-    def flags() -> dict[str, str]:
-        """--allow-... flag -> field."""
-        return {"--allow-" + f.name.replace("_", "-"): f.name for f in fields(Allow)}
-
 
 def _runs(names: list[str], limit: int = 4) -> str:
     return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -189,12 +184,9 @@ def notebook_data_problem(path: Path, results: Path, allow: Allow = Allow()) -> 
     return None
 
 
-def check_project(root: Path, identity: Identity, allow_placeholder: bool = False,
-                  allow: Allow | None = None) -> list[str]:
+def check_project(root: Path, identity: Identity, allow: Allow = Allow()) -> list[str]:
     """Every problem that would make the hand-in wrong, as a list of one-line messages."""
-    root = Path(root)
-    allow = allow or Allow(placeholder=allow_placeholder)
-    allow_placeholder = allow.placeholder
+    root, allow_placeholder = Path(root), allow.placeholder
     results = results_of(root)
     problems = []
     if identity.is_placeholder and not allow_placeholder:
@@ -230,7 +222,7 @@ def check_project(root: Path, identity: Identity, allow_placeholder: bool = Fals
     return problems
 
 
-def collect_files(root: Path, max_file_mb: float = MAX_FILE_MB) -> tuple[list[Path], list[tuple[Path, str]]]:
+def collect_files(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     """(files to zip, files left out with the reason), paths relative to `root`."""
     root = Path(root)
     included, left_out = [], []
@@ -239,8 +231,8 @@ def collect_files(root: Path, max_file_mb: float = MAX_FILE_MB) -> tuple[list[Pa
             rel = f.relative_to(root)
             if SKIP_PARTS & set(rel.parts) or not f.is_file():
                 continue
-            if f.stat().st_size > max_file_mb * 2**20:
-                left_out.append((rel, f"larger than {max_file_mb:g} MB"))
+            if f.stat().st_size > MAX_FILE_MB * 2**20:
+                left_out.append((rel, f"larger than {MAX_FILE_MB:g} MB"))
             elif rel not in included:
                 included.append(rel)
     for pattern, why in (("results/**/*.pt", "checkpoint (not part of the hand-in)"),
@@ -287,11 +279,6 @@ On Colab or Kaggle, open a notebook and set `data` (and `repo_url`, or upload th
 """
 
 
-def grader_readme(identity: Identity) -> str:
-    """The zip's README.md: what is inside and how to rerun it, for the grader (not the project's README)."""
-    return GRADER_README.format(student=f"{identity.first} {identity.last} ({identity.student_id})")
-
-
 def _zip_data_for_rerun(data: str | None, tmp: Path) -> str | None:
     """The data for the zip's smoke rerun: `data`, else the dataset found here, else a small generated course-shaped
     set (the rerun checks that the zip's code runs; its numbers mean nothing)."""
@@ -306,24 +293,23 @@ def _zip_data_for_rerun(data: str | None, tmp: Path) -> str | None:
         return str(make_course_dataset(Path(tmp) / "course-shaped"))
 
 
-def build_submission(root: Path = PROJ_ROOT, out_dir: Path | None = None, allow_placeholder: bool = False,
-                     rerun: bool = True, data: str | None = None, max_file_mb: float = MAX_FILE_MB,
-                     allow: Allow | None = None) -> Path:
+def build_submission(root: Path = PROJ_ROOT, out_dir: Path | None = None, rerun: bool = True,
+                     data: str | None = None, allow: Allow = Allow()) -> Path:
     """Check, zip and (optionally) rerun; returns the zip's path. Raises FERError listing every problem."""
-    root = Path(root)
-    allow = allow or Allow(placeholder=allow_placeholder)
-    identity = read_identity(root)
+    root, identity = Path(root), read_identity(root)
     problems = check_project(root, identity, allow=allow)
     if problems:
         raise FERError("the hand-in is not ready:\n  - " + "\n  - ".join(problems))
-    included, left_out = collect_files(root, max_file_mb)
+    included, left_out = collect_files(root)
     out_dir = Path(out_dir) if out_dir else root / "dist"
     out_dir.mkdir(parents=True, exist_ok=True)
     zip_path = out_dir / f"{identity.student_id}_HW04.zip"
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
         for rel in included:
             if rel.as_posix() == "README.md":
-                z.writestr("README.md", grader_readme(identity))  # the project's README speaks to developers
+                # the grader's README (what is inside, how to rerun it); the project's speaks to developers
+                z.writestr("README.md", GRADER_README.format(
+                    student=f"{identity.first} {identity.last} ({identity.student_id})"))
             else:
                 z.write(root / rel, rel.as_posix())
     print(f"{zip_path}  ({zip_path.stat().st_size / 2**20:.1f} MB, {len(included)} files)")

@@ -26,7 +26,7 @@ from .checkpoint import RunCheckpoints, TrainingState
 from .config import TrainConfig
 from .data import BatchLoader, ImageSet, Splits, choose_backend
 from .errors import FERError, NonFiniteLossError
-from .evaluation import predict
+from .evaluation import model_device, predict
 from .runs import ran_to_the_end
 from .runtime import (Distributed, amp_dtype, autocast, device_name, distributed, make_grad_scaler, precision_name,
                       seed_epoch)
@@ -73,10 +73,6 @@ class History:
     @classmethod
     def load(cls, path: Path) -> "History":
         return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -245,17 +241,13 @@ def augment_backend_for(cfg: TrainConfig, device: torch.device, saved: dict | No
     return choose_backend(cfg.augment_backend, cfg.augment, device)
 
 
-def has_batch_norm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
 def parallel_model(model: nn.Module, device: torch.device, procs: Distributed) -> tuple[nn.Module, str]:
     """The module to train with under torchrun (DistributedDataParallel over `model`, which it shares the
     parameters of), and how batch-norm statistics are kept; `model` itself in one process."""
     if procs.world_size == 1:
         return model, ""
     bn = ""
-    if has_batch_norm(model):
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         if device.type == "cuda":  # batch statistics over every process's batch, as one process would see it
             nn.SyncBatchNorm.convert_sync_batchnorm(model)
             bn = "; batch-norm: SyncBatchNorm"

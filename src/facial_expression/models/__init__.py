@@ -7,11 +7,11 @@ from torchinfo import summary as _torchinfo_summary
 
 from ..config import MODEL_NAMES, check_choice
 from ..errors import ConfigError
-from .alexnet_var import AlexNetVar, alexnet_var_keras_param_count
+from .alexnet_var import AlexNetVar
 from .common import GaussianDropout
 from .cost import estimate_epoch_seconds, forward_flops
-from .light_vgg import LightVGG, architecture_table, light_vgg_param_count
-from .mobilenet_var import MobileNetVar, mobilenet_var_keras_param_count
+from .light_vgg import LightVGG, architecture_table
+from .mobilenet_var import MobileNetVar
 from .vgg16 import VGG16Transfer, load_imagenet_state_dict
 
 
@@ -60,6 +60,6 @@ def summary(model: nn.Module, input_size: int | None = None, batch_size: int = 1
 
 
 __all__ = ["architecture_table", "GaussianDropout", "LightVGG", "VGG16Transfer", "build_model", "count_parameters",
-           "light_vgg_param_count", "load_imagenet_state_dict", "model_options", "summary", "MODEL_NAMES"]
+           "load_imagenet_state_dict", "model_options", "summary", "MODEL_NAMES"]
 __all__ += ["estimate_epoch_seconds", "forward_flops"]
-__all__ += ["AlexNetVar", "MobileNetVar", "alexnet_var_keras_param_count", "mobilenet_var_keras_param_count"]
+__all__ += ["AlexNetVar", "MobileNetVar"]

@@ -80,10 +80,6 @@ class AlexNetVar(nn.Module):
             if dropout > 0:
                 dense.append(nn.Dropout(dropout))
         self.classifier = nn.Sequential(nn.Flatten(), *dense, nn.Linear(DENSE, num_classes))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Kaiming init as LightVGG (fan_out for convolutions, fan_in for dense layers); BN 1 and 0."""
         kaiming_init(self)
 
     @property
@@ -94,16 +90,3 @@ class AlexNetVar(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_batch(self, x)
         return self.classifier(self.features(x))
-
-
-def alexnet_var_keras_param_count(num_classes: int, input_size: int = 128) -> dict[str, int]:
-    """The closed-form parameter count as Keras reports it: BN has 2 trainable and 2 non-trainable per channel."""
-    weights, bn, c_in = 0, 0, 3
-    for width, k in CONVS:
-        weights += k * k * c_in * width
-        bn += width
-        c_in = width
-    flat = CONVS[-1][0] * _pooled(input_size, len(CONVS)) ** 2
-    weights += flat * DENSE + DENSE * DENSE + (DENSE + 1) * num_classes
-    bn += 2 * DENSE
-    return {"trainable": weights + 2 * bn, "non_trainable": 2 * bn, "total": weights + 4 * bn}

@@ -82,15 +82,7 @@ class LightVGG(nn.Module):
                 *([nn.Dropout(dropout)] if dropout > 0 else []),
                 nn.Linear(WIDTHS[-1], num_classes),
             )
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Kaiming (fan_out) init as in torchvision's VGG.
-
-        With PyTorch's default init the plain (no batch-norm) network stayed at chance, loss ln(C),
-        for 10 epochs on our sample; with this init it learns.
-        """
-        kaiming_init(self)
+        kaiming_init(self)  # with PyTorch's default init the plain network stayed at chance
 
     @property
     def cam_layer(self) -> nn.Module:
@@ -102,16 +94,6 @@ class LightVGG(nn.Module):
         if self.mask is not None:
             x = x * self.mask
         return self.classifier(self.features(x))
-
-
-def light_vgg_param_count(num_classes: int, input_size: int = 128) -> int:
-    """The closed-form parameter count of the plain (paper) variant."""
-    convs, c_in = 0, 3
-    for width in WIDTHS:
-        convs += (9 * c_in + 1) * width + (9 * width + 1) * width
-        c_in = width
-    flat = WIDTHS[-1] * (input_size // 32) ** 2
-    return convs + (flat + 1) * DENSE + (DENSE + 1) * DENSE + (DENSE + 1) * num_classes
 
 
 OURS = "ours (PyTorch layers)"  # the architecture table's column of our layers

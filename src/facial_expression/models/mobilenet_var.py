@@ -97,10 +97,6 @@ class MobileNetVar(nn.Module):
             *([nn.Dropout(dropout)] if dropout > 0 else []),
             nn.Linear(c_in, num_classes),
         )
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Kaiming init as LightVGG (fan_out for convolutions, fan_in for the dense layer); BN 1 and 0."""
         kaiming_init(self)
 
     @property
@@ -111,16 +107,3 @@ class MobileNetVar(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_batch(self, x)
         return self.classifier(self.features(x))
-
-
-def mobilenet_var_keras_param_count(num_classes: int) -> dict[str, int]:
-    """The closed-form parameter count as Keras reports it: BN has 2 trainable and 2 non-trainable per channel.
-
-    It does not depend on the input size (global average pooling)."""
-    weights, bn, c_in = 3 * 3 * 3 * STEM, STEM, STEM
-    for width, _ in BLOCKS:
-        weights += 3 * 3 * c_in + c_in * width  # depthwise 3x3, pointwise 1x1
-        bn += c_in + width
-        c_in = width
-    weights += (c_in + 1) * num_classes
-    return {"trainable": weights + 2 * bn, "non_trainable": 2 * bn, "total": weights + 4 * bn}
