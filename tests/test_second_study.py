@@ -192,3 +192,12 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
     assert text.startswith(f"The delivered model is `{final.name}`, seed 0, with its {variant} weights, "
                            f"saved in `light_vgg_final/`: {100 * m['accuracy']:.1f}% validation")
 
+
+
+def test_the_protocol_is_said_from_the_study_s_own_numbers(tmp_path):
+    from facial_expression.findings import protocol
+    study = SecondStudy(tmp_path, budget=7.5, long_epochs=45)
+    text = protocol(study.rules())
+    assert text.count("\n") == 6 and text.startswith("1. Every kept row is trained on the full schedule (45 epochs)")
+    assert "at most 7.5 plain 30-epoch runs" in text and "beat the plain 45-epoch row by more than 1 point" in text
+    assert "at most 3.75M parameters" in text and "1.5× the plain model's" in text and "at least 3 points" in text

@@ -679,6 +679,33 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
     return " ".join(s for s in out if s)
 
 
+def protocol(rules: dict) -> str:
+    """The second study's rules (`SecondStudy.rules`), fixed before any run, as a numbered Markdown list."""
+    r = rules
+    items = [
+        f"Every kept row is trained on the full schedule ({r['long_epochs']} epochs); batch-norm's learning rate "
+        f"comes from a {r['sweep_epochs']}-epoch sweep on tune.",
+        f"Each long run records an exponential moving average of its weights (decay {r['ema_decay']} per step) and "
+        "is evaluated with and without flip test-time augmentation, so one run answers the longer schedule, EMA "
+        "and TTA.",
+        "Rows, and the raw or EMA weights, are selected on the tune split only; validation/ is evaluated every "
+        "epoch for the curves, and no choice reads it.",
+        f"The delivered model keeps the paper's budget: at most {r['param_budget'] / 1e6:g}M parameters at 128×128 "
+        f"and a CPU latency at most {r['max_latency']:g}× the plain model's, measured in the same run. Flip "
+        "test-time augmentation runs the network twice per face, so its variants are measured and shown but never "
+        "selected.",
+        "The final row is the best candidate on tune that the budget left can confirm on a second seed: the "
+        f"combination of the rows that beat the plain {r['long_epochs']}-epoch row by more than "
+        f"{_points(r['min_gain'])} on tune (two new seeds), else each such row in order of tune accuracy, else the "
+        f"plain {r['long_epochs']}-epoch row.",
+        "The final comparison is mean ± std over seeds 0 and 1 against the plain LightVGG of part (c) (its second "
+        f"seed is trained beyond the budget where it is missing); the target is a gain of at least "
+        f"{100 * r['target']:.0f} points of validation accuracy.",
+        f"Budget: at most {r['budget']:g} plain 30-epoch runs, a batch-norm step counted as {r['bn_step_cost']:g} "
+        "plain steps; runs that already exist cost nothing."]
+    return "\n".join(f"{i}. {item}" for i, item in enumerate(items, 1))
+
+
 def study_findings(study, fmt: str = "md") -> str:
     """Where part (d)'s second study (a `study.SecondStudy`) stands: nothing run, partly run (what is left, in plain
     30-epoch runs, and the --budget that fits it), or done, with its final comparison (`improvement_findings`)."""

@@ -8,9 +8,10 @@ or out of budget; two studies use the same rows, runs, selection rule (`beat`) a
 
 - the screening (ablation/screen10, `screening`): each change alone for 10 epochs, seed 0 (`screening_table`);
   the changes that gain on tune are `helpful_changes`;
-- the second study (ablation/long60, `SecondStudy`): full-schedule rows with an EMA of their weights, within a budget of
-  training fixed beforehand (PROTOCOL), the final row confirmed on a second seed, compared with part (c)'s plain
-  model on seeds 0 and 1 (light_vgg, ablation/final30/plain_seed1) and delivered (light_vgg_final).
+- the second study (ablation/long60, `SecondStudy`): full-schedule rows with an EMA of their weights, within a
+  budget of training fixed beforehand (`SecondStudy.rules`), the final row confirmed on a second seed, compared
+  with part (c)'s plain model on seeds 0 and 1 (light_vgg, ablation/final30/plain_seed1) and delivered
+  (light_vgg_final).
 
 The tune split picks the epoch, the weights and the rows; validation/ is evaluated every epoch for the curves, and
 no choice reads it. Finished runs are not trained again and an interrupted one resumes (`runs.Run`), so an
@@ -78,27 +79,6 @@ VARIANTS = ("raw", "raw + flip", "EMA", "EMA + flip")
 SELECTABLE = ("raw", "EMA")  # flip TTA runs the network twice per face: measured, shown, never selected
 MAX_LATENCY = 1.5  # its CPU latency against the plain model's, measured in the same run
 DELIVERED = "light_vgg_final"  # the model part (d) delivers, in the results folder
-
-PROTOCOL = (
-    f"Every kept row is trained on the full schedule ({LONG_EPOCHS} epochs); batch-norm's learning rate comes from "
-    f"a {SWEEP_EPOCHS}-epoch sweep on tune.",
-    "Each long run records an exponential moving average of its weights (decay "
-    f"{EMA_DECAY} per step) and is evaluated with and without flip test-time augmentation, so one run "
-    "answers the longer schedule, EMA and TTA.",
-    "Rows, and the raw or EMA weights, are selected on the tune split only; validation/ is evaluated every "
-    "epoch for the curves, and no choice reads it.",
-    f"The delivered model keeps the paper's budget: at most {PARAM_BUDGET / 1e6:g}M parameters at 128×128 and "
-    f"a CPU latency at most {MAX_LATENCY:g}× the plain model's, measured in the same run. Flip test-time "
-    "augmentation runs the network twice per face, so its variants are measured and shown but never selected.",
-    "The final row is the best candidate on tune that the budget left can confirm on a second seed: the "
-    f"combination of the rows that beat the plain 60-epoch row by more than {100 * MIN_GAIN:g} point on tune (two "
-    "new seeds), else each such row in order of tune accuracy, else the plain 60-epoch row.",
-    "The final comparison is mean ± std over seeds 0 and 1 against the plain LightVGG of part (c) (its second "
-    "seed is trained beyond the budget where it is missing); "
-    f"the target is a gain of at least {100 * TARGET:.0f} points of validation accuracy.",
-    f"Budget: at most {BUDGET:g} plain 30-epoch runs, a batch-norm step counted as "
-    f"{STEP_COST['batch_norm']:g} plain steps; runs that already exist cost nothing.",
-)
 
 
 def row_config(changes: list[str] | tuple[str, ...], **settings) -> TrainConfig:
@@ -495,6 +475,12 @@ class SecondStudy(Study):
         self.long_epochs, self.sweep_epochs, self.part_c_epochs = long_epochs, sweep_epochs, part_c_epochs
 
     delivered = property(lambda self: Run(self.results / DELIVERED), doc="the delivered model's run folder")
+
+    def rules(self) -> dict:
+        """The numbers of its protocol, fixed before any run (`findings.protocol` says them in words)."""
+        return {"long_epochs": self.long_epochs, "sweep_epochs": self.sweep_epochs, "ema_decay": EMA_DECAY,
+                "param_budget": PARAM_BUDGET, "max_latency": MAX_LATENCY, "min_gain": MIN_GAIN,
+                "target": self.target, "budget": self.budget, "bn_step_cost": STEP_COST["batch_norm"]}
 
     @property
     def part_c_seed1(self) -> Row:
