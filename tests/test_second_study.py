@@ -142,6 +142,7 @@ def test_the_study_runs_resumes_and_compares_on_real_images(tiny_dataset, tmp_pa
         assert study.run(str(tiny_dataset), max_batches=1, **kw) == done  # nothing left: nothing retrained
         # workers=2 (a large GPU): rows side by side in their own processes, the same plan and the same numbers
         twin = SecondStudy(tmp_path / "twin", long_epochs=1, sweep_epochs=1, budget=100, part_c_epochs=1)
+        shutil.copytree(study.path(study.part_c_seed1), twin.path(twin.part_c_seed1))  # not the study's own row
         twin.run(str(tiny_dataset), max_batches=1, workers=2, **kw)
     assert {p: (p / "metrics.json").stat().st_mtime_ns for p in done} == before
     table = study.table()
