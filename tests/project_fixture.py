@@ -59,9 +59,3 @@ def build_pdf(root: Path) -> Path:
                        cwd=root / "report", capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:]
     return root / "report" / "report.pdf"
-
-
-def pdf_pages(pdf: Path) -> list[str]:
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
-                          check=True).stdout
-    return [p for p in text.split("\f") if p.strip()]

@@ -8,13 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from project_fixture import IDENTITY, pdf_pages
+from project_fixture import IDENTITY
 from prose import numbers, plain, states
 from test_findings import CLASSES8, cards, fingerprint, history, metrics, regions, split_stats
 
 from facial_expression.config import REPORT_DIR, RESULTS_DIR, SAMPLE_RESULTS_DIR, TrainConfig
 from facial_expression.report import check_captions, check_latex_log, check_pdf, tex_escape, write_report_inputs
-from facial_expression.submission import Identity, read_identity
+from facial_expression.submission import Identity, pdf_text, read_identity
 
 needs_tex = pytest.mark.skipif(shutil.which("latexmk") is None or shutil.which("pdftotext") is None,
                                reason="latexmk/pdftotext not installed (.ci/run installs them)")
@@ -175,7 +175,7 @@ def test_report_builds_cleanly_and_shows_the_saved_results(sample_project):
     report = sample_project / "report"
     assert check_latex_log(report / "report.log") == []
     assert check_captions(report) == [] and check_pdf(report / "report.pdf") == []
-    text = check_pages(pdf_pages(report / "report.pdf"), report / "generated", Identity(*IDENTITY))
+    text = check_pages(pdf_text(report / "report.pdf"), report / "generated", Identity(*IDENTITY))
     for word in ("Settings of the VGG16 transfer run", "light VGG"):
         assert word in text, word
     assert "has no internet" not in text
@@ -193,5 +193,5 @@ def test_committed_pdf_matches_the_results():
              for p in (RESULTS_DIR / "light_vgg" / "metrics.json", SAMPLE_RESULTS_DIR / "light_vgg" / "metrics.json")
              if p.exists()]
     assert numbers(macro(gen, "LightAccuracy"))[0] in saved  # the report was generated from one of the results
-    check_pages(pdf_pages(pdf), gen, read_identity(REPORT_DIR.parent))  # shows it, with every heading and header
+    check_pages(pdf_text(pdf), gen, read_identity(REPORT_DIR.parent))  # shows it, with every heading and header
     assert check_pdf(pdf) == []  # the committed PDF too: no text under 8 pt, no footer text, no identifiers

@@ -710,7 +710,8 @@ def study_findings(study, fmt: str = "md") -> str:
     """Where part (d)'s second study (a `study.SecondStudy`) stands: nothing run, partly run (what is left, in plain
     30-epoch runs, and the --budget that fits it), or done, with its final comparison (`improvement_findings`)."""
     f, extra = Fmt(fmt), study.extra()  # rows run beyond the budget, for the final comparison
-    rows, beyond = [r for r in study.todo() if r not in extra], [r.folder for r in study.todo() if r in extra]
+    pending = study.todo()
+    rows, beyond = [r for r in pending if r not in extra], [r.folder for r in pending if r in extra]
     todo, left, spent, budget = [r.folder for r in rows], sum(r.cost() for r in rows), study.spent(), study.budget
     final = study.final_comparison()
     over = spent + left > budget + 1e-9

@@ -13,7 +13,7 @@ from .config import PROJ_ROOT, RESULTS_DIR
 from .export import tradeoff_table
 from .findings import delivery_findings, gpu_findings, mib, study_findings, tradeoff_findings
 from .runs import Run, is_training_result
-from .study import SecondStudy, screening_summary, study_dirs
+from .study import SecondStudy, screened, screening_summary, study_dirs
 from .text import markdown_table, markers, replace_block
 
 README = PROJ_ROOT / "README.md"
@@ -48,8 +48,8 @@ def results_markdown(results_dir: str | Path = RESULTS_DIR) -> str:
 
 def ablation_markdown(results: str | Path) -> str:
     """Part (d)'s screening table, from the saved runs ("" before any)."""
-    table = screening_summary(study_dirs(results)["screen"])
-    return "" if table is None else markdown_table(table)
+    table = screened(study_dirs(results)["screen"])
+    return "" if table is None else markdown_table(screening_summary(table))
 
 
 def second_study_markdown(results: str | Path) -> str:

@@ -296,11 +296,13 @@ def _pct(v) -> str:
     return "–" if pd.isna(v) else f"{100 * v:.1f}"
 
 
-def screening_summary(root: str | Path) -> pd.DataFrame | None:
-    """The screening table ready to print (accuracies in %, gains in points); None before any run."""
-    if not any(Run(p.parent).finished for p in Path(root).glob("*/metrics.json")):
-        return None
-    t = screening_table(root)
+def screened(root: str | Path) -> pd.DataFrame | None:
+    """`screening_table` of the screening under root; None before any of its runs has finished."""
+    return screening_table(root) if any(Run(p.parent).finished for p in Path(root).glob("*/metrics.json")) else None
+
+
+def screening_summary(t: pd.DataFrame) -> pd.DataFrame:
+    """A `screening_table` ready to print (accuracies in %, gains in points)."""
     gain = lambda v: f"{100 * v:+.1f}"  # noqa: E731
     df = pd.DataFrame({"change": t["change"], "M params": t["parameters"].map(lambda v: f"{v / 1e6:.3f}"),
                        "latency": (t["CPU ms"] / t["CPU ms"].iloc[0]).map(lambda v: f"{v:.2f}×"),
@@ -357,7 +359,8 @@ class Study:
     def spent(self) -> float:
         """The budget used by the runs this study trained (runs reused from elsewhere, and the extra rows, cost
         nothing)."""
-        return self._spent([r for r in self.plan() if r not in self.extra()])
+        extras = self.extra()
+        return self._spent([r for r in self.plan() if r not in extras])
 
     def _spent(self, rows: list[Row]) -> float:
         return sum(r.cost() for r in rows if self.done(r) and self.path(r).parent == self.root)
@@ -536,7 +539,7 @@ class SecondStudy(Study):
             lr = next((r.lr for r in winners if r.lr is not None), None)
             combined = Row("combined_long", changes, self.long_epochs, lr)
             candidates.insert(0, (combined, 2 * combined.cost()))
-        left = self.budget - self._spent(self.first_rows() + [self.bn_row()])  # every row before the final one
+        left = self.budget - self._spent(self.first_rows() + rows[-1:])  # every row before the final one (bn_long)
         return next((row for row, cost in candidates if cost <= left + 1e-9), candidates[0][0])
 
     def baseline(self) -> Row | None:

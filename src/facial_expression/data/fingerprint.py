@@ -81,11 +81,6 @@ def check_same_dataset(expected: dict | None, actual: dict | None, what: str) ->
         raise DataError(f"{what} was trained on other data: {why}")
 
 
-def run_fingerprint(run_dir: str | Path) -> dict | None:
-    """The fingerprint a run recorded (metrics.json, else config.json), or None for older runs."""
-    return Run(run_dir).fingerprint
-
-
 def _stats_fingerprint(stats: dict) -> dict:
     """What P5_a's split statistics tell of their data where it saved no fingerprint: name and classes (their
     counts are after the tune split, which runs may carve differently)."""
@@ -104,7 +99,7 @@ def results_fingerprints(results: str | Path) -> dict[str, dict]:
     elif (pre / "split_stats.json").exists():
         found["preprocessing"] = _stats_fingerprint(json.loads((pre / "split_stats.json").read_text()))
     for config in sorted(results.rglob("config.json")):
-        fp = run_fingerprint(config.parent)
+        fp = Run(config.parent).fingerprint  # metrics.json's, else config.json's; None for older runs
         if fp:
             found[config.parent.relative_to(results).as_posix()] = fp
     return found
