@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from facial_expression import cam
-from facial_expression.cam import compute_cams, guided_maps, region_shares, select_samples
+from facial_expression.cam import compute_cams, region_shares, select_samples
 from facial_expression.models import build_model
 
 
@@ -137,46 +137,3 @@ def test_cam_analysis_builds_one_grad_cam_for_both_targets(tiny_dataset, monkeyp
     np.testing.assert_allclose(out["cams_pred"][right], out["cams_true"][right], atol=1e-4)
     # each face carries where its map of the predicted class lies (the report's words on single faces)
     assert all(p["regions"] == region_shares(out["cams_pred"][i][None]) for i, p in enumerate(out["picks"]))
-
-
-def test_guided_maps_shapes_invariant_and_one_build_for_all_faces(monkeypatch):
-    torch.manual_seed(0)
-    model = build_model("light-vgg", 3, input_size=32).train()
-    relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    x = torch.rand(3, 3, 32, 32)
-    before = x.clone()
-    built_gb, built_cam = _counting(monkeypatch, "GuidedBackpropReLUModel"), _counting(monkeypatch, "GradCAM")
-    guided, guided_cam, cams = guided_maps(model, x, [0, 2, 1])
-    assert len(built_gb) == 1 and len(built_cam) == 1
-    assert guided.shape == guided_cam.shape == (3, 32, 32, 3) and cams.shape == (3, 32, 32)
-    assert np.isfinite(guided).all() and np.isfinite(guided_cam).all() and np.abs(guided).sum() > 0
-    # guided Grad-CAM is guided backprop weighted by the Grad-CAM map: zero wherever that map is zero
-    np.testing.assert_array_equal(guided_cam, guided * cams[..., None])
-    zero = cams == 0
-    assert zero.any() and (guided_cam[zero] == 0).all()
-    # the model is left as it was: same ReLU modules, weights and mode, no hooks
-    assert [m for m in model.modules() if isinstance(m, torch.nn.ReLU)] == relus
-    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
-    assert model.training and _hooks(model) == 0
-    assert torch.equal(x, before)
-
-
-def test_guided_figure_shows_uint8_guided_panels(tiny_dataset, tmp_path):
-    import matplotlib.pyplot as plt
-    from facial_expression.cam import guided_figure
-    from facial_expression.checkpoint import checkpoint_payload, save_checkpoint
-    from facial_expression.config import TrainConfig
-    torch.manual_seed(0)
-    options = {"input_size": 32}
-    path = tmp_path / "best.pt"
-    save_checkpoint(checkpoint_payload(build_model("light-vgg", 3, **options), TrainConfig(model="light-vgg"),
-                                       ("angry", "happy", "sad"), options), path)
-    fig = guided_figure(path, tiny_dataset)
-    rows = len(fig.axes) // 4
-    assert rows >= 1 and len(fig.axes) == 4 * rows
-    assert [ax.get_title() for ax in fig.axes[1:4]] == ["Grad-CAM", "guided backprop", "guided Grad-CAM"]
-    for ax in fig.axes[2:4]:
-        pic = ax.get_images()[0].get_array()
-        assert pic.dtype == np.uint8 and pic.shape == (32, 32, 3)
-    plt.close(fig)

@@ -58,7 +58,6 @@ def test_report_commands_share_the_results_option():
     parser = build_parser()
     for command in ("results", "report-tables", "report"):
         assert parser.parse_args([command, "--results", "x"]).results == "x"
-    assert parser.parse_args(["report", "--data", "d"]).data == "d"
 
 
 def test_only_the_projects_errors_are_one_line(monkeypatch, capsys):

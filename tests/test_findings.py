@@ -275,6 +275,34 @@ def test_each_class_of_the_cam_grids_is_described():
     assert "have not been drawn" in F.cam_face_findings(None, classes, m, AREA)
 
 
+def test_the_grids_are_read_together():
+    classes = ["angry", "happy", "sad"]
+    on = {k: dict(AREA) for k in ("border", "eyes_band", "mouth_band")}
+    for k in on:
+        on[k][k] += 0.2  # this region stands out
+    right = [{"true": t, "pred": t, "confidence": 0.9, "correct": True, "regions": on[r]}
+             for t, r in ((0, "eyes_band"), (1, "mouth_band"), (2, "border"), (2, "mouth_band"))]
+    wrong = [{"true": t, "pred": (t + 1) % 3, "confidence": c, "correct": False, "regions": on[r]}
+             for t, r, c in ((0, "border", 0.98), (1, "border", 0.92), (2, "eyes_band", 0.5))]
+    text = F.cam_face_findings(right + wrong, classes, None, AREA)
+    assert states(text, "eyes or the mouth", 3, 4, "right", 1, 3, "wrong", "border", 1, 2), text
+    assert "lean on the border more often" in text  # 2 of 3 wrong against 1 of 4 right
+    assert states(text, 3, "wrong", 2, "are", 0.9, "mean", 0.8, 0.9, "right"), text
+    swapped = F.cam_face_findings([dict(p, regions=on["mouth_band"]) for p in wrong] + right, classes, None, AREA)
+    assert "lean on the border" not in swapped and "no region" not in swapped, swapped
+
+
+def test_the_delivered_models_gap_is_set_against_part_c():
+    def run(train, val, **extra):
+        return {"accuracy": val, "splits": {"train": {"accuracy": train}}, **extra}
+    part_c = run(0.70, 0.60)
+    rose = F.gap_findings(run(0.85, 0.62), part_c)
+    assert states(rose, "delivered", 85.0, "gap", 23.0, 10.0, "part (c)") and "still rose" in rose, rose
+    assert "overfits" in F.gap_findings(run(0.85, 0.58), part_c)
+    assert "more closely" not in F.gap_findings(run(0.72, 0.61), part_c)  # about the same gap: no claim
+    assert F.gap_findings(run(0.85, 0.62, max_batches=2), part_c) == "" and F.gap_findings(None, part_c) == ""
+
+
 def test_screening_findings_come_from_the_table():
     screen = screen_table({"change_a": 0.03, "change_b": 0.005, "change_c": -0.06})
     text = F.screening_findings(screen, 0.01, n_tune=700)

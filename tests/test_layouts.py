@@ -45,6 +45,9 @@ def test_a_lone_test_folder_is_the_validation_split(tmp_path, train, test):
     with pytest.warns(UserWarning, match=f"{test}/ is the evaluation"):
         layout = resolve_layout(dataset(tmp_path / "ds", (train, test)))
     assert layout.eval_dir.name == test and layout.test_dir is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_layout(tmp_path / "ds").eval_dir.name == test  # said once, not at every load
 
 
 def test_validation_and_test_give_a_separate_test_split(tmp_path):
@@ -147,6 +150,11 @@ def test_layout_errors_list_what_was_found(tmp_path):
     make_split(root / "Test", ["angry"], 1)
     with pytest.raises(DataError, match=r"missing from Test/: happy, sad.*Test/ has angry"):
         quiet_layout(root)
+    for name in ("Happy", "Sad"):  # the same classes, capitalised in one split only
+        make_split(root / "Test", [name], 1)
+    (root / "Test" / "angry").rename(root / "Test" / "Angry")
+    with pytest.raises(DataError, match=r"differ only in case \(angry, happy, sad against Angry, Happy, Sad\)"):
+        quiet_layout(root)
     (root / "val").mkdir()
     (root / "Val").mkdir()
     if len({d.name for d in root.iterdir()}) == 5:  # a case-sensitive file system
@@ -180,18 +188,27 @@ def test_a_corrupt_zip_says_how_to_unpack_it_by_hand(tmp_path):
         find_data_root(bad)
 
 
-def test_a_csv_layout_is_refused_with_a_recipe_that_works(tmp_path):
+@pytest.mark.parametrize("split", [False, True])
+def test_a_csv_layout_is_refused_with_a_recipe_that_works(tmp_path, monkeypatch, split):
     root = tmp_path / "kaggle"
-    make_split(root, ["images"], 8)
-    rows = [f"images/images_{i}.{'png' if i % 4 in (1, 2) else 'jpg'},{CLASSES[i % 3]}" for i in range(8)]
-    (root / "labels.csv").write_text("pth,label\n" + "\n".join(rows) + "\n")
+    make_split(root, ["images"], 12)
+    monkeypatch.chdir(tmp_path)  # the copy goes here, not beside the (maybe read-only) data
+    rows = [f"images/images_{i}.{'png' if i % 4 in (1, 2) else 'jpg'},{CLASSES[i % 3]}"
+            + (f",{'Test' if i >= 9 else 'Train'}" if split else "") for i in range(12)]
+    (root / "labels.csv").write_text("pth,label" + (",split" if split else "") + "\n" + "\n".join(rows) + "\n")
     with pytest.raises(DataError, match=r"labels.csv, columns: pth, label.*python -c") as err:
         find_data_root(root)
     message = str(err.value)
     assert "\n" not in message and "found: images/, labels.csv" in message
+    assert ("by its split column" if split else "every 10th image") in message
     command = re.search(r'with: (python -c ".*?") and pass', message).group(1)
-    subprocess.run(sys.executable + command[len("python"):], shell=True, check=True, cwd=tmp_path)
-    assert resolve_layout(tmp_path / "kaggle-by-class").classes == tuple(CLASSES)
+    subprocess.run(sys.executable + command[len("python"):], shell=True, check=True)
+    out = tmp_path / "kaggle-by-class"
+    assert resolve_layout(out).classes == tuple(CLASSES)
+    validation = sorted(p.name for p in (out / "validation").rglob("*.*"))
+    # the CSV's test rows (9, 10, 11) are the validation split; without a split column, each label's 1st image
+    assert validation == sorted(f"images_{i}.{'png' if i % 4 in (1, 2) else 'jpg'}"
+                                for i in ((9, 10, 11) if split else (0, 1, 2))), validation
 
 
 @pytest.fixture

@@ -107,7 +107,8 @@ def test_report_inputs_of_course_data_say_nothing_of_the_sample(tmp_path, vgg):
     if vgg:  # (b) with its result; the comparison quotes both accuracies, the gap and its 95 % interval:
         # 1.96 * sqrt((.65 * .35 + .6 * .4) / 1600) = 3.4 points over the 1,600 validation faces
         assert states(macro(gen, "VggAccuracy"), 65.0, "±", 1.2, 1600), macro(gen, "VggAccuracy")
-        assert states(findings, "VGG16", 65.0), findings
+        assert states(findings, "chance", 12.5, 8, "classes"), findings  # its analysis
+        assert states(findings, 90.0, "training", 66.0, "tune", 65.0, "validation"), findings
         assert states(comparison, "VGG16", 65.0, 60.0, "light VGG", 5.0, "±", 3.4), comparison
         assert "no clear effect" not in comparison and "more accurate" not in comparison  # VGG16 is, clearly
         assert "not been trained" not in findings + comparison and "cannot be compared" not in comparison

@@ -78,6 +78,14 @@ def test_stale_pdf_is_refused(project):
         build_submission(project, rerun=False, allow=SAMPLE)
 
 
+def test_a_results_folder_without_runs_is_refused(project):
+    """Notebooks that ran into a trial folder and a report built from it: nothing here to check them against."""
+    shutil.rmtree(project / "results")
+    (project / "results").mkdir()
+    with pytest.raises(FERError, match="results holds no runs.*fer submission --from"):
+        build_submission(project, rerun=False, allow=Allow(sample=True, other_data=True, smoke=True))
+
+
 def test_report_numbers_must_equal_the_results(project):
     metrics = project / "results" / "light_vgg" / "metrics.json"
     m = json.loads(metrics.read_text())

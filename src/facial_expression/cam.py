@@ -1,19 +1,18 @@
-"""Grad-CAM and guided backprop (pytorch-grad-cam) maps, and the figures that show them.
+"""Grad-CAM (pytorch-grad-cam) maps, and the figures that show them.
 
 The shortcut checks built on these maps (face regions, photo style) are in `shortcuts.py`.
 """
 
 from __future__ import annotations
 
-import copy
 from contextlib import nullcontext
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from pytorch_grad_cam import GradCAM, GuidedBackpropReLUModel
-from pytorch_grad_cam.utils.image import deprocess_image, show_cam_on_image
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from .checkpoint import load_checkpoint
@@ -99,7 +98,8 @@ MAX_HEIGHT = 8.3  # inches: a grid and its caption fit the report's page (8 clas
 @styled
 def cam_grid(picks: list[dict], images: torch.Tensor, cams_pred: np.ndarray, cams_true: np.ndarray,
              classes, correct: bool, title: str | None = None):
-    """One row per class: each face, its CAM for the predicted class and (wrong ones) for the true class."""
+    """One row per class: each face under its confidence, then its CAM for the predicted class and (wrong ones)
+    for the true class, each under its class name (short titles: long class names would run into each other)."""
     rows = [[i for i, p in enumerate(picks) if p["true"] == c and p["correct"] == correct]
             for c in range(len(classes))]
     per_row = max((len(r) for r in rows), default=0)
@@ -114,17 +114,17 @@ def cam_grid(picks: list[dict], images: torch.Tensor, cams_pred: np.ndarray, cam
         axes[r, 0].text(-0.08, 0.5, classes[r], transform=axes[r, 0].transAxes, ha="right", va="center")
         for k, i in enumerate(row):
             p, img = picks[i], images[i]
-            cells = [(img.permute(1, 2, 0).numpy(), f"conf. {p['confidence']:.2f}"),
-                     (overlay(img, cams_pred[i]), f"pred. {classes[p['pred']]}")]
+            cells = [(img.permute(1, 2, 0).numpy(), f"{p['confidence']:.2f}"),
+                     (overlay(img, cams_pred[i]), classes[p["pred"]])]
             if not correct:
-                cells.append((overlay(img, cams_true[i]), f"true {classes[p['true']]}"))
+                cells.append((overlay(img, cams_true[i]), classes[p["true"]]))
             for j, (pic, label) in enumerate(cells):
                 ax = axes[r, k * panels + j]
                 ax.imshow(pic)
                 ax.set_title(label, pad=2)
-    if title:
-        fig.suptitle(title)
-    top = 1 - 0.3 / fig.get_figheight() if title else 1  # room for the title above the first row's labels
+    legend = "above a face: the model's confidence; above a map: the class it explains"
+    fig.suptitle(f"{title}\n{legend}" if title else legend)
+    top = 1 - 0.45 / fig.get_figheight()  # room for the title above the first row's labels
     fig.tight_layout(pad=0.2, w_pad=0.1, h_pad=0.5, rect=(0, 0, 1, top))
     return fig
 
@@ -165,50 +165,6 @@ def cam_report(checkpoint, data, out_dir, per_class: int = 2, max_batches: int |
     model, ckpt = load_checkpoint(checkpoint, pick_device(device))
     images = load_for_checkpoint(data, model.input_size, ckpt)
     return save_cam_figures(cam_analysis(model, images, per_class, max_batches), out_dir)
-
-
-def guided_maps(model: torch.nn.Module, images: torch.Tensor,
-                targets: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Guided backprop (N x H x W x 3), guided Grad-CAM (N x H x W x 3) and Grad-CAM (N x H x W) of
-    [0, 1] images for the given classes.
-
-    Guided backprop (Springenberg et al.) passes a gradient back through a ReLU only where both the
-    forward input and the backward gradient are positive; multiplied by the Grad-CAM map it gives
-    guided Grad-CAM, which is therefore zero wherever the Grad-CAM map is. The guided model and the
-    GradCAM object are built once for all images; `model` is not modified.
-    """
-    # GuidedBackpropReLUModel swaps the ReLUs in place (and back, as new modules): it gets a copy, one
-    # per call, not per image. No parameter gradients: only the input's gradient is wanted.
-    twin = copy.deepcopy(model).eval().requires_grad_(False)
-    gb = GuidedBackpropReLUModel(model=twin, device=None)  # None: stay on the model's device
-    # it backpropagates from the first image of a batch only, so one image per call
-    guided = [gb(image[None].detach().clone().float(), target_category=int(t)) for image, t in zip(images, targets)]
-    guided = np.stack(guided) if guided else np.zeros((0,) + tuple(images.shape[-2:]) + (3,), np.float32)
-    cams = compute_cams(model, images, targets)
-    return guided, guided * cams[..., None], cams
-
-
-@styled
-def guided_figure(checkpoint, data=None, per_class: int = 1, max_classes: int = 4):
-    """Rows of faces: image, Grad-CAM overlay, guided backprop and guided Grad-CAM for the predicted class."""
-    model, ckpt = load_checkpoint(checkpoint, "cpu")
-    images = load_for_checkpoint(data, model.input_size, ckpt, progress=False)
-    probs, labels = predict(model, images)
-    picks = [p for p in select_samples(labels, probs, per_class) if p["correct"]][:max_classes]
-    faces = to_unit_float(images.images[[p["index"] for p in picks]])
-    guided, guided_cams, cams = guided_maps(model, faces, [p["pred"] for p in picks])
-    fig, axes = plt.subplots(len(picks), 4, figsize=(TEXT_WIDTH * 0.8, (TEXT_WIDTH * 0.2 + 0.2) * len(picks)),
-                             squeeze=False)
-    for r, p in enumerate(picks):
-        img = faces[r]
-        cells = [(img.permute(1, 2, 0).numpy(), images.classes[p["true"]]), (overlay(img, cams[r]), "Grad-CAM"),
-                 (deprocess_image(guided[r]), "guided backprop"), (deprocess_image(guided_cams[r]), "guided Grad-CAM")]
-        for ax, (pic, title) in zip(axes[r], cells):
-            ax.imshow(pic)
-            ax.set_title(title, pad=2)
-            ax.axis("off")
-    fig.tight_layout()
-    return fig
 
 
 @styled

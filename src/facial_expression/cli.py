@@ -94,9 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("--results", default=None,
                          help="results folder to read (default: $FER_RESULTS or results/; the development "
                               "sample's: examples/affectnet7_sample)")
-    report = argparse.ArgumentParser(add_help=False, parents=[results])  # `report-tables` and `report`
-    report.add_argument("--data", default=None,
-                        help="dataset root for the guided-backprop faces (default: $FER_DATA)")
 
     p = sub.add_parser("stats", help="split statistics of a dataset")
     p.add_argument("data", nargs="?", default=None, help="dataset root (default: $FER_DATA)")
@@ -190,13 +187,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("results", help="the README's results table from results/*/metrics.json", parents=[results])
     p.add_argument("--readme", action="store_true",
                    help="also write the tables into README.md, between its results:start/end markers")
-    sub.add_parser("report-tables", help="LaTeX tables, macros and figures for report/ from results/", parents=[report])
+    sub.add_parser("report-tables", help="LaTeX tables, macros and figures for report/ from results/",
+                   parents=[results])
     sub.add_parser("report", help="report-tables, then build report/report.pdf with latexmk and check it",
-                   parents=[report])
+                   parents=[results])
     p = sub.add_parser("badges", help="write the repository's Open-in-Colab badges into README and the notebooks")
     p.add_argument("--repo-url", default=None,
                    help="your repository, e.g. https://github.com/<user>/<repo> (default: pyproject.toml's)")
-    p = sub.add_parser("submission", help="check the project and build dist/<StudentID>_HW04.zip")
+    p = sub.add_parser("submission", help="check the project against its results ($FER_RESULTS or results/) and "
+                                          "build dist/<StudentID>_HW04.zip")
     p.add_argument("--from", dest="source", nargs="+", default=None, metavar="ZIP_OR_FOLDER",
                    help="a cloud run: the zip of `fer notebooks --zip`, Kaggle's Output or a results folder from "
                         "Drive (and the notebooks downloaded beside it); put in place, then the report from its "
@@ -392,13 +391,13 @@ def cmd_report_tables(args) -> None:
     # the first half of report.build_report, which goes on to build the PDF
     from .report import write_analytic_figures, write_report_inputs
     results = _results_dir(args)
-    written = write_report_inputs(results) + write_analytic_figures(data=args.data, results=results)
+    written = write_report_inputs(results) + write_analytic_figures()
     print(f"wrote {len(written)} files under report/ (generated/ and figures/) from {results}")
 
 
 def cmd_report(args) -> None:
     from .report import build_report
-    print(f"wrote {build_report(_results_dir(args), data=args.data)}")
+    print(f"wrote {build_report(_results_dir(args))}")
 
 
 def cmd_badges(args) -> None:

@@ -55,8 +55,8 @@ def _sizes(f: Fmt, sizes: dict, total: int | None = None) -> str:
 
 
 def data_sentence(fp: dict | None, fmt: str = "md") -> str:
-    """Which data produced the numbers: name, classes, images per split, image sizes (and, in a footnote, whether
-    it is the development sample)."""
+    """Which data produced the numbers: name, classes, images per split, image sizes (and whether it is the
+    development sample)."""
     f = Fmt(fmt)
     if not fp:
         return ("No run in this results folder records its dataset, so the data behind the numbers cannot be "
@@ -79,7 +79,7 @@ def data_sentence(fp: dict | None, fmt: str = "md") -> str:
                 f"without {f.code('contempt')}, whose {f.code('happy')} and {f.code('neutral')} images are mostly "
                 f"FFHQ portraits (Flickr-Faces-HQ; Karras, Laine and Aila, 2019; {f.num(fp['ffhq_files'])} files). "
                 f"Its numbers show the method at work and do not carry over to the course's data.")
-        text += rf"\footnote{{{note}}}" if f.tex else f" ({note})"
+        text += f" {note}" if f.tex else f" ({note})"
     return text
 
 
@@ -210,7 +210,8 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
     chance = (f"{f.pct(1 / k)} for guessing among {k} balanced classes" if majority - 1 / k < 0.005 else
               f"{f.pct(1 / k)} for guessing among {k} classes and {f.pct(majority)} for always answering the "
               f"largest class")
-    out.append(f"{name[0].upper() + name[1:]} reaches {f.pct(val)} validation accuracy (macro-F1 "
+    out.append(f"The chance level is {chance}." if f.tex else  # the report states the accuracy just above
+               f"{name[0].upper() + name[1:]} reaches {f.pct(val)} validation accuracy (macro-F1 "
                f"{f.pct(metrics['macro_f1'])}), against {chance}.")
     splits = metrics.get("splits", {})
     if "train" in splits and "tune" in splits:
@@ -240,6 +241,8 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
         if best == epochs[-1]["epoch"]:
             text = (f"Tune accuracy was still improving at the last epoch ({n}), so a longer schedule would "
                     f"probably help.")
+        elif best == metrics.get("best_epoch"):
+            text = ""  # the selected epoch, already named
         else:
             text = f"Tune accuracy peaked at epoch {best} of {n}."
         if "tune_loss" in last and "train_accuracy" in last:
@@ -259,7 +262,8 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
                          f"({low['tune_loss']:.3f}) since epoch {flat['epoch']}"
                          + (", while the training loss kept falling" if falling else "")
                          + ": the run has levelled off.")
-        out.append(text)
+        if text:
+            out.append(text.strip())
     f1 = sorted(((c, v["f1"]) for c, v in metrics["per_class"].items() if c in metrics["classes"]),
                 key=lambda cv: -cv[1])
     m = 2 if k >= 5 else 1
@@ -480,11 +484,11 @@ def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dic
                      f"{main['of']})" + (f", shown by {'both' if hits == 2 == len(wrong) else 'one'} of the wrong "
                                          f"faces" if hits else ""))
         items.append(text + ".")
+    tail = _faces_read_together(f, picks, area, sure)
     smile = [p for p in picks if not p["correct"] and classes[p["pred"]] == "happy" and p["confidence"] >= sure
              and _where(f, p.get("regions"), area).startswith(_SHORT["mouth_band"])]
-    tail = ""
     if smile:
-        tail = (f"{'One wrong face' if len(smile) == 1 else f'{len(smile)} wrong faces'} ("
+        tail += (f" {'One wrong face' if len(smile) == 1 else f'{len(smile)} wrong faces'} ("
                 + join([f"labelled {f.code(classes[p['true']])}" for p in smile])
                 + f") {'is' if len(smile) == 1 else 'are'} called {f.code('happy')} with a confidence of at least "
                   f"{sure:g} and a map on the mouth: the network sees a smile there, and a smiling face under that "
@@ -493,6 +497,34 @@ def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dic
         return (r"\begin{itemize}\setlength\itemsep{0pt}" + "".join(rf"\item {t}" for t in items)
                 + r"\end{itemize}" + tail.strip())
     return "\n".join(f"- {t}" for t in items) + ("\n\n" + tail.strip() if tail else "")
+
+
+def _faces_read_together(f: Fmt, picks: list[dict], area: dict, sure: float) -> str:
+    """The grids read as a whole: where the maps of the right and of the wrong faces lie, and how sure the wrong
+    answers are (the weaknesses that the proposal addresses)."""
+    def where(faces):
+        kinds = [_where(f, p.get("regions"), area).split(" ")[0] for p in faces]
+        face = sum(k in ("eyes", "mouth") for k in kinds)
+        return face, kinds.count("border"), len(faces) - face - kinds.count("border")
+
+    right, wrong = [p for p in picks if p["correct"]], [p for p in picks if not p["correct"]]
+    if not right or not wrong:
+        return ""
+    (rf, rb, rs), (wf, wb, ws) = where(right), where(wrong)
+    spread = f" and on no region for {rs} and {ws}" if rs or ws else ""
+    text = (f"Read together, the maps stand out on the eyes or the mouth for {rf} of the {len(right)} right faces "
+            f"and {wf} of the {len(wrong)} wrong ones, and on the border for {rb} and {wb}{spread}.")
+    if wb / len(wrong) > rb / len(right):
+        text += (" The wrong answers lean on the border more often than the right ones: on hair, background and "
+                 "frame rather than on the expression.")
+    sure_wrong = [p for p in wrong if p["confidence"] >= sure]
+    mean = lambda faces: sum(p["confidence"] for p in faces) / len(faces)  # noqa: E731
+    if sure_wrong:
+        verb = "is" if len(sure_wrong) == 1 else "are"
+        text += (f" Of the {len(wrong)} wrong faces, {len(sure_wrong)} {verb} called with a confidence of at least "
+                 f"{sure:g} (mean {mean(wrong):.2f}, against {mean(right):.2f} for the right faces): confident errors, "
+                 f"such as a doubtful label or a shortcut produces.")
+    return text
 
 
 def _face(f: Fmt, p: dict, area: dict) -> str:
@@ -558,7 +590,8 @@ def screening_findings(t, min_gain: float = MIN_GAIN, n_tune: int | None = None,
     gains = {r: float(g) for r, g in rows[TUNE_GAIN].items()}
     passed = passed_changes(t, min_gain, baseline)
     se = math.sqrt(p * (1 - p) / n_tune) if n_tune else None
-    out = [f"The screening tried {len(rows)} changes against the plain model's {f.pct(p)} tune accuracy."]
+    out = [f"The screening tried {len(rows)} change{'s' * (len(rows) != 1)} against the plain model's {f.pct(p)} "
+           f"tune accuracy."]
     if passed:
         out.append(("Only " if len(passed) == 1 else "The changes ")
                    + join([f"{_row(f, r)} ({f.pts(gains[r])} points on tune, {f.pts(float(rows.loc[r, VAL_GAIN]))} "
@@ -828,8 +861,26 @@ def delivery_findings(study, fmt: str = "md") -> str:
     return (f"The delivered model is {_row(f, row)}, seed {seed}, with its {src['variant']} weights, saved"
             f"{where}: {f.pct(m['accuracy'])} validation accuracy with {b['parameters'] / 1e6:.2f}M parameters at "
             f"{f.size(f'{side}x{side}')} ({within(b['parameters'] <= b['max_parameters'])} the "
-            f"paper's {b['max_parameters'] / 1e6:g}M){speed}. Flip test-time augmentation would take "
-            f"{b['flip_latency_ratio']:.2f}{x} as long per face.")
+            f"paper's {b['max_parameters'] / 1e6:g}M){speed}." + ("" if f.tex else
+            f" Flip test-time augmentation would take {b['flip_latency_ratio']:.2f}{x} as long per face."))
+
+
+def gap_findings(delivered: dict | None, part_c: dict | None, fmt: str = "md") -> str:
+    """How closely the delivered model fits its training images against part (c)'s model: the train–validation
+    gaps of the two (each run's metrics.json)."""
+    f = Fmt(fmt)
+    gaps = [m["splits"]["train"]["accuracy"] - m["accuracy"] if m and "train" in m.get("splits", {}) else None
+            for m in (delivered, part_c)]
+    if None in gaps or delivered.get("max_batches") or part_c.get("max_batches"):  # a smoke run: no finding
+        return ""
+    text = (f"On its un-augmented training images the delivered model reaches "
+            f"{f.pct(delivered['splits']['train']['accuracy'])}, a train–validation gap of {f.pt(gaps[0])} points "
+            f"against {f.pt(gaps[1])} for part (c)'s model")
+    if gaps[0] - gaps[1] > OVERFIT_GAP:
+        more = delivered["accuracy"] >= part_c["accuracy"]
+        return text + (": the longer schedule fits the training set more closely" + (
+            ", and validation accuracy still rose." if more else ", and validation accuracy fell: it overfits."))
+    return text + "."
 
 
 MODEL_TITLES = {"light-vgg": "light VGG of Hewitt and Gunes (2018), trained from scratch",

@@ -12,7 +12,6 @@ import math
 import re
 import shutil
 import subprocess
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -20,15 +19,14 @@ import pandas as pd
 
 from . import findings
 from .analytic import equivariance_demo, equivariance_figure
-from .cam import guided_figure
 from .config import REPORT_DIR, RESULTS_DIR, TrainConfig, light_vgg_config, vgg16_config
 from .data import statistics_table
-from .data.fingerprint import dataset_fingerprint, mismatch, results_dataset
+from .data.fingerprint import results_dataset
 from .errors import FERError
 from .findings import settings_table
 from .models import architecture_table, build_model, count_parameters
 from .plots import draw_run_figures, save_figure
-from .runs import Run, is_smoke_run
+from .runs import is_smoke_run
 from .study import DELIVERED, EMA_DECAY, SecondStudy, best_variant, screened, screening_summary, study_dirs
 from .text import PERCENT_KEYS, join, label, latex_table, tex_escape
 from .training import History
@@ -114,7 +112,8 @@ def screening_inputs(results: Path, gen: Path, t: pd.DataFrame | None, n_tune: i
              f"{epochs}-epoch run (seed 0), everything else fixed; a change that gained more than "
              f"{100 * findings.MIN_GAIN:g} point of tune accuracy was to be kept (\\cref{{tab:ablation-screen}})."
              if t is not None else "")
-    return [_flag("ScreenRan", t is not None), _macro("ScreenEpochs", epochs if t is not None else NOT_RUN),
+    return [_flag("ScreenRan", t is not None),
+            _macro("ScreenEpochs", f"{epochs} epoch{'s' * (epochs != 1)}" if t is not None else NOT_RUN),
             _raw("ScreenIntro", intro),
             _raw("ScreenFindings", findings.screening_findings(t, findings.MIN_GAIN, n_tune, "tex"))]
 
@@ -144,7 +143,7 @@ def second_study_inputs(results: Path, gen: Path, screen: pd.DataFrame | None, n
     shortcuts = _load(results / DELIVERED / "cam" / "shortcuts.json")
     maps = (findings.map_change_findings(shortcuts, results_dataset(results), area, "tex")
             if shortcuts and "delivered" in shortcuts else "")
-    intro = ""
+    intro = "The second study has not been run on these data yet: the part (d) notebook runs it."
     if ran:
         steps = (f" ({math.ceil(n_train / TrainConfig.batch_size) * study.long_epochs:,} steps of "
                  f"{TrainConfig.batch_size} faces)" if n_train else "")
@@ -163,12 +162,19 @@ def second_study_inputs(results: Path, gen: Path, screen: pd.DataFrame | None, n
             intro += (f" The final row is {findings.row_name(last.name)}, the best row on tune whose second seed "
                       f"fitted in the budget left{others}.")
             if study.baseline() is not None:
-                intro += (" The plain 60-epoch row's second seed, needed for the comparison at the same schedule, was "
-                          "trained beyond the budget.")
-    return [_flag("SecondRan", ran), _raw("SecondIntro", intro), _flag("ImprovementRan", final is not None),
+                intro += (f" The plain {study.long_epochs}-epoch row's second seed, needed for the comparison at the "
+                          f"same schedule, was trained beyond the budget.")
+    delivered = (study.delivered.result or {}).get("delivered_from")
+    name = ""
+    if delivered:
+        row, _, seed = delivered["run"].rsplit("/", 1)[-1].rpartition("_seed")
+        name = f"{findings.row_name(row)}, seed {seed}, with its {delivered['variant']} weights"
+    gap = findings.gap_findings(study.delivered.result, _load(results / "light_vgg" / "metrics.json"), "tex")
+    return [_flag("SecondRan", ran), _raw("SecondIntro", intro), _raw("DeliveredName", name),
+            _flag("ImprovementRan", final is not None),
             _raw("ImprovementFindings", " ".join([findings.cam_fix_findings(screen, fmt="tex"),
                                                   findings.improvement_findings(final, fmt="tex"),
-                                                  findings.delivery_findings(study, "tex"), maps]))]
+                                                  findings.delivery_findings(study, "tex"), gap, maps]))]
 
 
 def _clear_outputs(gen: Path, figs: Path) -> None:
@@ -237,19 +243,12 @@ def architecture_inputs(gen: Path, n_classes: int) -> list[str]:
             _macro("ArchParamsPaper", f"{count_parameters(build_model('light-vgg', 8))['total']:,}")]
 
 
-AUGMENTATION_ROWS = {  # augmentation_counts.json key: the row of the report's table
+AUGMENTATION_ROWS = {  # augmentation_counts.json key (or "all": every split's images): the row of the report's table
+    "all": "all images before augmentation (train, tune and validation)",
     "original_train_samples": "training images before augmentation",
-    "distinct_samples_seen_over_run": "after augmentation, as trained (on-line): a new view of each image in each "
-                                      "of {epochs} epochs",
-    "materialised_offline": "had we stored them off-line instead: each image and {copies} augmented copies",
+    "distinct_samples_seen_over_run": "training samples after augmentation: a new view of each training image in "
+                                      "each of {epochs} epochs (on-line; tune and validation are not augmented)",
 }
-
-
-def tradeoff_inputs(results: Path) -> list[str]:
-    """Part (c) on a phone's budget: the light VGG in int8 ONNX against fp32 PyTorch, from
-    RESULTS/export/tradeoff.json (`fer export`, P5_c; README and P5_c show the whole table)."""
-    rows = (_load(results / "export" / "tradeoff.json") or {}).get("rows", [])
-    return [_raw("TradeoffFindings", findings.tradeoff_findings(rows, "tex"))]
 
 
 def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) -> list[Path]:
@@ -280,9 +279,9 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     macros.append(_raw("PreprocessingFindings", findings.preprocessing_findings(stats, "tex")))
     counts = _load(results / "preprocessing" / "augmentation_counts.json")
     if counts:
-        words = {"copies": counts["stored_after_offline_expansion"] // counts["original_train_samples"] - 1,
-                 "epochs": counts["epochs"]}
-        df = pd.DataFrame({"samples": {row.format(**words): counts[key] for key, row in AUGMENTATION_ROWS.items()}})
+        counts = {**counts, "all": sum(stats["totals"].values()) if stats else None}
+        df = pd.DataFrame({"samples": {row.format(epochs=counts["epochs"]): counts[key]
+                                       for key, row in AUGMENTATION_ROWS.items() if counts[key] is not None}})
         df.index.name = ""
         latex_table(df, gen / "augmentation_counts.tex", "p{0.62\\linewidth}r")
     settings_tex(results, gen / "settings.tex")
@@ -303,7 +302,6 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
                      {"status": ("trained", "not trained yet: size and latency of the architecture")})
     macros.append(_raw("ComparisonFindings", findings.comparison_findings(comparison, "tex",
                                                                           (m or {}).get("n"))))
-    macros += tradeoff_inputs(results)
     regions = _load(light / "cam" / "cam_regions.json")
     if regions:
         df = (100 * pd.DataFrame(regions).rename(columns=label)).T.rename(
@@ -340,8 +338,8 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
     return written
 
 
-def write_analytic_figures(report: Path = REPORT_DIR, data=None, results: Path = RESULTS_DIR) -> list[Path]:
-    """Question 1's equivariance figure and question 2's guided-backprop figure."""
+def write_analytic_figures(report: Path = REPORT_DIR) -> list[Path]:
+    """Question 1's equivariance figure and its numbers."""
     figs = report / "figures"
     demo = equivariance_demo()
     fig = equivariance_figure(demo)
@@ -354,48 +352,8 @@ def write_analytic_figures(report: Path = REPORT_DIR, data=None, results: Path =
         _macro("QoneBorderErr", f"{demo['conv_border_max_error']:.2f}"),
         _macro("QonePoolEvenErr", f"{demo['pool_shift2_interior_max_error']:.1e}"),
         _macro("QonePoolOddErr", f"{100 * demo['pool_shift1_relative_error']:.0f}")]) + "\n")
-    best = Path(results) / "light_vgg" / "best.pt"
-    for stale in (figs / "q2_guided.pdf", figs / "q2_guided.png"):
-        stale.unlink(missing_ok=True)
-    saved = Path(results) / "light_vgg" / "cam" / GUIDED_FIGURE
-    if saved.exists() and data is None:  # drawn by P5_d on the run's own data: no dataset needed here
-        shutil.copyfile(saved, figs / "q2_guided.pdf")
-        written.append(figs / "q2_guided.pdf")
-    elif best.exists():
-        source = _guided_data(Path(results), data)
-        if source is None:
-            print(f"question 2's guided-backprop figure is left out: it needs the faces of the dataset "
-                  f"{Path(results).name}/light_vgg was trained on, which is not here (pass --data, or rerun P5_d, "
-                  f"which saves it as light_vgg/cam/{GUIDED_FIGURE})")
-        else:
-            fig = guided_figure(best, source)
-            written += save_figure(fig, figs / "q2_guided")
-            plt.close(fig)
+    (figs / "q2_guided.pdf").unlink(missing_ok=True)  # question 2's figure, no longer drawn, from an older build
     return written
-
-
-GUIDED_FIGURE = "q2_guided.pdf"
-
-
-def _guided_data(results: Path, data=None):
-    """The dataset for question 2's faces: `data`, else the one found here ($FER_DATA, data/affectnet) when it is
-    the data the run was trained on; None when there is none (a report built from results alone)."""
-    if data is not None:
-        return data
-    from .data import resolve_layout
-    from .errors import DataError
-    run = results / "light_vgg"
-    saved = Run(run).fingerprint
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            cfg = _load(run / "config.json") or {}
-            layout = resolve_layout(None, cfg.get("classes"))
-    except DataError:
-        return None
-    if saved and mismatch(saved, dataset_fingerprint(layout)):
-        return None
-    return layout.root
 
 
 def check_latex_log(log: Path, max_overfull_pt: float = 5.0) -> list[str]:
@@ -425,10 +383,10 @@ def missing_tex() -> str | None:
             f"{TEX_PACKAGES} (or `make setup`), or build report/ on Overleaf (see README)")
 
 
-def build_report(results: Path = RESULTS_DIR, data=None) -> Path:
+def build_report(results: Path = RESULTS_DIR) -> Path:
     """Tables, macros and figures from `results`, then report/report.pdf."""
     write_report_inputs(Path(results))
-    write_analytic_figures(data=data, results=Path(results))
+    write_analytic_figures()
     return build_pdf()
 
 

@@ -131,6 +131,10 @@ def results_problems(results: Path, allow: Allow = Allow()) -> tuple[list[str], 
     found = sorted(results.rglob("metrics.json"), key=lambda p: (len(p.parts), p))  # the parts' runs first
     runs = {p.parent.relative_to(results).as_posix(): Run(p.parent)
             for p in found if (p.parent / "config.json").exists()}
+    if not runs:  # nothing to check the notebooks and the report against
+        return [f"{results} holds no runs, so the notebooks and the report cannot be checked against them: run the "
+                "notebooks into it, or take a cloud run with `fer submission --from ZIP`, or set FER_RESULTS to "
+                "the results folder your notebooks ran into"], notes
     smoke = [r for r, run in runs.items() if run.smoke]
     if smoke and not allow.smoke:
         problems.append(f"{where} holds smoke runs ({_runs(smoke)}: a few batches an epoch, every number "
@@ -479,6 +483,6 @@ def submission_from(sources: list[Path], root: Path = PROJ_ROOT, allow: Allow | 
     report = Path(root) / "report"
     (report / "report.pdf").unlink(missing_ok=True)  # built anew: latexmk trusts its records over the PDF's content
     write_report_inputs(results, report)
-    write_analytic_figures(report, results=results)
+    write_analytic_figures(report)
     print(f"wrote {build_pdf(report)}")
     return build_submission(root, allow=allow, **kwargs)

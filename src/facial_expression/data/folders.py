@@ -170,22 +170,27 @@ def _csv_refusal(root: Path, csv_path: Path) -> DataError:
                     None)
     label_col = next((h for h, low in zip(header, lower) if low in ("label", "labels", "class", "expression",
                                                                      "emotion", "category")), None)
+    split_col = next((h for h, low in zip(header, lower) if low in ("split", "set", "subset", "usage", "partition",
+                                                                     "fold")), None)
     base = csv_path.parent
     if path_col and first and len(first) == len(header):
         # the image paths may be relative to the CSV's folder or to one of its sub-folders
         rel = first[header.index(path_col)]
         base = next((d for d in [base, *_subdirs(base)] if (d / rel).is_file()), base)
-    out = f"{root.name}-by-class"
-    # every 10th image of each label (the 1st, 11th, ...) goes to validation, so each class is in both splits
+    out = str(Path.cwd() / f"{root.name}-by-class")  # here, not beside the data (often read-only, as on Kaggle)
+    if split_col:  # the CSV's own split: test and validation rows to validation, the rest to train
+        to_val, how = f"r[{split_col!r}].strip().lower()[:3] in ('val','tes','pub','pri')", f"by its {split_col} column"
+    else:  # every 10th image of each label (the 1st, 11th, ...), so that each class is in both splits
+        to_val, how = "C.update([r[L]]) or C[r[L]]%10==1", "every 10th image of a class"
     snippet = (f"python -c \"import csv,os,shutil,collections; B={str(base)!r}; O={out!r}; "
                f"P={path_col or '<path column>'!r}; L={label_col or '<label column>'!r}; C=collections.Counter(); "
                f"[shutil.copy(os.path.join(B,r[P]),os.makedirs(d,exist_ok=True) or d) "
                f"for r in csv.DictReader(open({str(csv_path)!r})) for d in [os.path.join(O,'validation' "
-               f"if C.update([r[L]]) or C[r[L]]%10==1 else 'train',r[L])]]\"")
+               f"if {to_val} else 'train',r[L])]]\"")
     return DataError(
         f"{root} is labelled by a CSV ({csv_path.name}, columns: {', '.join(header) or 'none'}) and its image "
         f"folders have no class sub-folders; this package reads class folders only. Copy it into "
-        f"{out}/train|validation/<label>/ (every 10th image of a class to validation) with: {snippet} and pass {out} "
+        f"{out}/train|validation/<label>/ (validation {how}) with: {snippet} and pass {out} "
         f"(numeric labels: add --classes affectnet) ({found(root)})")
 
 
@@ -342,6 +347,9 @@ def folders_for(split_dir: Path, classes, class_map=None) -> tuple[str, ...]:
     return tuple(by_name.get(canonical_class(c), c) for c in classes)
 
 
+_SAID: set[Path] = set()  # datasets whose test/ folder stands in for validation/, already said
+
+
 def resolve_layout(root: str | os.PathLike | None = None, classes=None) -> DatasetLayout:
     """Check a dataset root before any work: its splits, the same non-empty class folders, the class names.
 
@@ -362,8 +370,10 @@ def resolve_layout(root: str | os.PathLike | None = None, classes=None) -> Datas
         raise DataError(f"{root} has no validation/ folder next to {train_dir.name}/ (also accepted: valid/, val/, "
                         f"test/, testing/, any case) ({found(root)})")
     if eval_dir is None:
-        warnings.warn(f"{root} has no validation folder: {test_dir.name}/ is the evaluation (validation) split",
-                      stacklevel=2)
+        if root not in _SAID:  # once per dataset and process, not at every load
+            _SAID.add(root)
+            warnings.warn(f"{root} has no validation folder: {test_dir.name}/ is the evaluation (validation) split",
+                          stacklevel=2)
         eval_dir, test_dir = test_dir, None
     splits = [d for d in (train_dir, eval_dir, test_dir) if d is not None]
     csvs = sorted(root.glob("*.csv")) + sorted(train_dir.glob("*.csv"))
@@ -375,6 +385,10 @@ def resolve_layout(root: str | os.PathLike | None = None, classes=None) -> Datas
     train_classes = class_folders(train_dir)
     for split_dir in splits[1:]:
         other = class_folders(split_dir)
+        if other != train_classes and sorted(map(str.lower, other)) == sorted(map(str.lower, train_classes)):
+            raise DataError(f"the class folders of {train_dir.name}/ and {split_dir.name}/ in {root} differ only in "
+                            f"case ({', '.join(train_classes)} against {', '.join(other)}): rename them to the same "
+                            f"names, e.g. all lower case")
         if other != train_classes:
             only_train = sorted(set(train_classes) - set(other))
             only_other = sorted(set(other) - set(train_classes))
