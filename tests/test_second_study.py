@@ -100,12 +100,14 @@ def test_two_winners_are_combined_where_the_budget_can_confirm_it(tmp_path):
     write_run(study.root / "smoothing_long_seed0", 0.53)
     write_run(study.root / "bn_long_seed0", 0.56)
     assert study.final_row() == Row("combined_long", ("label_smoothing", "batch_norm"), 60, 3e-3)
+    assert study.passed_over() == []
     # spent: 2 + 2 + 2 * 10/30 * 1.4 + 2.8 = 7.73. The combination's two seeds (5.6) and bn_long's seed 1 (2.8)
     # overrun a budget of 10; smoothing_long's seed 1 (2) fits: the best candidate the budget can confirm
     study.budget = 10
     assert study.final_row() == Row("smoothing_long", ("label_smoothing",), 60)
+    assert [r.name for r in study.passed_over()] == ["combined_long", "bn_long"]  # what the report says it skipped
     study.budget = 9  # none fits: the first candidate, which the budget then refuses
-    assert study.final_row().name == "combined_long"
+    assert study.final_row().name == "combined_long" and study.passed_over() == []
 
 
 def test_a_row_that_would_overrun_the_budget_is_not_started(tmp_path):

@@ -13,7 +13,7 @@ import math
 
 import pandas as pd
 
-from .config import AREA, MIN_GAIN, PAPER_FPS, SE, AugmentConfig, TrainConfig
+from .config import AREA, LONG_EPOCHS, MIN_GAIN, PAPER_FPS, SE, AugmentConfig, TrainConfig
 from .text import Fmt, join
 
 DEV_SAMPLE_NAME = "affectnet7"  # the development sample that ships with the project (../shared/data/affectnet7)
@@ -630,8 +630,8 @@ ROW_NAMES = {  # the studies' rows in the report's prose
     "batch_norm": "batch-norm", "gaussian_dropout": "Gaussian dropout", "class_weights": "class weights",
     "label_smoothing": "label smoothing", "trivial_augment": "TrivialAugment", "mixup_cutmix": "MixUp/CutMix",
     "adamw_cosine": "AdamW with a cosine schedule", "gap_head": "the global-average-pooling head",
-    "face_mask": "the face mask", "photometric": "strong colour jitter", "plain_long": "plain, 60 epochs",
-    "smoothing_long": "label smoothing + EMA, 60 epochs", "bn_long": "batch-norm, 60 epochs",
+    "face_mask": "the face mask", "photometric": "strong colour jitter", "plain_long": f"plain, {LONG_EPOCHS} epochs",
+    "smoothing_long": f"label smoothing + EMA, {LONG_EPOCHS} epochs", "bn_long": f"batch-norm, {LONG_EPOCHS} epochs",
     "bn_lr0.001": "batch-norm, lr 0.001", "bn_lr0.003": "batch-norm, lr 0.003"}
 
 

@@ -27,7 +27,7 @@ from .findings import settings_table
 from .models import architecture_table, build_model, count_parameters
 from .plots import draw_run_figures, save_figure
 from .runs import is_smoke_run
-from .study import DELIVERED, EMA_DECAY, SecondStudy, best_variant, screened, screening_summary, study_dirs
+from .study import DELIVERED, EMA_DECAY, SecondStudy, screened, screening_summary, study_dirs
 from .text import PERCENT_KEYS, join, label, latex_table, tex_escape
 from .training import History
 
@@ -154,11 +154,12 @@ def second_study_inputs(results: Path, gen: Path, screen: pd.DataFrame | None, n
                  f"{study.budget:g} plain 30-epoch runs fixed beforehand (\\cref{{tab:second-study}}).")
         last = study.final_row()
         if last is not None:
-            tune = {r.name: best_variant(study.path(r))[1]["tune"] for r in study.long_rows() if study.done(r)}
-            better = [n for n in sorted(tune, key=tune.get, reverse=True)
-                      if n != "plain_long" and tune[n] > tune.get(last.name, 1.0)]
-            others = (f"; {join([findings.row_name(b) for b in better])} did better on tune, but "
-                      f"{'its' if len(better) == 1 else 'their'} second seed did not fit" if better else "")
+            passed = study.passed_over()
+            better = [r for r in passed if study.done(r)]  # the combination of the winners was never trained
+            others = (f"; combining the rows that beat the plain {study.long_epochs}-epoch row needed two new runs, "
+                      f"which did not fit" if len(better) < len(passed) else "")
+            others += (f"; {join([findings.row_name(b.name) for b in better])} did better on tune, but "
+                       f"{'its' if len(better) == 1 else 'their'} second seed did not fit" if better else "")
             intro += (f" The final row is {findings.row_name(last.name)}, the best row on tune whose second seed "
                       f"fitted in the budget left{others}.")
             if study.baseline() is not None:

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from .config import MIN_GAIN, TrainConfig
+from .config import LONG_EPOCHS, MIN_GAIN, TrainConfig
 from .data.fingerprint import check_same_dataset, dataset_fingerprint, mismatch
 from .data.splits import load_splits
 from .errors import FERError
@@ -66,7 +66,6 @@ CHANGES: dict[str, tuple[str, dict]] = {
 }
 
 # The second study: a short screen favours fast starters and penalises regularisers, whose benefit shows late.
-LONG_EPOCHS = 60  # the longer schedule: the plain model's best epoch was 29 of 30
 EMA_DECAY = 0.999  # per optimiser step: about 10 epochs of 98 steps
 SWEEP_EPOCHS = 10
 SWEEP_LRS = (1e-3, 3e-3)  # batch-norm's own learning rate; 1e-3 is the screening's batch_norm row
@@ -529,6 +528,16 @@ class SecondStudy(Study):
         such row by its tune accuracy (seed 1 only), then plain_long itself. Where none fits, the first one (the
         budget then stops the study and says what it needs). None until every long row has run.
         """
+        choice = self._choice()
+        return None if choice is None else choice[0]
+
+    def passed_over(self) -> list[Row]:
+        """The candidates ahead of the final row whose second seed did not fit in the budget left."""
+        choice = self._choice()
+        return [] if choice is None else choice[1]
+
+    def _choice(self) -> tuple[Row, list[Row]] | None:
+        """(the final row, the candidates passed over for it), or None until every long row has run."""
         rows = self.long_rows()
         if len(rows) < 3 or not all(self.done(r) for r in rows):
             return None
@@ -540,7 +549,9 @@ class SecondStudy(Study):
             combined = Row("combined_long", changes, self.long_epochs, lr)
             candidates.insert(0, (combined, 2 * combined.cost()))
         left = self.budget - self._spent(self.first_rows() + rows[-1:])  # every row before the final one (bn_long)
-        return next((row for row, cost in candidates if cost <= left + 1e-9), candidates[0][0])
+        fits = [k for k, (_, cost) in enumerate(candidates) if cost <= left + 1e-9]
+        k = fits[0] if fits else 0
+        return candidates[k][0], [row for row, _ in candidates[:k]]
 
     def baseline(self) -> Row | None:
         """The plain row's second seed, when the final row is another: the comparison at the same schedule and
