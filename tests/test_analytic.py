@@ -107,7 +107,7 @@ def test_q3_other_readings_of_the_figure(padding, pool, stride, per_m, m):
     model, pool_len = torch_one_d_cnn(785, m, padding, 2, pool, stride)
     counted = sum(p.numel() for p in model.parameters())
     assert one_d_param_count(785, m, padding, 2, pool, stride) == counted
-    assert counted == per_m * m + 4  # the report's totals: 395M+4, 394M+4 without padding, 787M+4 with stride 1
+    assert counted == per_m * m + 4  # the report's totals: 395H+4, 394H+4 (no or one-sided padding), 787H+4 (stride 1)
     assert model(torch.randn(3, 1, 785)).shape == (3, 1)
     if pool == stride:  # the project's own network agrees with PyTorch's layers too
         ours = OneDCNN(785, m, padding, pool)

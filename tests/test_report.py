@@ -113,7 +113,7 @@ def test_report_inputs_of_course_data_say_nothing_of_the_sample(tmp_path, vgg):
         assert "no clear effect" not in comparison and "more accurate" not in comparison  # VGG16 is, clearly
         assert "not been trained" not in findings + comparison and "cannot be compared" not in comparison
     else:  # one line, which names what (b) needs, and the comparison of size and speed only
-        assert states(findings, "VGG16", "not been trained", "ImageNet weights"), findings
+        assert states(findings, "VGG16", "not trained", "ImageNet weights"), findings
         assert "cannot be compared" in comparison and "On accuracy" not in comparison
         assert not states(comparison, 60.0), comparison  # no accuracy quoted against a model that has none
     rows = [line for line in (gen / "per_class_light_vgg.tex").read_text().splitlines()
@@ -181,7 +181,7 @@ def test_report_builds_cleanly_and_shows_the_saved_results(sample_project):
         assert word in text, word
     assert "has no internet" not in text
     assert macro(report / "generated", "VggRan") == "0", "the sample now has a (b) run: build the branch without it"
-    assert states(text, "VGG16", "not been trained", "ImageNet weights"), "no line on the missing (b) run"
+    assert states(text, "VGG16", "not trained", "ImageNet weights"), "no line on the missing (b) run"
     assert states(text, "VGG16", "not been trained", "cannot be compared"), "the comparison quotes accuracy"
 
 

@@ -216,6 +216,8 @@ def _cards_table(cards: list[dict], path: Path, column: str, state: dict[str, tu
     for key in PERCENT_KEYS:
         if key in df.index:
             df.loc[key] = [f"{100 * v:.1f}" if isinstance(v, float) else v for v in df.loc[key]]
+    if "macro_auc" in df.index:  # to the text's precision
+        df.loc["macro_auc"] = [f"{v:.3f}" if isinstance(v, float) else v for v in df.loc["macro_auc"]]
     df = df.rename(index=label)
     df.index.name = ""
     latex_table(df.fillna("--"), path, "p{0.3\\linewidth}" + column * len(df.columns))
@@ -299,8 +301,9 @@ def write_report_inputs(results: Path = RESULTS_DIR, report: Path = REPORT_DIR) 
         latex_table(per, gen / "per_class_light_vgg.tex", "lrrrrr")
     comparison = _load(results / "comparison.json")
     if comparison:
-        _cards_table(comparison, gen / "comparison.tex", "p{0.3\\linewidth}",
-                     {"status": ("trained", "not trained yet: size and latency of the architecture")})
+        _cards_table(comparison, gen / "comparison.tex", "p{0.3\\linewidth}",  # the fp32 weights' row says the size
+                     {"status": ("trained", "not trained yet: size and latency of the architecture")},
+                     drop=("checkpoint_MB",))
     macros.append(_raw("ComparisonFindings", findings.comparison_findings(comparison, "tex",
                                                                           (m or {}).get("n"))))
     regions = _load(light / "cam" / "cam_regions.json")

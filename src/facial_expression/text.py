@@ -13,7 +13,8 @@ from .errors import FERError
 
 _TEX = (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
         ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}"),
-        ("β", r"$\beta$"), ("Δ", r"$\Delta$"), ("×", r"$\times$"), ("✓", r"\checkmark{}"), ("✗", r"$\times$"))
+        ("β₁", r"$\beta_{1}$"), ("β", r"$\beta$"), ("Δ", r"$\Delta$"), ("×", r"$\times$"), ("✓", r"\checkmark{}"),
+        ("✗", r"$\times$"), ("→", r"$\to$"))
 
 
 # Human labels of the keys that results files use, for every table a reader sees (notebooks, report, README).

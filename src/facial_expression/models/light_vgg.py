@@ -110,7 +110,7 @@ def architecture_table(model: LightVGG):
         rows.append({"block": f"conv block {i + 1}",
                      "paper (Hewitt & Gunes 2018)": f"2 × conv 3×3×{width}, maxpool 2×2",
                      OURS: f"{len(convs)} × (Conv2d 3×3{norm}, ReLU), MaxPool2d",
-                     "output": f"{width}×{size}×{size}",
+                     "output": f"{size}×{size}×{width}",  # H×W×C, as the assignment writes it
                      "parameters": sum(p.numel() for p in block.parameters())})
     dense = [m for m in model.classifier if isinstance(m, nn.Linear)]
     for j, lin in enumerate(dense):
