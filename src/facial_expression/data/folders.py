@@ -299,8 +299,8 @@ def _class_map(classes, root: Path, folders: list[str]) -> tuple[tuple[str, ...]
         if _numeric(folders):
             how = ('set classes = "affectnet" (or "name0,name1,...") in the parameters cell' if in_notebook()
                    else "pass --classes affectnet (or a list of names)")
-            if os.access(root, os.W_OK):  # never advise writing into a read-only mount (/kaggle/input)
-                how += f", or put classes.txt in {root},"
+            if os.access(root, os.W_OK) and not root.is_relative_to(cache_dir()):  # never into a read-only mount
+                how += f", or put classes.txt in {root},"  # (/kaggle/input) or the cache a .zip was unpacked into
             warnings.warn(f"the class folders of {root} are numbers ({', '.join(folders)}): {how} to name them",
                           stacklevel=3)
         return tuple(folders), tuple(folders)
