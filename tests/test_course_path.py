@@ -138,7 +138,7 @@ def test_from_a_cloud_run_to_the_hand_in_with_no_dataset(course_run, course_data
     said = [s for gap in (diff, abs(diff)) for s in stating(  # the gap signed (VGG16 minus light VGG) or its size
         text, "VGG16", _pct(vgg["accuracy"]), _pct(light["accuracy"]), "light VGG", _pct(gap), "±", _pct(half))]
     assert said, "no comparison of the two accuracies"
-    assert ("no clear effect" in said[0]) == (abs(diff) <= half), said[0]  # the claim follows the interval
+    assert "no conclusion" in said[0] and "no clear effect" not in said[0], said[0]  # smoke runs: no claim
     for fig in ("vgg_history.pdf", "vgg_roc_validation.pdf", "vgg_confusion.pdf", "light_history.pdf"):
         assert (project / "report" / "figures" / fig).exists(), fig
     assert (project / "report" / "generated" / "settings.tex").exists()

@@ -235,6 +235,8 @@ def test_comparison_states_cost_always_and_accuracy_only_when_both_ran():
     clear = F.comparison_findings(cards(0.60, 0.70), n_validation=1600)
     assert states(clear, 10.0, "±", 3.3, 95) and "no clear effect" not in clear, clear
     assert "not been compared yet" in F.comparison_findings(None)
+    smoke = F.comparison_findings(cards(0.60, 0.61), n_validation=1600, smoke=True)  # random VGG16 weights
+    assert states(smoke, +1.0, "±", 3.4, "no conclusion") and "no clear effect" not in smoke, smoke
 
 
 def test_cam_directions_against_the_area_share():

@@ -12,7 +12,7 @@ from facial_expression.data.fingerprint import dataset_fingerprint, mixed_data
 from facial_expression.data.folders import canonical_class, folders_for, resolve_layout
 from facial_expression.errors import DataError, error_line
 from facial_expression.notebooks import RECORD_KEY, RESULTS_ID, earlier_cell_hint, notebook_record
-from facial_expression.submission import Allow, find_run, notebook_data_problem, results_problems
+from facial_expression.submission import Allow, find_run, merge_results, notebook_data_problem, results_problems
 
 COURSE = ["angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 SAMPLE_FP = {"name": "affectnet7", "classes": COURSE[:1] + COURSE[2:], "files": {"train": 7000, "validation": 1400},
@@ -302,6 +302,17 @@ def test_the_outputs_of_four_kaggle_notebooks_are_merged(tmp_path, capsys):
     assert "merged 3 results folders" in capsys.readouterr().out
     nb = _notebook(tmp_path / "P5_a_preprocessing.ipynb", {"dataset": OTHER_FP, "results": {"id": "ida"}})
     assert notebook_data_problem(nb, merged) is None  # each notebook matches its own folder's identity
+
+
+@pytest.mark.parametrize("order", ["cd", "dc"])
+def test_p5_ds_copy_of_part_cs_run_keeps_its_maps_whatever_the_order(tmp_path, order):
+    """Kaggle, one notebook a runtime: P5_d trained part (c)'s run again and drew its maps into it (cam/)."""
+    for n in "cd":
+        _run(tmp_path / n / "results" / "light_vgg", OTHER_FP)
+    (tmp_path / "d" / "results" / "light_vgg" / "cam").mkdir()
+    (tmp_path / "d" / "results" / "light_vgg" / "cam" / "cam_regions.json").write_text("{}")
+    merged = merge_results([tmp_path / n / "results" for n in order], tmp_path / "merged")
+    assert (merged / "light_vgg" / "cam" / "cam_regions.json").exists()
 
 
 def test_the_hand_in_from_a_cloud_run_asks_for_the_name_before_it_touches_anything(tmp_path):

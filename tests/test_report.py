@@ -196,3 +196,22 @@ def test_committed_pdf_matches_the_results():
     assert numbers(macro(gen, "LightAccuracy"))[0] in saved  # the report was generated from one of the results
     check_pages(pdf_text(pdf), gen, read_identity(REPORT_DIR.parent))  # shows it, with every heading and header
     assert check_pdf(pdf) == []  # the committed PDF too: no text under 8 pt, no footer text, no identifiers
+
+
+def test_the_comparison_takes_part_bs_result_from_its_run_folder(tmp_path):
+    """Kaggle, one notebook a runtime: P5_c wrote comparison.json where part (b) had not run; the merged results
+    hold part (b)'s finished run, and the report's comparison must say so."""
+    from facial_expression.findings import card_ran
+    from facial_expression.report import current_cards
+    run = tmp_path / "vgg16_transfer"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "metrics.json").write_text(json.dumps({"accuracy": 0.65, "macro_f1": 0.64, "macro_auc": 0.9,
+                                                  "epochs_run": 30}))
+    cards = [{"model": "LightVGG (c)", "status": "trained", "accuracy": 0.6},
+             {"model": "VGG16 transfer (b)", "status": "not trained yet: size and latency of the architecture",
+              "accuracy": "not run", "macro_f1": "not run", "macro_auc": "not run", "parameters": 134_289_223}]
+    vgg = current_cards(cards, tmp_path)[1]
+    assert card_ran(vgg) and vgg["status"] == "trained" and vgg["parameters"] == 134_289_223
+    assert (vgg["accuracy"], vgg["macro_f1"], vgg["macro_auc"], vgg["epochs_run"]) == (0.65, 0.64, 0.9, 30)
+    assert current_cards(None, tmp_path) is None

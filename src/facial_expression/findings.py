@@ -306,10 +306,11 @@ def _per_second(ms: float) -> str:
     return f"{fps:,.0f}" if fps >= 10 else f"{fps:.1f}"
 
 
-def comparison_findings(cards: list[dict] | None, fmt: str = "md", n_validation: int | None = None) -> str:
+def comparison_findings(cards: list[dict] | None, fmt: str = "md", n_validation: int | None = None,
+                        smoke: bool = False) -> str:
     """LightVGG (c) against VGG16 transfer (b): size and speed always, accuracy where both ran, with the 95 %
     interval of the difference (two independent binomial errors over `n_validation` faces: an upper bound for
-    paired predictions on the same faces)."""
+    paired predictions on the same faces); no claim from `smoke` runs."""
     f = Fmt(fmt)
     if not cards:
         return "The two models have not been compared yet: the part (c) notebook compares them."
@@ -336,7 +337,9 @@ def comparison_findings(cards: list[dict] | None, fmt: str = "md", n_validation:
         se = math.sqrt(sum(c["accuracy"] * (1 - c["accuracy"]) for c in (vgg, light)) / n) if n else None
         unit = r"\,\%" if f.tex else "%"
         unc = f" (± {f.pt(1.96 * se)} at 95{unit} confidence)" if se else ""
-        if se is not None and abs(d) <= 1.96 * se:
+        if smoke:  # a few batches (and VGG16's random weights): numbers, no conclusion
+            text += f": a difference of {f.pts(d)} points{unc}; these are smoke runs, so no conclusion is drawn."
+        elif se is not None and abs(d) <= 1.96 * se:
             text += (f": a difference of {f.pts(d)} points{unc}, no clear effect, so the light VGG matches the "
                      f"pretrained network with {ratio:.0f} times fewer parameters.")
         elif d > 0:
@@ -435,10 +438,10 @@ def cam_findings(regions: dict | None, fmt: str = "md", tol: float = REGION_TOL)
     if "all" in b and AREA in b:
         d = b[AREA] - b["all"]
         out.append(f"A map that ignored the face would put {f.pct(b[AREA])} on the border ring, so the maps favour "
-                   f"the face {'only slightly' if d <= FACE_MARGIN else 'clearly'}: "
-                   + ("much of the evidence still comes from the outer ring of the crop: hair, background, frame "
-                      "and the outline of the face." if
-                      d <= FACE_MARGIN else "most of the evidence lies on the face."))
+                   f"the face {'only slightly' if d <= FACE_MARGIN else 'clearly'}"
+                   + (", and much of the evidence still comes from the outer ring of the crop (hair, background, "
+                      "frame and the outline of the face)." if d <= FACE_MARGIN else
+                      ": most of the evidence lies on the face."))
     return " ".join(out)
 
 

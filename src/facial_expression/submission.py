@@ -384,10 +384,11 @@ def find_run(sources: list[Path], tmp: Path) -> tuple[Path, dict[str, Path]]:
 
 def _run_rank(run: Path) -> tuple:
     """Which of two copies of a run folder to keep: a finished full run over a smoke or interrupted one, then more
-    epochs."""
+    epochs, then more files (on Kaggle, P5_d's copy of part (c)'s run also holds the maps it drew, cam/)."""
+    files = sum(1 for p in run.rglob("*") if p.is_file())
     run = Run(run)
     m = run.metrics or {}
-    return (bool(m), run.finished, not run.smoke, m.get("epochs_run", 0))
+    return (bool(m), run.finished, not run.smoke, m.get("epochs_run", 0), files)
 
 
 def _merge(src: Path, dst: Path, said: list[str]) -> None:
