@@ -246,8 +246,11 @@ def test_cam_directions_against_the_area_share():
     assert states(text, "eye", 26.0, "close", 25.0) and not states(text, "eye", 26.0, 1.0), text
     assert states(text, "mouth", 40.0, 15.0, "above", 25.0), text
     assert "favour the face clearly" in text
+    assert "least on the mouth band" not in text  # every class above the mouth band's area share
     spread = F.cam_findings(regions(CLASSES7, border=0.42, mouth=0.14))
     assert "only slightly" in spread and states(spread, "mouth", 14.0, 11.0, "below", 25.0), spread
+    # by class: the two classes with the least on the mouth band (0.14 - 0.03 and - 0.02), named with their shares
+    assert states(spread, "angry", "disgust", "least", "mouth", 11.0, 12.0, "below", 25.0), spread
     with_se = regions(CLASSES7)
     with_se["border"][F.SE] = 0.004
     assert states(F.cam_findings(with_se), "border", 30.0, "±", 0.4)

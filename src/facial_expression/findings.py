@@ -261,7 +261,9 @@ def training_findings(metrics: dict | None, history=None, fmt: str = "md", name:
                 text += (f" The tune loss has stayed within 3{unit} of its minimum "
                          f"({low['tune_loss']:.3f}) since epoch {flat['epoch']}"
                          + (", while the training loss kept falling" if falling else "")
-                         + ": the run has levelled off.")
+                         + ": the run has levelled off, but its schedule (one-cycle, as every run here) takes the "
+                           "learning rate close to zero at the end, so this does not show that a longer schedule "
+                           "would not help.")
         if text:
             out.append(text.strip())
     f1 = sorted(((c, v["f1"]) for c, v in metrics["per_class"].items() if c in metrics["classes"]),
@@ -442,6 +444,13 @@ def cam_findings(regions: dict | None, fmt: str = "md", tol: float = REGION_TOL)
                    + (", and much of the evidence still comes from the outer ring of the crop (hair, background, "
                       "frame and the outline of the face)." if d <= FACE_MARGIN else
                       ": most of the evidence lies on the face."))
+    mouth = {c: v for c, v in regions.get("mouth_band", {}).items() if c not in ("all", SE, AREA)}
+    low = [c for c in sorted(mouth, key=mouth.get)[:2] if mouth[c] < regions["mouth_band"].get(AREA, 0) - tol]
+    if low:  # the classes read least from the mouth, as a person would read them
+        out.append(f"By class, {join([f.code(c) for c in low])} put the least on the mouth band "
+                   f"({join([f.pct(mouth[c]) for c in low])}, below its {f.pct(regions['mouth_band'][AREA])} share "
+                   f"of the area): the network tells {'this class' if len(low) == 1 else 'these classes'} apart "
+                   f"with little weight on the mouth.")
     return " ".join(out)
 
 
@@ -569,10 +578,11 @@ def photo_style_findings(summary: dict | None, fp: dict | None, fmt: str = "md",
         acc_p = sum(r["ffhq_images"] * (r["accuracy_ffhq"] or 0) for r in style if r["ffhq_images"]) / max(n_p, 1)
         acc_o = sum(r["other_images"] * (r["accuracy_other"] or 0) for r in style if r["other_images"]) / max(n_o, 1)
         easy = sum(r["ffhq_images"] for r in style if r["class"] in ("happy", "neutral")) / max(n_p, 1)
-        text += (f" Over all classes, though, the portraits are classified correctly {f.pct(acc_p)} of the time "
-                 f"({f.num(n_p)} faces) against {f.pct(acc_o)} for the others ({f.num(n_o)}), and {f.pct(easy, 0)} "
-                 f"of them are {hn} faces. Such a cue raises the accuracy on these data and would not carry over "
-                 f"to photos of another source; the check does not show how much the network relies on it.")
+        text += (f" Over all classes the portraits are classified correctly {f.pct(acc_p)} of the time "
+                 f"({f.num(n_p)} faces) against {f.pct(acc_o)} for the others ({f.num(n_o)}), but {f.pct(easy, 0)} "
+                 f"of them are {hn} faces, so that gap mixes photo source with class. A cue of photo style would "
+                 f"not carry over to photos of another source; the check does not show how much the network "
+                 f"relies on it.")
     return text
 
 
@@ -599,9 +609,9 @@ def screening_findings(t, min_gain: float = MIN_GAIN, n_tune: int | None = None,
     rest = {r: g for r, g in gains.items() if r not in passed}
     weak = [r for r in passed if se is not None and abs(gains[r]) <= se]
     if weak:
-        out.append(f"The bar is a screening rule, not evidence: {_rows(f, weak)} gained no more than one standard "
-                   f"error of the tune accuracy (below), like the rows called noise there, so only the full "
-                   f"schedule with two seeds can confirm {'it' if len(weak) == 1 else 'them'}.")
+        out.append(f"Clearing the bar is not evidence by itself: {_rows(f, weak)} gained no more than one standard "
+                   f"error of the tune accuracy (given below), the size of the changes that are within noise, so "
+                   f"only the full schedule with two seeds can confirm {'it' if len(weak) == 1 else 'them'}.")
     if se is not None:
         noise = [r for r, g in rest.items() if abs(g) <= se]
         lost = sorted((r for r, g in rest.items() if g < -se), key=lambda r: rest[r])
@@ -684,13 +694,14 @@ def passed_changes(t, min_gain: float = MIN_GAIN, baseline: str = "plain") -> li
 
 def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: dict | None = None, fmt: str = "md",
                         tol: float = REGION_TOL, model: str = "delivered") -> str:
-    """How the maps (and photo-style pull) of `model` (its key in `shortcuts`) differ from the plain model's."""
+    """How the maps (and photo-style pull) of `model` (its key in `shortcuts`) differ from those of part (c)'s model
+    (shortcuts.json's "plain": `SplitMaps.compare` sets the delivered model against P5_c's)."""
     f = Fmt(fmt)
     if not shortcuts or "plain" not in shortcuts or model not in shortcuts:
         return f"The maps of the {model} model have not been measured yet ({f.code('P5_d')}, after the ablation)."
     p, i = shortcuts["plain"], shortcuts[model]
     keys = [k for k in ("border", "eyes_band", "mouth_band") if k in p and k in i]
-    parts = [f"{f.pct(i[k], 0)} on {_REGION_NAMES[k]} (plain model {f.pct(p[k], 0)}"
+    parts = [f"{f.pct(i[k], 0)} on {_REGION_NAMES[k]} (part (c)'s model {f.pct(p[k], 0)}"
              + (f", area {f.pct(area[k], 0)})" if area and k in area else ")") for k in keys]
     out = [f"Over the whole validation split the {model} model's maps put " + join(parts) + "." if parts else ""]
     b = _compare(i.get("border", 0), p.get("border", 0), tol)
@@ -704,7 +715,7 @@ def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: di
         trend = {"more than": "grew", "less than": "shrank", "about the same as": "stayed about the same"}[
             _compare(c, a, STYLE_TOL)]
         out.append(f"FFHQ portraits of the other classes are predicted {f.code('happy')} or {f.code('neutral')} "
-                   f"{f.pct(a, 0)} of the time by the plain model and {f.pct(c, 0)} by the {model} one: the pull "
+                   f"{f.pct(a, 0)} of the time by part (c)'s model and {f.pct(c, 0)} by the {model} one: the pull "
                    f"of photo style {trend}.")
     return " ".join(s for s in out if s)
 
