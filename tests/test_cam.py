@@ -137,3 +137,6 @@ def test_cam_analysis_builds_one_grad_cam_for_both_targets(tiny_dataset, monkeyp
     np.testing.assert_allclose(out["cams_pred"][right], out["cams_true"][right], atol=1e-4)
     # each face carries where its map of the predicted class lies (the report's words on single faces)
     assert all(p["regions"] == region_shares(out["cams_pred"][i][None]) for i, p in enumerate(out["picks"]))
+    # and each wrong face where its map of the true class lies (the third panel of its row)
+    assert all(p["regions_true"] == region_shares(out["cams_true"][i][None]) if not p["correct"] else
+               "regions_true" not in p for i, p in enumerate(out["picks"]))

@@ -294,6 +294,15 @@ def test_the_grids_are_read_together():
     assert "lean on the border more often" in text  # 2 of 3 wrong against 1 of 4 right
     swapped = F.cam_face_findings([dict(p, regions=on["mouth_band"]) for p in wrong] + right, classes, None, AREA)
     assert "lean on the border" not in swapped and "no region" not in swapped, swapped
+    assert "true class" not in text  # the maps of the true class were not measured (an older cam_samples.json)
+    # the third panel of each wrong face: where the map of the class it should have been lies
+    true_on_face = F.cam_face_findings(right + [dict(p, regions_true=on["eyes_band"]) for p in wrong], classes,
+                                       None, AREA)
+    assert states(true_on_face, "true class", "eyes or the mouth", 3, "border", 0), true_on_face
+    assert "evidence for the right class as well" in true_on_face  # 3 on the face against 1 for the predicted
+    true_on_border = F.cam_face_findings(right + [dict(p, regions_true=on["border"]) for p in wrong], classes,
+                                         None, AREA)
+    assert "less evidence for the right class" in true_on_border, true_on_border
 
 
 def test_the_delivered_models_gap_is_set_against_part_c():

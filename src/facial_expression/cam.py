@@ -138,9 +138,11 @@ def cam_analysis(model, data: ImageSet, per_class: int = 2, max_batches: int | N
     # one GradCAM for both targets: the images twice, first for the predicted then for the true class
     cams = compute_cams(model, torch.cat([images, images]), [p["pred"] for p in picks] + [p["true"] for p in picks])
     cams_pred, cams_true = cams[:len(picks)], cams[len(picks):]
-    for p, cam in zip(picks, cams_pred):
+    for p, cam, cam_true in zip(picks, cams_pred, cams_true):
         p["path"] = data.paths[p["index"]]
         p["regions"] = region_shares(cam[None])  # where the map of the predicted class lies
+        if not p["correct"]:
+            p["regions_true"] = region_shares(cam_true[None])  # and that of the class it should have been
     return {"picks": picks, "images": images, "cams_pred": cams_pred, "cams_true": cams_true,
             "classes": list(data.classes)}
 

@@ -515,8 +515,8 @@ def cam_face_findings(picks: list[dict] | None, classes: list[str], metrics: dic
 def _faces_read_together(f: Fmt, picks: list[dict], area: dict) -> str:
     """The grids read as a whole: where the maps of the right and of the wrong faces lie. (How sure the wrong
     answers are says nothing here: the grids show the most confident ones by design.)"""
-    def where(faces):
-        kinds = [_where(f, p.get("regions"), area).split(" ")[0] for p in faces]
+    def where(faces, key="regions"):
+        kinds = [_where(f, p.get(key), area).split(" ")[0] for p in faces]
         face = sum(k in ("eyes", "mouth") for k in kinds)
         return face, kinds.count("border"), len(faces) - face - kinds.count("border")
 
@@ -530,6 +530,14 @@ def _faces_read_together(f: Fmt, picks: list[dict], area: dict) -> str:
     if wb / len(wrong) > rb / len(right):
         text += (" Among these faces the wrong answers lean on the border more often than the right ones: on the "
                  "outer ring of the crop rather than on the expression.")
+    if all("regions_true" in p for p in wrong):  # the third panel of each wrong face
+        tf, tb, _ = where(wrong, "regions_true")
+        text += (f" For the wrong faces the map of the true class stands out on the eyes or the mouth for {tf} and "
+                 f"on the border for {tb}" + (
+                     ": the faces hold evidence for the right class as well, and the network weighed it against the "
+                     "wrong one, which points to confusable expressions or doubtful labels more than to a shortcut."
+                     if tf >= wf else
+                     ": the network finds less evidence for the right class on the face than for its wrong answer."))
     return text
 
 
