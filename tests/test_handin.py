@@ -74,7 +74,8 @@ def test_a_notebook_of_other_data_or_another_results_folder_is_refused(results, 
     assert notebook_data_problem(nb, results, Allow(other_data=True)) is None
     trial = _notebook(tmp_path / "P5_a_preprocessing.ipynb", {"dataset": OTHER_FP, "results": {"id": "trial9",
                                                                                                "name": "trial"}})
-    assert "ran into another results folder (trial/" in notebook_data_problem(trial, results)
+    said = notebook_data_problem(trial, results)
+    assert "ran into another results folder (trial/" in said and f"handed in ({results}, id" in said, said
     assert "records no data fingerprint" in notebook_data_problem(_notebook(tmp_path / "P5_d_cam.ipynb", None),
                                                                   results)
 

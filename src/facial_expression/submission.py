@@ -183,8 +183,8 @@ def notebook_data_problem(path: Path, results: Path, allow: Allow = Allow()) -> 
     if ran_into and here and ran_into not in here:
         name = record["results"].get("name")
         return (f"{path.name} ran into another results folder ({f'{name}/, ' if name else ''}id {ran_into}) than "
-                f"{results.name}/ (id {', '.join(here)}), e.g. a trial run: hand in the notebooks of the run whose "
-                "results these are (or --allow-other-data)")
+                f"the one being handed in ({results}, id {', '.join(here)}): they come from different runs (a trial "
+                "run, or another download); hand in the notebooks and the results of one run (or --allow-other-data)")
     return None
 
 
