@@ -226,6 +226,11 @@ def trained_model(cfg: TrainConfig, what: str = "the model", progress: bool = Tr
     return model, ckpt
 
 
+def trained_fields(metrics: dict) -> dict:
+    """What a model card takes from a finished run's metrics.json: its headline metrics and epochs."""
+    return {**{k: round(metrics[k], 4) for k in HEADLINE}, "epochs_run": metrics.get("epochs_run")}
+
+
 def model_cards(runs: list[tuple], cache: str | Path, smoke: bool = False) -> list[dict]:
     """Cards of saved runs (out_dir, name, architecture or None): parameters, size on disk, validation metrics, and
     latencies timed together through `cache` (`timed`; a few passes for a smoke run, or any with `smoke`). A run not
@@ -252,8 +257,7 @@ def model_cards(runs: list[tuple], cache: str | Path, smoke: bool = False) -> li
                      "fp32_size_MB": round(params["total"] * 4 / 2**20, 1), "cpu_latency_ms": None,
                      **({"gpu_latency_ms": None} if torch.cuda.is_available() else {})})  # measured below
         if trained:
-            card.update({k: round(m[k], 4) for k in HEADLINE})
-            card["epochs_run"] = m.get("epochs_run")
+            card.update(trained_fields(m))
         else:
             card.update({k: "not run" for k in HEADLINE})
         models[i] = (model, model.input_size)

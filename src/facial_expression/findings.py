@@ -447,7 +447,7 @@ def cam_findings(regions: dict | None, fmt: str = "md", tol: float = REGION_TOL)
     mouth = {c: v for c, v in regions.get("mouth_band", {}).items() if c not in ("all", SE, AREA)}
     low = [c for c in sorted(mouth, key=mouth.get)[:2] if mouth[c] < regions["mouth_band"].get(AREA, 0) - tol]
     if low:  # the classes read least from the mouth, as a person would read them
-        out.append(f"By class, {join([f.code(c) for c in low])} put the least on the mouth band "
+        out.append(f"By class, {f.codes(low)} put the least on the mouth band "
                    f"({join([f.pct(mouth[c]) for c in low])}, below its {f.pct(regions['mouth_band'][AREA])} share "
                    f"of the area): the network tells {'this class' if len(low) == 1 else 'these classes'} apart "
                    f"with little weight on the mouth.")
@@ -701,10 +701,10 @@ def passed_changes(t, min_gain: float = MIN_GAIN, baseline: str = "plain") -> li
 
 
 def map_change_findings(shortcuts: dict | None, fp: dict | None = None, area: dict | None = None, fmt: str = "md",
-                        tol: float = REGION_TOL, model: str = "delivered") -> str:
-    """How the maps (and photo-style pull) of `model` (its key in `shortcuts`) differ from those of part (c)'s model
-    (shortcuts.json's "plain": `SplitMaps.compare` sets the delivered model against P5_c's)."""
-    f = Fmt(fmt)
+                        tol: float = REGION_TOL) -> str:
+    """How the maps (and photo-style pull) of the delivered model differ from those of part (c)'s model (the keys
+    "delivered" and "plain" of shortcuts.json: `SplitMaps.compare` sets the delivered model against P5_c's)."""
+    f, model = Fmt(fmt), "delivered"
     if not shortcuts or "plain" not in shortcuts or model not in shortcuts:
         return f"The maps of the {model} model have not been measured yet ({f.code('P5_d')}, after the ablation)."
     p, i = shortcuts["plain"], shortcuts[model]
@@ -859,6 +859,13 @@ def gpu_findings(bench: dict, fmt: str = "md") -> str:
     return text
 
 
+def delivered_name(metrics: dict, fmt: str = "md") -> str:
+    """The delivered model's source (its metrics.json's delivered_from): 'row, seed N, with its EMA weights'."""
+    src = metrics["delivered_from"]
+    row, _, seed = src["run"].rsplit("/", 1)[-1].rpartition("_seed")
+    return f"{_row(Fmt(fmt), row)}, seed {seed}, with its {src['variant']} weights"
+
+
 def delivery_findings(study, fmt: str = "md") -> str:
     """The model that part (d)'s second study delivers (`study.SecondStudy.deliver`): its source, validation accuracy
     and the paper's budget, with the latency measured in the same call as the plain model's."""
@@ -866,15 +873,14 @@ def delivery_findings(study, fmt: str = "md") -> str:
     where = "" if f.tex else f" in {f.code(folder)}"
     if m is None:
         return f"No model is delivered yet: it is written{where} once the study's final comparison exists."
-    b, src = m["budget"], m["delivered_from"]
-    side, x, run = b["input_size"], f.times(), src["run"].rsplit("/", 1)[-1]
-    row, _, seed = run.rpartition("_seed")
+    b = m["budget"]
+    side, x = b["input_size"], f.times()
     within = lambda ok: "within" if ok else "above"  # noqa: E731
     same = abs(b["latency_ratio"] - 1) < 0.1  # the plain network's architecture: its speed is the plain one's
     speed = ("" if same and f.tex else
              f" and a CPU latency of {b['latency_ratio']:.2f}{x} the plain model's, both timed together "
              f"({within(b['latency_ratio'] <= b['max_latency_ratio'])} the limit of {b['max_latency_ratio']:g}{x})")
-    return (f"The delivered model is {_row(f, row)}, seed {seed}, with its {src['variant']} weights, saved"
+    return (f"The delivered model is {delivered_name(m, fmt)}, saved"
             f"{where}: {f.pct(m['accuracy'])} validation accuracy with {b['parameters'] / 1e6:.2f}M parameters at "
             f"{f.size(f'{side}x{side}')} ({within(b['parameters'] <= b['max_parameters'])} the "
             f"paper's {b['max_parameters'] / 1e6:g}M){speed}." + ("" if f.tex else

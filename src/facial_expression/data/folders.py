@@ -164,14 +164,12 @@ def _csv_refusal(root: Path, csv_path: Path) -> DataError:
         reader = csv.reader(f)
         header = next(reader, [])
         first = next(reader, [])
-    lower = [h.strip().lower() for h in header]
-    path_col = next((h for h, low in zip(header, lower) if low in ("pth", "path", "file", "filename", "file_name",
-                                                                    "image", "img", "image_path", "subdirectory")),
-                    None)
-    label_col = next((h for h, low in zip(header, lower) if low in ("label", "labels", "class", "expression",
-                                                                     "emotion", "category")), None)
-    split_col = next((h for h, low in zip(header, lower) if low in ("split", "set", "subset", "usage", "partition",
-                                                                     "fold")), None)
+    def column(*names: str) -> str | None:  # the first header that is one of `names`, in any case
+        return next((h for h in header if h.strip().lower() in names), None)
+
+    path_col = column("pth", "path", "file", "filename", "file_name", "image", "img", "image_path", "subdirectory")
+    label_col = column("label", "labels", "class", "expression", "emotion", "category")
+    split_col = column("split", "set", "subset", "usage", "partition", "fold")
     base = csv_path.parent
     if path_col and first and len(first) == len(header):
         # the image paths may be relative to the CSV's folder or to one of its sub-folders
